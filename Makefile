@@ -1,0 +1,45 @@
+# Kiln developer entry points. `make test` and `make demo` each set up everything from nothing.
+PYTHON_311 ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint unit blender demo zip bench clean
+
+venv: $(STAMP)
+
+# The stamp depends on the pinned requirements, so a second run is a no-op and an edit reinstalls.
+$(STAMP): requirements-dev.txt
+	@command -v $(PYTHON_311) >/dev/null 2>&1 || { \
+	  echo "error: CPython 3.11 ('$(PYTHON_311)') is required: bpy 5.0.1 is built only for 3.11." >&2; \
+	  echo "       Install it (e.g. 'apt install python3.11' or pyenv) or run 'make PYTHON_311=/path/to/python3.11'." >&2; \
+	  exit 1; }
+	@$(PYTHON_311) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { \
+	  echo "error: '$(PYTHON_311)' is not CPython 3.11." >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON_311) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+blender: venv
+	$(PY) -m pytest tests/blender
+
+test: lint unit blender
+
+demo: venv
+	$(PY) scripts/demo.py
+
+zip: venv
+	$(PY) scripts/build_zip.py --output-dir dist
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

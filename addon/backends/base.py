@@ -1,0 +1,141 @@
+"""The Backend interface: how a JobSpec becomes a result file, for any provider.
+
+A backend is used only from worker threads. It never touches `bpy`, and it reports failure through
+`BackendError`, whose flags tell the scheduler what it may safely do next.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..jobs import JobSpec
+
+
+class TaskStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do; the scheduler and UI adapt to it instead of asking by name."""
+
+    push: bool = False
+    """Status arrives by push (SSE, WebSocket): `watch` blocks until something happens."""
+    batch_status: bool = False
+    """One request returns the status of many tasks."""
+    cancel: bool = False
+    refine: bool = False
+    reconcile: bool = False
+    """`find_submitted` can tell whether an interrupted create reached the provider."""
+    needs_network: bool = True
+    needs_key: bool = True
+    concurrency: Mapping[str, int] = field(default_factory=lambda: {"default": 1})
+    """Tasks in flight (queued + running) the provider allows per task group."""
+    typical_latency_s: Mapping[str, float] = field(default_factory=lambda: {"draft": 30.0, "production": 120.0})
+    """Prior for ETAs until Kiln has observed this backend."""
+
+
+@dataclass
+class TaskUpdate:
+    task_id: str
+    status: TaskStatus
+    progress: float = 0.0
+    credits: float = 0.0
+    error_code: str = ""
+    error_message: str = ""
+
+
+class BackendError(Exception):
+    """A provider or transport failure.
+
+    `retryable` says a later identical request may succeed. `nothing_created` says the provider
+    guarantees this create request left nothing behind and charged nothing: only then may a create be
+    sent again (DESIGN invariant 3).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        nothing_created: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.nothing_created = nothing_created
+        self.retry_after_s = retry_after_s
+
+
+class ConcurrencyRefused(BackendError):
+    """The provider is at its concurrency limit; nothing was created or charged."""
+
+    def __init__(self, message: str = "provider concurrency limit reached", retry_after_s: float | None = None):
+        super().__init__(
+            "concurrency_limit", message, retryable=True, nothing_created=True, retry_after_s=retry_after_s
+        )
+
+
+class Backend(abc.ABC):
+    """A generation provider. Instances are shared by worker threads and must be thread-safe."""
+
+    name: str = ""
+    capabilities: Capabilities = Capabilities()
+
+    def concurrency_group(self, spec: JobSpec) -> str:
+        """The provider's concurrency bucket this spec counts against."""
+        return next(iter(self.capabilities.concurrency))
+
+    @abc.abstractmethod
+    def estimate_credits(self, spec: JobSpec) -> float:
+        """Credits this spec will cost if it succeeds (failed tasks are refunded by providers)."""
+
+    @abc.abstractmethod
+    def submit(self, spec: JobSpec, client_ref: str) -> str:
+        """Create the remote task and return its id. `client_ref` is Kiln's job id."""
+
+    @abc.abstractmethod
+    def watch(self, task_ids: Sequence[str], timeout_s: float) -> list[TaskUpdate]:
+        """Report on these tasks, returning within about `timeout_s`.
+
+        Push backends block until an event; poll backends pace themselves (adaptive or batched
+        polling) and return what one round learnt. Tasks not mentioned are unchanged.
+        """
+
+    @abc.abstractmethod
+    def download(self, task_id: str, dest_dir: Path) -> dict[str, str]:
+        """Fetch a succeeded task's files into `dest_dir`; returns role → path ("model", "preview")."""
+
+    def cancel(self, task_id: str) -> None:
+        raise BackendError("cancel_unsupported", f"{self.name} cannot cancel a task once it has started")
+
+    def balance(self) -> float | None:
+        """Credits left on the account, or None when the provider has no such notion."""
+        return None
+
+    def find_submitted(self, client_ref: str) -> str | None:
+        """After a crash mid-create: the task created for `client_ref`, if the provider can tell."""
+        return None
+
+    def describe(self, spec: JobSpec) -> dict[str, Any]:
+        """Extra metadata for the imported asset (model version, matched archetype …)."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing to release
+        """Release connections and threads."""
