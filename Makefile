@@ -33,13 +33,13 @@ blender: venv
 test: lint unit blender
 
 demo: venv
-	$(PY) scripts/demo.py
+	$(PY) scripts/dev/demo.py
 
 zip: venv
-	$(PY) scripts/build_zip.py --output-dir dist
+	$(PY) scripts/dev/build_zip.py --output-dir dist
 
 bench: venv
-	$(PY) bench/run_all.py
+	$(PY) bench/engine_bench.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

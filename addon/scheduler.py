@@ -569,6 +569,7 @@ class Scheduler:
         while True:
             try:
                 files = backend.download(job.task_id, dest)
+                metadata, warnings = backend.task_metadata(job.task_id)
                 break
             except BackendError as exc:
                 if exc.retryable and attempt < self.config.max_read_retries and not self._stop.is_set():
@@ -584,6 +585,8 @@ class Scheduler:
                 return
         with self._lock:
             job.files = files
+            job.metadata.update(metadata)
+            job.warnings.extend(w for w in warnings if w not in job.warnings)
             if job.cancel_requested:
                 job.move_to(JobState.CANCELLED)
                 job.note = "cancelled after download; files kept in the cache"

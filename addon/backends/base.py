@@ -122,6 +122,10 @@ class Backend(abc.ABC):
     def download(self, task_id: str, dest_dir: Path) -> dict[str, str]:
         """Fetch a succeeded task's files into `dest_dir`; returns role → path ("model", "preview")."""
 
+    def task_metadata(self, task_id: str) -> tuple[dict[str, Any], list[str]]:
+        """After download: what the provider said about this result (metadata, warnings for the artist)."""
+        return {}, []
+
     def cancel(self, task_id: str) -> None:
         raise BackendError("cancel_unsupported", f"{self.name} cannot cancel a task once it has started")
 

@@ -1,0 +1,185 @@
+"""Closed primitives for procedural blockouts, in Blender's axes (Z up).
+
+Every primitive is a closed surface wound counter-clockwise seen from outside. Vertices are split
+only where normals or UVs must differ; positions still coincide, so an importer that merges by
+position (Blender's glTF importer with `merge_vertices`) rebuilds a manifold shell.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .glb import FloatArray, IndexArray, MeshPart
+
+
+@dataclass
+class Shape:
+    positions: FloatArray
+    normals: FloatArray
+    uvs: FloatArray
+    indices: IndexArray
+
+    def moved(self, offset: tuple[float, float, float]) -> Shape:
+        return Shape(self.positions + np.asarray(offset, np.float32), self.normals, self.uvs, self.indices)
+
+    def scaled(self, factors: tuple[float, float, float]) -> Shape:
+        scale = np.asarray(factors, np.float32)
+        normals = self.normals / scale
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-9)
+        return Shape(self.positions * scale, normals.astype(np.float32), self.uvs, self.indices)
+
+    def rotated(self, axis: str, angle: float) -> Shape:
+        c, s = math.cos(angle), math.sin(angle)
+        matrices = {
+            "x": [[1, 0, 0], [0, c, -s], [0, s, c]],
+            "y": [[c, 0, s], [0, 1, 0], [-s, 0, c]],
+            "z": [[c, -s, 0], [s, c, 0], [0, 0, 1]],
+        }
+        rot = np.asarray(matrices[axis], np.float32)
+        return Shape(self.positions @ rot.T, self.normals @ rot.T, self.uvs, self.indices)
+
+
+@dataclass
+class PartBuilder:
+    """Collects shapes per material into MeshParts."""
+
+    shapes: dict[int, list[Shape]] = field(default_factory=dict)
+
+    def add(self, shape: Shape, material: int = 0) -> None:
+        self.shapes.setdefault(material, []).append(shape)
+
+    def parts(self) -> list[MeshPart]:
+        result = []
+        for material, shapes in sorted(self.shapes.items()):
+            offsets = np.cumsum([0] + [len(s.positions) for s in shapes[:-1]])
+            result.append(MeshPart(
+                positions=np.concatenate([s.positions for s in shapes]),
+                normals=np.concatenate([s.normals for s in shapes]),
+                uvs=np.concatenate([s.uvs for s in shapes]),
+                indices=np.concatenate([s.indices + off for s, off in zip(shapes, offsets, strict=True)]),
+                material=material,
+            ))
+        return result
+
+
+def box(size: tuple[float, float, float], center: tuple[float, float, float] = (0, 0, 0)) -> Shape:
+    """An axis-aligned box with flat normals."""
+    hx, hy, hz = (s / 2 for s in size)
+    faces = [  # normal, then four corners counter-clockwise seen from outside
+        ((1, 0, 0), [(hx, -hy, -hz), (hx, hy, -hz), (hx, hy, hz), (hx, -hy, hz)]),
+        ((-1, 0, 0), [(-hx, hy, -hz), (-hx, -hy, -hz), (-hx, -hy, hz), (-hx, hy, hz)]),
+        ((0, 1, 0), [(hx, hy, -hz), (-hx, hy, -hz), (-hx, hy, hz), (hx, hy, hz)]),
+        ((0, -1, 0), [(-hx, -hy, -hz), (hx, -hy, -hz), (hx, -hy, hz), (-hx, -hy, hz)]),
+        ((0, 0, 1), [(-hx, -hy, hz), (hx, -hy, hz), (hx, hy, hz), (-hx, hy, hz)]),
+        ((0, 0, -1), [(-hx, hy, -hz), (hx, hy, -hz), (hx, -hy, -hz), (-hx, -hy, -hz)]),
+    ]
+    positions = np.array([corner for _, corners in faces for corner in corners], np.float32)
+    normals = np.array([normal for normal, _ in faces for _ in range(4)], np.float32)
+    uvs = np.tile(np.array([(0, 0), (1, 0), (1, 1), (0, 1)], np.float32), (6, 1))
+    quads = np.arange(24, dtype=np.uint32).reshape(6, 4)
+    indices = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    return Shape(positions + np.asarray(center, np.float32), normals, uvs, indices)
+
+
+def lathe(profile: list[tuple[float, float]], segments: int = 16) -> Shape:
+    """A surface of revolution around Z from (radius, z) points listed bottom to top.
+
+    The first and last points should have radius 0 (closed poles); the caps are then part of the
+    profile, so the result is closed. Normals are smooth around, per-segment along the profile.
+    """
+    radii = np.array([p[0] for p in profile], np.float32)
+    heights = np.array([p[1] for p in profile], np.float32)
+    rings = len(profile)
+    angles = np.linspace(0.0, 2 * math.pi, segments + 1, dtype=np.float32)  # seam column repeated for UVs
+    cos, sin = np.cos(angles), np.sin(angles)
+    positions = np.stack([
+        (radii[:, None] * cos[None, :]).ravel(),
+        (radii[:, None] * sin[None, :]).ravel(),
+        np.repeat(heights, segments + 1),
+    ], axis=1).astype(np.float32)
+    # Profile normal: perpendicular to the profile's tangent in the (r, z) plane.
+    dr = np.gradient(radii)
+    dz = np.gradient(heights)
+    length = np.hypot(dr, dz).clip(1e-9)
+    nr, nz = dz / length, -dr / length
+    normals = np.stack([
+        (nr[:, None] * cos[None, :]).ravel(),
+        (nr[:, None] * sin[None, :]).ravel(),
+        np.repeat(nz, segments + 1),
+    ], axis=1).astype(np.float32)
+    along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(radii), np.diff(heights)))])
+    along = along / max(float(along[-1]), 1e-9)
+    uvs = np.stack([
+        np.tile(angles / (2 * math.pi), rings),
+        np.repeat(along, segments + 1),
+    ], axis=1).astype(np.float32)
+    tris = []
+    width = segments + 1
+    for ring in range(rings - 1):
+        for seg in range(segments):
+            a = ring * width + seg
+            b = a + 1
+            c = a + width
+            d = c + 1
+            if radii[ring] > 1e-7:
+                tris.append((a, b, d))
+            if radii[ring + 1] > 1e-7:
+                tris.append((a, d, c))
+    return Shape(positions, normals, uvs, np.array(tris, np.uint32))
+
+
+def cylinder(radius: float, height: float, segments: int = 16, top_radius: float | None = None) -> Shape:
+    """A capped cylinder (or frustum, or cone when top_radius is 0) standing on z=0."""
+    top = radius if top_radius is None else top_radius
+    profile = [(0.0, 0.0), (radius, 0.0), (radius, 0.0), (top, height)]
+    if top > 1e-7:
+        profile += [(top, height), (0.0, height)]
+    return _hard_lathe(profile, segments)
+
+
+def _hard_lathe(profile: list[tuple[float, float]], segments: int) -> Shape:
+    """A lathe with hard edges where a profile point is repeated (cap rims): each span gets its
+    own vertices and flat profile normal, so caps shade flat."""
+    spans = []
+    start = 0
+    for i in range(1, len(profile)):
+        if profile[i] == profile[i - 1]:
+            spans.append(profile[start:i])
+            start = i
+    spans.append(profile[start:])
+    shapes = [_span(span, segments) for span in spans if len(span) >= 2]
+    offsets = np.cumsum([0] + [len(s.positions) for s in shapes[:-1]])
+    return Shape(
+        np.concatenate([s.positions for s in shapes]),
+        np.concatenate([s.normals for s in shapes]),
+        np.concatenate([s.uvs for s in shapes]),
+        np.concatenate([s.indices + off for s, off in zip(shapes, offsets, strict=True)]).astype(np.uint32),
+    )
+
+
+def _span(points: list[tuple[float, float]], segments: int) -> Shape:
+    shape = lathe(points, segments)
+    if len(points) == 2:  # a straight span: one flat profile normal for both rings
+        (r0, z0), (r1, z1) = points
+        length = max(math.hypot(r1 - r0, z1 - z0), 1e-9)
+        nr, nz = (z1 - z0) / length, -(r1 - r0) / length
+        angles = np.linspace(0.0, 2 * math.pi, segments + 1, dtype=np.float32)
+        ring = np.stack([nr * np.cos(angles), nr * np.sin(angles), np.full_like(angles, nz)], axis=1)
+        shape.normals = np.concatenate([ring, ring]).astype(np.float32)
+    return shape
+
+
+def sphere(radius: float = 1.0, rings: int = 10, segments: int = 16) -> Shape:
+    """A UV sphere centred at the origin."""
+    thetas = np.linspace(0.0, math.pi, rings + 1)
+    profile = [(float(radius * math.sin(t)), float(-radius * math.cos(t))) for t in thetas]
+    profile[0] = (0.0, -radius)
+    profile[-1] = (0.0, radius)
+    shape = lathe(profile, segments)
+    shape.normals = (shape.positions / np.linalg.norm(shape.positions, axis=1, keepdims=True).clip(1e-9)).astype(
+        np.float32
+    )
+    return shape

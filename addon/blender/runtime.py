@@ -1,0 +1,178 @@
+"""The runtime: the add-on's one Scheduler, and the pump that moves its results into the scene.
+
+`pump(budget_ms)` is the only code that brings results into Blender. In the UI a persistent
+`bpy.app.timers` timer calls it; in background mode and in the `bpy` module timers never fire, so
+scripts and tests call `run_until_done()`, which pumps in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+
+from ..backends import create_backend
+from ..backends.base import Backend
+from ..jobs import Job
+from ..journal import Journal
+from ..scheduler import Scheduler, SchedulerConfig
+
+_log = logging.getLogger(__name__)
+
+PUMP_BUDGET_MS = 20.0
+TIMER_INTERVAL_S = 0.1
+IDLE_TIMER_INTERVAL_S = 0.5
+
+ApplyResult = Callable[[Job], None]
+
+
+@dataclass
+class _Runtime:
+    scheduler: Scheduler
+    apply: ApplyResult
+    package: str
+    redrawn_version: int = -1
+    pump_max_ms: float = 0.0
+
+
+_runtime: _Runtime | None = None
+
+
+def user_folder(package: str, name: str) -> Path:
+    """A writable folder in the extension's user directory (kept outside the .blend and the add-on)."""
+    try:
+        return Path(bpy.utils.extension_path_user(package, path=name, create=True))
+    except ValueError:
+        # Loaded as a plain module (not an installed extension): use a private temp folder.
+        folder = Path(tempfile.gettempdir()) / "kiln" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def start(
+    package: str,
+    *,
+    backends: list[Backend] | None = None,
+    config: SchedulerConfig | None = None,
+    apply: ApplyResult | None = None,
+    journal_dir: Path | None = None,
+) -> Scheduler:
+    """Create and start the scheduler (recovering from the journal). Idempotent: stops any previous one."""
+    global _runtime
+    stop()
+    journal_folder = journal_dir or user_folder(package, "journal")
+    cache = user_folder(package, "results") if journal_dir is None else journal_dir / "results"
+    if backends is None:
+        backends = [create_backend("local", scratch_dir=cache / "local_scratch")]
+    if apply is None:
+        from .importer import import_result
+
+        apply = import_result
+    scheduler = Scheduler(backends, journal=Journal(journal_folder), cache_dir=cache, config=config)
+    scheduler.start()
+    _runtime = _Runtime(scheduler, apply, package)
+    return scheduler
+
+
+def stop(timeout_s: float = 3.0) -> None:
+    """Stop threads; what was running stays in the journal and is reattached on the next start."""
+    global _runtime
+    if _runtime is not None:
+        runtime, _runtime = _runtime, None
+        runtime.scheduler.shutdown(timeout_s)
+
+
+def scheduler() -> Scheduler:
+    if _runtime is None:
+        raise RuntimeError("Kiln is not running: enable the add-on first")
+    return _runtime.scheduler
+
+
+def is_running() -> bool:
+    return _runtime is not None
+
+
+def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
+    """Main thread only: apply ready results until the time budget is spent; returns how many.
+
+    At least one result is applied per call, so a slow import still makes progress; the rest wait
+    for the next call, which keeps the UI responsive while 200 results arrive.
+    """
+    if _runtime is None:
+        return 0
+    runtime = _runtime
+    started = time.perf_counter()
+    deadline = started + budget_ms / 1000.0
+    applied = 0
+    while True:
+        job = runtime.scheduler.take_ready()
+        if job is None:
+            break
+        try:
+            runtime.apply(job)
+        except Exception as exc:
+            _log.warning("import of %s failed: %s", job.label, exc)
+            runtime.scheduler.mark_failed(job, getattr(exc, "code", "import_failed"), str(exc))
+        else:
+            runtime.scheduler.mark_imported(job)
+        applied += 1
+        if time.perf_counter() >= deadline:
+            break
+    if runtime.scheduler.version != runtime.redrawn_version:
+        runtime.redrawn_version = runtime.scheduler.version
+        _tag_redraw()
+    runtime.pump_max_ms = max(runtime.pump_max_ms, (time.perf_counter() - started) * 1000.0)
+    return applied
+
+
+def run_until_done(timeout: float | None = None, budget_ms: float = PUMP_BUDGET_MS) -> bool:
+    """Background mode: pump until every queued job has ended. Returns False on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    sched = scheduler()
+    while True:
+        pump(budget_ms)
+        if sched.is_idle():
+            return True
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+
+
+def _tag_redraw() -> None:
+    if bpy.app.background:
+        return
+    wm = getattr(bpy.context, "window_manager", None)
+    if wm is None:
+        return
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+def _timer() -> float | None:
+    if _runtime is None:
+        return None
+    try:
+        pump()
+    except Exception:
+        _log.exception("Kiln pump failed")
+    busy = _runtime is not None and _runtime.scheduler.has_waiting_work()
+    return TIMER_INTERVAL_S if busy else IDLE_TIMER_INTERVAL_S
+
+
+def register(package: str, config: SchedulerConfig | None = None) -> None:
+    start(package, config=config)
+    if not bpy.app.background and not bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.register(_timer, first_interval=TIMER_INTERVAL_S, persistent=True)
+
+
+def unregister() -> None:
+    if bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.unregister(_timer)
+    stop()

@@ -1,0 +1,15 @@
+"""Thin operators: validate input, build JobSpecs, hand them to the engine."""
+
+from . import generate
+
+_modules = (generate,)
+
+
+def register() -> None:
+    for module in _modules:
+        module.register()
+
+
+def unregister() -> None:
+    for module in reversed(_modules):
+        module.unregister()

@@ -1,0 +1,61 @@
+# mypy: disable-error-code="union-attr,attr-defined,override,arg-type"
+"""kiln.generate: a text prompt becomes job(s) in the current mode."""
+
+from __future__ import annotations
+
+import logging
+
+import bpy
+
+from ..addon.backends import AVAILABLE
+from ..addon.blender import runtime
+from ..addon.jobs import Mode
+from ..addon.modes import text_specs
+from ..addon.validation import InputError, check_network, clean_prompt
+
+_log = logging.getLogger(__name__)
+
+
+class KILN_OT_generate(bpy.types.Operator):
+    """Generate a 3D model from the prompt, in the current mode (Draft or Production)"""
+
+    bl_idname = "kiln.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER"}
+
+    prompt: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Prompt", description="Overrides the panel's prompt when set", options={"SKIP_SAVE"}
+    )
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if not runtime.is_running():
+            cls.poll_message_set("Kiln's engine is not running; re-enable the add-on")
+            return False
+        return context.scene is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = context.scene.kiln
+        info = next((b for b in AVAILABLE if b.name == settings.backend), None)
+        try:
+            prompt = clean_prompt(self.prompt or settings.prompt)
+            if info is None:
+                raise InputError(f"Backend '{settings.backend}' is not available")
+            check_network(info.label, info.needs_network, bpy.app.online_access)
+        except InputError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        mode = Mode.PRODUCTION if settings.mode == "PRODUCTION" else Mode.DRAFT
+        specs = text_specs(prompt, mode=mode, backend=info.name, options=settings.options, seed=settings.seed)
+        jobs = runtime.scheduler().add_many(specs)
+        failed = [j for j in jobs if j.error is not None]
+        if failed:
+            self.report({"ERROR"}, failed[0].error.message if failed[0].error else "could not queue")
+            return {"CANCELLED"}
+        noun = "job" if len(jobs) == 1 else "jobs"
+        self.report({"INFO"}, f"Kiln: queued {len(jobs)} {mode.value} {noun} for '{prompt}' on {info.label}")
+        return {"FINISHED"}
+
+
+classes = (KILN_OT_generate,)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,0 +1,54 @@
+"""Kiln loads as an installed extension, registers, unregisters and re-registers cleanly."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from types import ModuleType
+
+from conftest import ADDON_MODULE, disable_kiln, enable_kiln
+
+
+def kiln_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("kiln-") and t.is_alive()]
+
+
+KILN_CLASSES = ("KILN_PT_generate", "KILN_PT_queue", "KILN_OT_generate")
+
+
+def test_loaded_as_bl_ext_package_with_working_preferences(kiln: ModuleType) -> None:
+    import bpy
+
+    assert kiln.__name__ == ADDON_MODULE
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    assert prefs.draft_reserved_slots == 1
+    assert hasattr(bpy.ops.kiln, "generate")
+    assert all(hasattr(bpy.types, name) for name in KILN_CLASSES)
+    assert hasattr(bpy.types.Scene, "kiln")
+    user_folder = bpy.utils.extension_path_user(ADDON_MODULE, path="journal")
+    assert user_folder.endswith("journal")
+
+
+def test_unregister_leaves_nothing_and_reregister_works(kiln: ModuleType) -> None:
+    import bpy
+
+    runtime = sys.modules[f"{ADDON_MODULE}.addon.blender.runtime"]
+    disable_kiln()
+    try:
+        assert not any(hasattr(bpy.types, name) for name in KILN_CLASSES)
+        assert not hasattr(bpy.types.Scene, "kiln")
+        assert not runtime.is_running()
+        # Threads end promptly: disabling mid-batch must neither hang nor leave workers behind.
+        deadline = time.monotonic() + 3.0
+        while kiln_threads() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert kiln_threads() == []
+    finally:
+        enable_kiln()
+    assert all(hasattr(bpy.types, name) for name in KILN_CLASSES)
+    runtime = sys.modules[f"{ADDON_MODULE}.addon.blender.runtime"]
+    assert runtime.is_running()
+    bpy.ops.kiln.generate(prompt="wooden crate")
+    assert runtime.run_until_done(timeout=30)
+    assert "draft_wooden_crate_001" in bpy.data.objects

@@ -1,0 +1,15 @@
+"""Sidebar panels, scene settings and preferences."""
+
+from . import panels, preferences, props
+
+_modules = (preferences, props, panels)
+
+
+def register() -> None:
+    for module in _modules:
+        module.register()
+
+
+def unregister() -> None:
+    for module in reversed(_modules):
+        module.unregister()
