@@ -76,3 +76,11 @@ def kiln(bpy_module: ModuleType) -> Iterator[ModuleType]:
     """Kiln enabled, on an empty scene."""
     bpy_module.ops.wm.read_homefile(use_empty=True)
     yield sys.modules[ADDON_MODULE]
+
+
+@pytest.fixture
+def runtime(kiln: ModuleType) -> Iterator[ModuleType]:
+    """Kiln's runtime module; any engine a test starts is replaced by a fresh default one afterwards."""
+    name = f"{ADDON_MODULE}.addon.blender.runtime"
+    yield sys.modules[name]
+    sys.modules[name].start(ADDON_MODULE)  # looked up again: a test may have re-enabled the add-on
