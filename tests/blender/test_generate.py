@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from types import ModuleType
 
 import pytest
@@ -38,7 +39,7 @@ def test_options_give_distinct_seeds_and_drafts_sit_side_by_side(runtime: Module
     objects = drafts()
     assert len(objects) == 3
     assert len({o["kiln_seed"] for o in objects}) == 3
-    for left, right in zip(objects, objects[1:], strict=False):
+    for left, right in itertools.pairwise(objects):
         gap = (right.location.x - right.dimensions.x / 2) - (left.location.x + left.dimensions.x / 2)
         assert gap > 0.1, "drafts are placed beside each other, not on top"
 
