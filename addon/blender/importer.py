@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import bmesh
 import bpy
 
 from ..jobs import Job, Mode
@@ -89,6 +90,9 @@ def import_result(job: Job) -> None:
         _remove_new_objects(before)
         raise ImportFailed(f"{Path(model).name} contained nothing to import")
 
+    for obj in created:
+        if obj.type == "MESH":
+            weld_split_vertices(obj.data)
     collection = _collection(target_collection_name(job))
     for obj in created:
         for owner in list(obj.users_collection):
@@ -101,6 +105,23 @@ def import_result(job: Job) -> None:
         root[key] = value
     if job.spec.mode is Mode.DRAFT and not job.spec.batch:
         _place_beside_previous(root, collection)
+
+
+def weld_split_vertices(mesh: bpy.types.Mesh, distance: float = 1e-5) -> int:
+    """glTF must split a vertex wherever its normal or UV differs; Blender keeps those per face corner.
+    Welding coincident vertices back together restores closed, manifold shells (the importer's own
+    `merge_vertices` leaves vertices with different UVs apart). Returns the number removed."""
+    bm = bmesh.new()
+    try:
+        bm.from_mesh(mesh)
+        before = len(bm.verts)
+        bmesh.ops.remove_doubles(bm, verts=list(bm.verts), dist=distance)
+        removed = before - len(bm.verts)
+        bm.to_mesh(mesh)
+    finally:
+        bm.free()
+    mesh.update()
+    return removed
 
 
 def _place_beside_previous(obj: bpy.types.Object, collection: bpy.types.Collection) -> None:

@@ -39,17 +39,17 @@ class LocalResult:
 def generate_text(spec: JobSpec, out_dir: Path) -> LocalResult:
     """Build the blockout for a text spec and write it as `model.glb` in `out_dir`."""
     production = spec.mode is Mode.PRODUCTION
-    text_plan = text.plan(spec.prompt, spec.seed, production)
-    parts = text.build(text_plan, spec.seed).parts()
+    text_plan = text.plan(spec.prompt, production)
+    parts, materials = text.build(text_plan, spec.seed, production)
     matched = text_plan.archetype.name if text_plan.archetype else None
     warnings = []
     if matched is None:
-        nouns = "', '".join(text_plan.unknown_nouns) or spec.prompt
+        nouns = "', '".join(text_plan.unknown_words) or spec.prompt
         warnings.append(f"local engine does not know '{nouns}'; generic blockout used")
     metadata = {"matched": matched, "engine": "kiln-local-1", "seed": spec.seed}
     out_dir.mkdir(parents=True, exist_ok=True)
     model = out_dir / "model.glb"
-    size = write_glb(model, "blockout", parts, text_plan.materials, extras=metadata)
+    size = write_glb(model, "blockout", parts, materials, extras=metadata)
     metadata["triangles"] = int(sum(p.indices.shape[0] for p in parts))
     metadata["bytes"] = size
     return LocalResult({"model": str(model)}, metadata, warnings)

@@ -33,6 +33,7 @@ class Material:
     metallic: float = 0.0
     roughness: float = 0.8
     texture_png: bytes | None = None
+    emissive: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -106,7 +107,10 @@ def build_glb(
             images.append({"bufferView": buffer.add_view(material.texture_png), "mimeType": "image/png"})
             textures.append({"source": len(images) - 1, "sampler": 0})
             pbr["baseColorTexture"] = {"index": len(textures) - 1}
-        gltf_materials.append({"name": material.name, "pbrMetallicRoughness": pbr})
+        entry: dict[str, Any] = {"name": material.name, "pbrMetallicRoughness": pbr}
+        if any(material.emissive):
+            entry["emissiveFactor"] = [float(c) for c in material.emissive]
+        gltf_materials.append(entry)
 
     primitives = []
     for part in parts:

@@ -137,10 +137,10 @@ def cylinder(radius: float, height: float, segments: int = 16, top_radius: float
     profile = [(0.0, 0.0), (radius, 0.0), (radius, 0.0), (top, height)]
     if top > 1e-7:
         profile += [(top, height), (0.0, height)]
-    return _hard_lathe(profile, segments)
+    return hard_lathe(profile, segments)
 
 
-def _hard_lathe(profile: list[tuple[float, float]], segments: int) -> Shape:
+def hard_lathe(profile: list[tuple[float, float]], segments: int) -> Shape:
     """A lathe with hard edges where a profile point is repeated (cap rims): each span gets its
     own vertices and flat profile normal, so caps shade flat."""
     spans = []
@@ -183,3 +183,78 @@ def sphere(radius: float = 1.0, rings: int = 10, segments: int = 16) -> Shape:
         np.float32
     )
     return shape
+
+
+def triangulate_polygon(points: list[tuple[float, float]]) -> list[tuple[int, int, int]]:
+    """Ear clipping for a simple polygon given counter-clockwise; returns index triangles (CCW)."""
+    remaining = list(range(len(points)))
+    triangles: list[tuple[int, int, int]] = []
+
+    def cross(o: int, a: int, b: int) -> float:
+        (ox, oy), (ax, ay), (bx, by) = points[o], points[a], points[b]
+        return (ax - ox) * (by - oy) - (ay - oy) * (bx - ox)
+
+    def inside(p: int, a: int, b: int, c: int, strict: bool) -> bool:
+        if points[p] in (points[a], points[b], points[c]):
+            return False
+        edges = (cross(a, b, p), cross(b, c, p), cross(c, a, p))
+        return all(e > 0 for e in edges) if strict else all(e >= 0 for e in edges)
+
+    def find_ear(strict: bool) -> int | None:
+        for i in range(len(remaining)):
+            a, b, c = remaining[i - 1], remaining[i], remaining[(i + 1) % len(remaining)]
+            if cross(a, b, c) <= 1e-12:
+                continue  # reflex or degenerate corner: not an ear
+            if not any(inside(p, a, b, c, strict) for p in remaining if p not in (a, b, c)):
+                return i
+        return None
+
+    while len(remaining) > 3:
+        # Prefer ears with no vertex even on their border; accept touching ones only if needed.
+        ear = find_ear(strict=False)
+        if ear is None:
+            ear = find_ear(strict=True)
+        if ear is None:
+            raise ValueError("polygon is not simple or not counter-clockwise")
+        triangles.append((remaining[ear - 1], remaining[ear], remaining[(ear + 1) % len(remaining)]))
+        remaining.pop(ear)
+    triangles.append((remaining[0], remaining[1], remaining[2]))
+    return triangles
+
+
+def prism(outline: list[tuple[float, float]], depth: float) -> Shape:
+    """Extrude a simple polygon drawn in the XZ plane (counter-clockwise seen from -Y, the front)
+    along +Y by `depth`, centred on y=0. Flat-shaded, closed."""
+    count = len(outline)
+    front_y, back_y = -depth / 2, depth / 2
+    xs = np.array([p[0] for p in outline], np.float32)
+    zs = np.array([p[1] for p in outline], np.float32)
+    span_x = max(float(xs.max() - xs.min()), 1e-6)
+    span_z = max(float(zs.max() - zs.min()), 1e-6)
+    cap_uv = np.stack([(xs - xs.min()) / span_x, (zs - zs.min()) / span_z], axis=1)
+    tris = triangulate_polygon(outline)
+    positions = [np.stack([xs, np.full(count, front_y), zs], axis=1),
+                 np.stack([xs, np.full(count, back_y), zs], axis=1)]
+    normals = [np.tile([0.0, -1.0, 0.0], (count, 1)), np.tile([0.0, 1.0, 0.0], (count, 1))]
+    uvs = [cap_uv, cap_uv]
+    # Seen from -Y, (x, z) counter-clockwise is counter-clockwise on the front cap: keep the order there,
+    # reverse it on the back cap, which is seen from +Y.
+    indices = [np.array(tris), np.array([(a, c, b) for a, b, c in tris]) + count]
+    offset = 2 * count
+    for i in range(count):
+        j = (i + 1) % count
+        (x0, z0), (x1, z1) = outline[i], outline[j]
+        edge = np.array([x1 - x0, z1 - z0])
+        length = float(np.hypot(*edge)) or 1e-9
+        normal = (edge[1] / length, 0.0, -edge[0] / length)  # outward for a CCW outline
+        positions.append(np.array([(x0, front_y, z0), (x1, front_y, z1), (x1, back_y, z1), (x0, back_y, z0)]))
+        normals.append(np.tile(normal, (4, 1)))
+        uvs.append(np.array([(0, 0), (length, 0), (length, 1), (0, 1)]))
+        indices.append(np.array([(offset, offset + 2, offset + 1), (offset, offset + 3, offset + 2)]))
+        offset += 4
+    return Shape(
+        np.concatenate(positions).astype(np.float32),
+        np.concatenate(normals).astype(np.float32),
+        np.concatenate(uvs).astype(np.float32),
+        np.concatenate(indices).astype(np.uint32),
+    )
