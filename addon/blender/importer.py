@@ -91,7 +91,7 @@ def import_result(job: Job) -> None:
         raise ImportFailed(f"{Path(model).name} contained nothing to import")
 
     for obj in created:
-        if obj.type == "MESH":
+        if isinstance(obj.data, bpy.types.Mesh):
             weld_split_vertices(obj.data)
     collection = _collection(target_collection_name(job))
     for obj in created:
