@@ -4,9 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint unit blender demo zip bench clean
+NODE_TOOLS := tests/tools/node_modules/.installed
+
+.PHONY: venv tools test lint unit blender demo zip bench clean
 
 venv: $(STAMP)
+
+# The Khronos glTF-Validator (npm) that the tests run on every GLB Kiln writes.
+tools: $(NODE_TOOLS)
+
+$(NODE_TOOLS): tests/tools/package.json tests/tools/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "error: npm (Node.js) is required by the tests, for the Khronos glTF-Validator." >&2; exit 1; }
+	cd tests/tools && npm ci --silent --no-audit --no-fund
+	@touch $(NODE_TOOLS)
 
 # The stamp depends on the pinned requirements, so a second run is a no-op and an edit reinstalls.
 $(STAMP): requirements-dev.txt
@@ -24,10 +35,10 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-unit: venv
+unit: venv tools
 	$(PY) -m pytest tests/unit
 
-blender: venv
+blender: venv tools
 	$(PY) -m pytest tests/blender
 
 test: lint unit blender
@@ -42,4 +53,4 @@ bench: venv
 	$(PY) bench/engine_bench.py
 
 clean:
-	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache tests/tools/node_modules

@@ -24,7 +24,7 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="kiln-blender-tests-"))
 os.environ["BLENDER_USER_RESOURCES"] = str(_SESSION_DIR / "user")
 # The engine and the tests log through `logging`; keep Blender's own noise down.
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path[:0] = [str(Path(__file__).parent), str(REPO / "tests/tools")]
 
 
 def _extension_repo() -> Path:
