@@ -91,7 +91,7 @@ def test_material_words_set_pbr_colour_and_metalness(tmp_path: Path) -> None:
     path, _, _ = make(tmp_path, "golden sword")
     materials = {m["name"]: m["pbrMetallicRoughness"] for m in read_glb_json(path)["materials"]}
     assert materials["golden"]["metallicFactor"] == 1.0
-    red, green, blue, _ = materials["golden"]["baseColorFactor"]
+    red, _green, blue, _alpha = materials["golden"]["baseColorFactor"]
     assert red > blue + 0.4, "gold is warm"
 
 
