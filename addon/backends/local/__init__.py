@@ -19,14 +19,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from ...jobs import JobKind, JobSpec, Mode
 from ..base import Backend, BackendError, Capabilities, TaskStatus, TaskUpdate
 from . import text
-from .glb import write_glb
+from .glb import Material, MeshPart, write_glb
+from .hull import VIEWS, carve, surface
+from .inflate import inflate
+from .png import encode_png
+from .preview import render_preview
+from .silhouette import NoSubject, Silhouette, extract, resample_area, work_shape
+
+ENGINE_VERSION = "kiln-local-1"
 
 _log = logging.getLogger(__name__)
 
-SUPPORTED_KINDS = (JobKind.TEXT,)
+SUPPORTED_KINDS = (JobKind.TEXT, JobKind.IMAGE, JobKind.MULTIVIEW)
+PREPARED_IMAGES = "prepared_images"
+"""Spec parameter: RGBA `.npy` arrays Kiln prepared from the artist's images on the main thread
+(Blender reads every image format there); the engine reads only these, never the originals."""
+VIEWS_PARAM = "views"
+
+# Draft favours latency, Production detail: grid cells across the subject, voxels up its height,
+# texture and preview sizes.
+GRID = {Mode.DRAFT: 48, Mode.PRODUCTION: 160}
+HULL_RESOLUTION = {Mode.DRAFT: 48, Mode.PRODUCTION: 112}
+TEXTURE_SIZE = {Mode.DRAFT: 512, Mode.PRODUCTION: 1024}
+PREVIEW_SIZE = {Mode.DRAFT: 128, Mode.PRODUCTION: 256}
 
 
 @dataclass
@@ -36,8 +57,35 @@ class LocalResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def generate(spec: JobSpec, out_dir: Path) -> LocalResult:
+    """Run the engine for one spec and write `model.glb` and `preview.png` into `out_dir`."""
+    if spec.kind is JobKind.TEXT:
+        return generate_text(spec, out_dir)
+    images = [np.load(path) for path in spec.params_dict.get(PREPARED_IMAGES, ())]
+    if not images:
+        raise BackendError("unsupported_input", "no prepared image: load images through Kiln so they can be read")
+    if spec.kind is JobKind.IMAGE:
+        return generate_image(spec, images[0], out_dir)
+    views = list(spec.params_dict.get(VIEWS_PARAM, VIEWS[: len(images)]))
+    return generate_multiview(spec, dict(zip(views, images, strict=True)), out_dir)
+
+
+def _write(out_dir: Path, name: str, parts: list[MeshPart], materials: list[Material], metadata: dict[str, Any],
+           mode: Mode, textures: dict[int, npt.NDArray[np.uint8]] | None = None, seed: int = 0) -> dict[str, str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = out_dir / "model.glb"
+    metadata["triangles"] = int(sum(p.indices.size // 3 for p in parts))
+    metadata["bytes"] = write_glb(model, name, parts, materials, extras=dict(metadata))
+    preview = out_dir / "preview.png"
+    pixels = render_preview(parts, materials, textures, size=PREVIEW_SIZE[mode], seed=seed)
+    tmp = preview.with_suffix(".png.part")
+    tmp.write_bytes(encode_png(pixels))
+    tmp.replace(preview)
+    return {"model": str(model), "preview": str(preview)}
+
+
 def generate_text(spec: JobSpec, out_dir: Path) -> LocalResult:
-    """Build the blockout for a text spec and write it as `model.glb` in `out_dir`."""
+    """Build the blockout for a text spec."""
     production = spec.mode is Mode.PRODUCTION
     text_plan = text.plan(spec.prompt, production)
     parts, materials = text.build(text_plan, spec.seed, production)
@@ -46,13 +94,81 @@ def generate_text(spec: JobSpec, out_dir: Path) -> LocalResult:
     if matched is None:
         nouns = "', '".join(text_plan.unknown_words) or spec.prompt
         warnings.append(f"local engine does not know '{nouns}'; generic blockout used")
-    metadata = {"matched": matched, "engine": "kiln-local-1", "seed": spec.seed}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = out_dir / "model.glb"
-    size = write_glb(model, "blockout", parts, materials, extras=metadata)
-    metadata["triangles"] = int(sum(p.indices.shape[0] for p in parts))
-    metadata["bytes"] = size
-    return LocalResult({"model": str(model)}, metadata, warnings)
+    metadata: dict[str, Any] = {"matched": matched, "engine": ENGINE_VERSION, "seed": spec.seed}
+    files = _write(out_dir, "blockout", parts, materials, metadata, spec.mode, seed=spec.seed)
+    return LocalResult(files, metadata, warnings)
+
+
+def _texture(rgba: npt.NDArray[np.uint8], limit: int) -> npt.NDArray[np.uint8]:
+    """RGB texture no larger than `limit` on its longest side."""
+    height, width = rgba.shape[:2]
+    if max(height, width) <= limit:
+        return np.ascontiguousarray(rgba[:, :, :3])
+    new_h, new_w = work_shape(height, width, limit)
+    return np.clip(resample_area(rgba[:, :, :3].astype(np.float32), new_h, new_w) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _silhouette(rgba: npt.NDArray[np.uint8], view: str = "") -> Silhouette:
+    try:
+        return extract(rgba)
+    except NoSubject as exc:
+        where = f"{view} view: " if view else ""
+        raise BackendError(exc.code, where + str(exc)) from exc
+
+
+def generate_image(spec: JobSpec, rgba: npt.NDArray[np.uint8], out_dir: Path) -> LocalResult:
+    """Inflate the subject's silhouette into a rounded solid with the image projected on it."""
+    silhouette = _silhouette(rgba)
+    result = inflate(silhouette.mask, GRID[spec.mode])
+    texture = _texture(rgba, TEXTURE_SIZE[spec.mode])
+    material = Material("reference", (1.0, 1.0, 1.0, 1.0), 0.0, 0.8, texture_png=encode_png(texture))
+    shape = result.shape
+    parts = [MeshPart(shape.positions, shape.normals, shape.uvs, shape.indices, 0)]
+    metadata: dict[str, Any] = {"matched": None, "engine": ENGINE_VERSION, "mask_source": silhouette.source,
+                                "grid": list(result.grid_shape), "cells": result.cells_inside}
+    files = _write(out_dir, "inflated", parts, [material], metadata, spec.mode, {0: texture}, spec.seed)
+    return LocalResult(files, metadata, list(silhouette.notes))
+
+
+def generate_multiview(spec: JobSpec, images: dict[str, npt.NDArray[np.uint8]], out_dir: Path) -> LocalResult:
+    """Carve the visual hull of two or more orthographic views."""
+    unknown = set(images) - set(VIEWS)
+    if unknown:
+        raise BackendError("bad_view", f"unknown view name(s): {', '.join(sorted(unknown))}")
+    silhouettes = {view: _silhouette(rgba, view) for view, rgba in images.items()}
+    masks = {view: s.mask for view, s in silhouettes.items()}
+    try:
+        occupancy = carve(masks, HULL_RESOLUTION[spec.mode])
+    except ValueError as exc:
+        raise BackendError("bad_views", str(exc)) from exc
+    side_view = "left" if "left" in images else "right"
+    hull = surface(occupancy, side_view=side_view)
+    materials: list[Material] = []
+    parts: list[MeshPart] = []
+    textures: dict[int, npt.NDArray[np.uint8]] = {}
+    for piece, view in (("front", "front"), ("side", side_view)):
+        shape = hull.shapes.get(piece)
+        if shape is None:
+            continue
+        crop = _subject_crop(images[view], silhouettes[view])
+        texture = _texture(crop, TEXTURE_SIZE[spec.mode] // 2)
+        textures[len(materials)] = texture
+        materials.append(Material(f"{view}_view", (1.0, 1.0, 1.0, 1.0), 0.0, 0.8, texture_png=encode_png(texture)))
+        parts.append(MeshPart(shape.positions, shape.normals, shape.uvs, shape.indices, len(materials) - 1))
+    metadata: dict[str, Any] = {"matched": None, "engine": ENGINE_VERSION, "views": sorted(images),
+                                "voxels": hull.voxels, "grid": list(hull.grid)}
+    files = _write(out_dir, "visual_hull", parts, materials, metadata, spec.mode, textures, spec.seed)
+    notes = [note for s in silhouettes.values() for note in s.notes]
+    return LocalResult(files, metadata, notes)
+
+
+def _subject_crop(rgba: npt.NDArray[np.uint8], silhouette: Silhouette) -> npt.NDArray[np.uint8]:
+    """The image cropped to the subject's bounding box (the hull's UVs span exactly that box)."""
+    r0, r1, c0, c1 = silhouette.bbox
+    scale_r = rgba.shape[0] / silhouette.mask.shape[0]
+    scale_c = rgba.shape[1] / silhouette.mask.shape[1]
+    return rgba[int(r0 * scale_r) : max(int(r1 * scale_r), int(r0 * scale_r) + 1),
+                int(c0 * scale_c) : max(int(c1 * scale_c), int(c0 * scale_c) + 1)]
 
 
 class LocalBackend(Backend):
@@ -80,10 +196,10 @@ class LocalBackend(Backend):
     def submit(self, spec: JobSpec, client_ref: str) -> str:
         if spec.kind not in SUPPORTED_KINDS:
             raise BackendError("unsupported_input", f"the local engine cannot do {spec.kind.value} jobs yet")
-        if not spec.prompt.strip():
+        if spec.kind is JobKind.TEXT and not spec.prompt.strip():
             raise BackendError("empty_prompt", "the prompt is empty")
         task_id = f"local-{uuid.uuid4().hex[:12]}"
-        future = self._pool.submit(generate_text, spec, self._scratch / task_id)
+        future = self._pool.submit(generate, spec, self._scratch / task_id)
         with self._lock:
             self._futures[task_id] = future
         return task_id
