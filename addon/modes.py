@@ -47,3 +47,49 @@ def text_specs(
         )
         for option in range(options)
     ]
+
+
+PREPARED_IMAGES = "prepared_images"
+"""Spec parameter: RGBA arrays Kiln prepared from the artist's images (see addon/blender/images.py)."""
+VIEWS = "views"
+
+
+def image_spec(
+    source: str,
+    prepared: str,
+    *,
+    mode: Mode,
+    backend: str,
+    seed: int = 0,
+    batch: str = "",
+    index: int = 0,
+    option: int = 0,
+) -> JobSpec:
+    """One image → one job. The original path is what cloud backends upload; the prepared array is
+    what the local engine reads."""
+    params = dict(MODE_PARAMS.get(backend, {}).get(mode, {}))
+    params[PREPARED_IMAGES] = (prepared,)
+    return JobSpec(kind=JobKind.IMAGE, backend=backend, mode=mode, image_paths=(source,),
+                   params=JobSpec.make_params(params), batch=batch, index=index, seed=seed or new_seed(),
+                   option=option)
+
+
+def multiview_spec(
+    views: dict[str, tuple[str, str]],
+    *,
+    mode: Mode,
+    backend: str,
+    seed: int = 0,
+    batch: str = "",
+    index: int = 0,
+) -> JobSpec:
+    """Views (front, left, back, right) → one job; `views` maps view → (source, prepared)."""
+    if "front" not in views or len(views) < 2:
+        raise ValueError("multiview needs a front view and at least one more")
+    order = [v for v in ("front", "left", "back", "right") if v in views]
+    params = dict(MODE_PARAMS.get(backend, {}).get(mode, {}))
+    params[PREPARED_IMAGES] = tuple(views[v][1] for v in order)
+    params[VIEWS] = tuple(order)
+    return JobSpec(kind=JobKind.MULTIVIEW, backend=backend, mode=mode,
+                   image_paths=tuple(views[v][0] for v in order), params=JobSpec.make_params(params),
+                   batch=batch, index=index, seed=seed or new_seed())

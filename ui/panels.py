@@ -30,6 +30,7 @@ class KILN_PT_generate(bpy.types.Panel):
         row.prop(settings, "options")
         row.prop(settings, "seed")
         layout.operator("kiln.generate", icon="PLAY")
+        layout.operator("kiln.generate_from_images", icon="IMAGE_DATA")
 
 
 class KILN_PT_queue(bpy.types.Panel):

@@ -36,6 +36,8 @@ class _Runtime:
     scheduler: Scheduler
     apply: ApplyResult
     package: str
+    inputs: Path
+    """Where prepared input images are kept for the life of their jobs."""
     redrawn_version: int = -1
     pump_max_ms: float = 0.0
 
@@ -75,7 +77,8 @@ def start(
         apply = import_result
     scheduler = Scheduler(backends, journal=Journal(journal_folder), cache_dir=cache, config=config)
     scheduler.start()
-    _runtime = _Runtime(scheduler, apply, package)
+    inputs = user_folder(package, "inputs") if journal_dir is None else journal_dir / "inputs"
+    _runtime = _Runtime(scheduler, apply, package, inputs)
     return scheduler
 
 
@@ -91,6 +94,12 @@ def scheduler() -> Scheduler:
     if _runtime is None:
         raise RuntimeError("Kiln is not running: enable the add-on first")
     return _runtime.scheduler
+
+
+def inputs_folder() -> Path:
+    if _runtime is None:
+        raise RuntimeError("Kiln is not running: enable the add-on first")
+    return _runtime.inputs
 
 
 def is_running() -> bool:

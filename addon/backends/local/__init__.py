@@ -23,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ...jobs import JobKind, JobSpec, Mode
+from ...modes import PREPARED_IMAGES
+from ...modes import VIEWS as VIEWS_PARAM
 from ..base import Backend, BackendError, Capabilities, TaskStatus, TaskUpdate
 from . import text
 from .glb import Material, MeshPart, write_glb
@@ -37,14 +39,12 @@ ENGINE_VERSION = "kiln-local-1"
 _log = logging.getLogger(__name__)
 
 SUPPORTED_KINDS = (JobKind.TEXT, JobKind.IMAGE, JobKind.MULTIVIEW)
-PREPARED_IMAGES = "prepared_images"
-"""Spec parameter: RGBA `.npy` arrays Kiln prepared from the artist's images on the main thread
-(Blender reads every image format there); the engine reads only these, never the originals."""
-VIEWS_PARAM = "views"
+# The engine reads only the RGBA arrays Kiln prepared on the main thread (Blender reads every image
+# format there), never the artist's original files.
 
 # Draft favours latency, Production detail: grid cells across the subject, voxels up its height,
 # texture and preview sizes.
-GRID = {Mode.DRAFT: 48, Mode.PRODUCTION: 160}
+GRID = {Mode.DRAFT: 40, Mode.PRODUCTION: 112}
 HULL_RESOLUTION = {Mode.DRAFT: 48, Mode.PRODUCTION: 112}
 TEXTURE_SIZE = {Mode.DRAFT: 512, Mode.PRODUCTION: 1024}
 PREVIEW_SIZE = {Mode.DRAFT: 128, Mode.PRODUCTION: 256}
@@ -61,12 +61,17 @@ def generate(spec: JobSpec, out_dir: Path) -> LocalResult:
     """Run the engine for one spec and write `model.glb` and `preview.png` into `out_dir`."""
     if spec.kind is JobKind.TEXT:
         return generate_text(spec, out_dir)
-    images = [np.load(path) for path in spec.params_dict.get(PREPARED_IMAGES, ())]
+    try:
+        images = [np.load(path) for path in spec.params_dict.get(PREPARED_IMAGES, ())]
+    except OSError as exc:
+        raise BackendError("input_missing", f"a prepared input image is gone from the cache: {exc}") from exc
     if not images:
         raise BackendError("unsupported_input", "no prepared image: load images through Kiln so they can be read")
     if spec.kind is JobKind.IMAGE:
         return generate_image(spec, images[0], out_dir)
     views = list(spec.params_dict.get(VIEWS_PARAM, VIEWS[: len(images)]))
+    if len(views) != len(images):
+        raise BackendError("bad_views", "each multiview image needs a view name (front, left, back, right)")
     return generate_multiview(spec, dict(zip(views, images, strict=True)), out_dir)
 
 

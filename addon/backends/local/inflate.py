@@ -86,6 +86,10 @@ def inflate(mask: BoolArray, grid: int, height_m: float = 1.0) -> InflateResult:
     c = np.flatnonzero(inside.any(axis=0))
     r0, c0 = int(r[0]) - 1, int(c[0]) - 1
     cells = np.pad(inside, 1)[r0 + 1 : int(r[-1]) + 3, c0 + 1 : int(c[-1]) + 3]
+    # Mesh on a 2x finer grid with the same outline. Then every cell has a corner strictly inside the
+    # subject (its parent's centre), so no edge runs across the subject at zero thickness, even where
+    # the subject is one grid cell thin: the shell stays manifold everywhere.
+    cells = np.repeat(np.repeat(cells, 2, axis=0), 2, axis=1)
     cells_h, cells_w = cells.shape
 
     distance = distance_to_outline(cells)
@@ -103,9 +107,9 @@ def inflate(mask: BoolArray, grid: int, height_m: float = 1.0) -> InflateResult:
     round_profile = DEPTH_RATIO * radius * np.sqrt(t * (2.0 - t))
     # Enough relaxation passes to melt the octagon's ridges at any grid size.
     height_cells = smooth_heights(np.minimum(round_profile, EDGE_SLOPE * corner_distance), interior,
-                                  passes=max(4, grid // 6))
+                                  passes=max(4, grid // 3))
 
-    subject_rows = int(r[-1]) - int(r[0]) + 1
+    subject_rows = 2 * (int(r[-1]) - int(r[0]) + 1)
     cell_size = height_m / subject_rows
 
     # Vertices: every used corner on the front; interior corners again on the back (the outline is shared).
@@ -125,20 +129,26 @@ def inflate(mask: BoolArray, grid: int, height_m: float = 1.0) -> InflateResult:
     positions = np.stack([x, depth * cell_size, z], axis=1).astype(np.float32)
     positions[:, 2] -= positions[:, 2].min()
     # The image's own coordinates (glTF's v runs down from the top), in the full grid.
-    uvs = np.stack([(all_j + c0) / grid_w, (all_i + r0) / grid_h], axis=1).astype(np.float32)
+    uvs = np.stack([(all_j / 2 + c0) / grid_w, (all_i / 2 + r0) / grid_h], axis=1).astype(np.float32)
 
     cell_i, cell_j = np.nonzero(cells)
     a, b = (cell_i, cell_j), (cell_i, cell_j + 1)
     c_, d = (cell_i + 1, cell_j + 1), (cell_i + 1, cell_j)
     fa, fb, fc, fd = front_index[a], front_index[b], front_index[c_], front_index[d]
     ba, bb, bc, bd = back_index[a], back_index[b], back_index[c_], back_index[d]
-    # Seen from the front (-Y) with x right and z up, a b / d c is clockwise: a-d-c-b winds CCW.
-    triangles = np.concatenate([
-        np.stack([fa, fd, fc], axis=1), np.stack([fa, fc, fb], axis=1),
-        np.stack([ba, bc, bd], axis=1), np.stack([ba, bb, bc], axis=1),
-    ]).astype(np.uint32)
+    # Split each cell along the diagonal through its parent's centre (a-c or b-d by quadrant), so every
+    # triangle touches an interior corner. Seen from the front (-Y), x right and z up, a b / d c: a-d-c-b
+    # winds counter-clockwise.
+    through_ac = (cell_i % 2) == (cell_j % 2)
+    front = np.where(through_ac[:, None, None],
+                     np.stack([np.stack([fa, fd, fc], 1), np.stack([fa, fc, fb], 1)], 1),
+                     np.stack([np.stack([fa, fd, fb], 1), np.stack([fb, fd, fc], 1)], 1)).reshape(-1, 3)
+    back = np.where(through_ac[:, None, None],
+                    np.stack([np.stack([ba, bc, bd], 1), np.stack([ba, bb, bc], 1)], 1),
+                    np.stack([np.stack([ba, bb, bd], 1), np.stack([bb, bc, bd], 1)], 1)).reshape(-1, 3)
+    triangles = np.concatenate([front, back]).astype(np.uint32)
     normals = vertex_normals(positions, triangles)
-    return InflateResult(Shape(positions, normals, uvs, triangles), int(cells.sum()), (cells_h, cells_w))
+    return InflateResult(Shape(positions, normals, uvs, triangles), int(cells.sum()) // 4, (cells_h, cells_w))
 
 
 def smooth_heights(heights: npt.NDArray[Any], interior: BoolArray, passes: int = 4) -> npt.NDArray[np.float32]:
