@@ -51,6 +51,7 @@ zip: venv
 
 bench: venv
 	$(PY) bench/engine_bench.py
+	$(PY) bench/local_bench.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache tests/tools/node_modules
