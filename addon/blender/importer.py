@@ -1,41 +1,52 @@
-"""Bring a downloaded result into the scene: Blender's own glTF importer, a named collection, metadata.
+"""Bring a downloaded result into the scene with Blender's own importers.
 
-Runs on the main thread, from the pump only. A result that cannot be imported fails its job with a
-clear message, keeps the file for inspection, and leaves nothing half-built in the scene.
+It lands in a collection per batch (or "Kiln Drafts"), named by the naming convention, upright on +Z
+facing -Y with its origin at the bottom centre, with its metadata as custom properties, and marked as
+an asset in its batch's catalog. Runs on the main thread, from the pump only. A result that cannot be
+imported fails its job with a clear message, keeps the file for inspection, and leaves nothing
+half-built in the scene.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import bmesh
 import bpy
+from mathutils import Matrix, Vector
 
 from ..jobs import Job, Mode
 from ..naming import DRAFTS_COLLECTION, asset_name, draft_name
+from .assets import mark_asset
 
 _log = logging.getLogger(__name__)
 
 DRAFT_SPACING = 0.5
 """Metres left between a new draft and the previous one, so drafts line up instead of stacking."""
 
+# Rotation (about Z, radians) that turns a provider's model to face -Y after Blender's glTF importer
+# has already made it Z-up. The local engine builds facing -Y; providers are added as they land.
+ORIENTATION_FIX: dict[str, float] = {"local": 0.0, "fake": 0.0}
+
 
 class ImportFailed(Exception):
     code = "import_failed"
 
 
-def _collection(name: str) -> bpy.types.Collection:
+def _collection(name: str, parent: bpy.types.Collection | None = None) -> bpy.types.Collection:
     collection = bpy.data.collections.get(name)
     if collection is None:
         collection = bpy.data.collections.new(name)
-    scene = bpy.context.scene
-    if scene is None:
-        raise ImportFailed("there is no active scene to import into")
-    scene_root = scene.collection
-    if collection.name not in scene_root.children:
-        scene_root.children.link(collection)
+    if parent is None:
+        scene = bpy.context.scene
+        if scene is None:
+            raise ImportFailed("there is no active scene to import into")
+        parent = scene.collection
+    if collection.name not in parent.children:
+        parent.children.link(collection)
     return collection
 
 
@@ -54,6 +65,8 @@ def object_name(job: Job) -> str:
 def metadata_properties(job: Job) -> dict[str, Any]:
     """Custom properties stored on the imported object (no secrets: specs never hold keys)."""
     spec = job.spec
+    started = job.state_times.get("submitting")
+    ready = job.state_times.get("ready")
     props: dict[str, Any] = {
         "kiln_prompt": spec.prompt,
         "kiln_negative_prompt": spec.negative_prompt,
@@ -64,7 +77,10 @@ def metadata_properties(job: Job) -> dict[str, Any]:
         "kiln_task_id": job.task_id or "",
         "kiln_job_id": job.job_id,
         "kiln_batch": spec.batch,
+        "kiln_index": spec.index,
+        "kiln_option": spec.option,
         "kiln_credits": float(job.credits_spent),
+        "kiln_generation_s": round(ready - started, 3) if started is not None and ready is not None else -1.0,
         "kiln_source_images": ";".join(spec.image_paths),
     }
     for key in ("model_version", "matched", "triangles"):
@@ -75,36 +91,108 @@ def metadata_properties(job: Job) -> dict[str, Any]:
     return props
 
 
+def find_result(job_id: str) -> bpy.types.Object | None:
+    return next((o for o in bpy.data.objects if o.get("kiln_job_id") == job_id), None)
+
+
 def import_result(job: Job) -> None:
+    """Import the job's result; records `import_ms` (Blender's importer) and `kiln_import_ms` (the rest)."""
+    started = time.perf_counter()
+    if find_result(job.job_id) is not None:
+        return  # already in the scene: a resumed run must not import twice
     model = job.files.get("model")
     if not model or not Path(model).is_file():
         raise ImportFailed(f"the result file for '{job.label}' is missing from the cache")
     before = set(bpy.data.objects)
+    data_before = _datablock_ids()
+    importer_started = time.perf_counter()
     try:
-        result = bpy.ops.import_scene.gltf(filepath=model, merge_vertices=True)
+        if model.lower().endswith(".fbx"):
+            result = bpy.ops.import_scene.fbx(filepath=model)
+        else:
+            result = bpy.ops.import_scene.gltf(filepath=model, merge_vertices=True)
     except RuntimeError as exc:
-        _remove_new_objects(before)
+        _remove_new_data(before, data_before)
         raise ImportFailed(f"Blender could not read {Path(model).name}: {str(exc).strip()[:200]}") from exc
+    importer_ms = (time.perf_counter() - importer_started) * 1000
     created = [obj for obj in bpy.data.objects if obj not in before]
-    if result != {"FINISHED"} or not created:
-        _remove_new_objects(before)
-        raise ImportFailed(f"{Path(model).name} contained nothing to import")
+    meshes = [obj for obj in created if isinstance(obj.data, bpy.types.Mesh)]
+    if result != {"FINISHED"} or not meshes:
+        _remove_new_data(before, data_before)
+        raise ImportFailed(f"{Path(model).name} contained no mesh to import")
+    try:
+        root = _assemble(job, created, meshes)
+    except Exception:
+        _remove_new_data(before, data_before)
+        raise
+    job.metadata["import_ms"] = round(importer_ms, 2)
+    job.metadata["kiln_import_ms"] = round((time.perf_counter() - started) * 1000 - importer_ms, 2)
+    root["kiln_import_ms"] = job.metadata["kiln_import_ms"]
 
+
+def _assemble(job: Job, created: list[bpy.types.Object], meshes: list[bpy.types.Object]) -> bpy.types.Object:
+    """Clean the import up and file it: one object per asset (joined if the file had several)."""
+    for obj in meshes:
+        obj.matrix_world = obj.matrix_world.copy()  # bake parent transforms before dropping empties
+    for obj in meshes:
+        world = obj.matrix_world.copy()
+        obj.parent = None
+        obj.matrix_world = world
     for obj in created:
-        if isinstance(obj.data, bpy.types.Mesh):
-            weld_split_vertices(obj.data)
+        if obj not in meshes:
+            bpy.data.objects.remove(obj, do_unlink=True)  # importer empties that add nothing
+    root = meshes[0]
+    if len(meshes) > 1:
+        with bpy.context.temp_override(active_object=root, selected_editable_objects=meshes, object=root):
+            bpy.ops.object.join()
+    mesh = root.data
+    assert isinstance(mesh, bpy.types.Mesh)
+    fix = ORIENTATION_FIX.get(job.spec.backend, 0.0)
+    bake_transform(root, Matrix.Rotation(fix, 4, "Z") if fix else None)
+    weld_split_vertices(mesh)
+    origin_to_bottom_centre(root)
     collection = _collection(target_collection_name(job))
-    for obj in created:
-        for owner in list(obj.users_collection):
-            owner.objects.unlink(obj)
-        collection.objects.link(obj)
-    roots = [obj for obj in created if obj.parent is None]
-    root = roots[0]
+    for owner in list(root.users_collection):
+        owner.objects.unlink(root)
+    collection.objects.link(root)
     root.name = object_name(job)
+    mesh.name = root.name
     for key, value in metadata_properties(job).items():
         root[key] = value
     if job.spec.mode is Mode.DRAFT and not job.spec.batch:
         _place_beside_previous(root, collection)
+    mark_asset(root, batch=job.spec.batch, prompt=job.spec.prompt or job.label, mode=job.spec.mode.value,
+               backend=job.spec.backend, preview=job.files.get("preview"))
+    return root
+
+
+def bake_transform(obj: bpy.types.Object, extra: Matrix | None = None) -> None:
+    """Apply the object's transform (and `extra`) to its mesh, leaving an identity transform."""
+    mesh = obj.data
+    assert isinstance(mesh, bpy.types.Mesh)
+    matrix = obj.matrix_world.copy()
+    if extra is not None:
+        matrix = extra @ matrix
+    mesh.transform(matrix)
+    if matrix.determinant() < 0:
+        mesh.flip_normals()
+    obj.matrix_world = Matrix.Identity(4)
+
+
+def origin_to_bottom_centre(obj: bpy.types.Object) -> None:
+    """Move the mesh so its bounding box's bottom centre sits at the object's origin."""
+    mesh = obj.data
+    assert isinstance(mesh, bpy.types.Mesh)
+    if not mesh.vertices:
+        return
+    count = len(mesh.vertices)
+    coords = [0.0] * (count * 3)
+    mesh.vertices.foreach_get("co", coords)
+    xs, ys, zs = coords[0::3], coords[1::3], coords[2::3]
+    offset = Vector(((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, min(zs)))
+    mesh.transform(Matrix.Translation((-offset.x, -offset.y, -offset.z)))
+    obj.location = obj.location + offset  # the asset stays where it was; only its origin moved
+    mesh.update()
 
 
 def weld_split_vertices(mesh: bpy.types.Mesh, distance: float = 1e-5) -> int:
@@ -125,13 +213,27 @@ def weld_split_vertices(mesh: bpy.types.Mesh, distance: float = 1e-5) -> int:
 
 
 def _place_beside_previous(obj: bpy.types.Object, collection: bpy.types.Collection) -> None:
+    """New drafts line up along +X after the previous ones; the first goes to the 3D cursor."""
     others = [o for o in collection.objects if o is not obj and o.parent is None]
+    scene = bpy.context.scene
     if not others:
+        if scene is not None:
+            obj.location = scene.cursor.location.copy()
         return
     right_edge = max(o.location.x + max(o.dimensions.x, 0.0) / 2 for o in others)
-    obj.location.x = right_edge + DRAFT_SPACING + obj.dimensions.x / 2
+    obj.location = (right_edge + DRAFT_SPACING + obj.dimensions.x / 2, others[-1].location.y, others[-1].location.z)
 
 
-def _remove_new_objects(before: set[bpy.types.Object]) -> None:
+def _datablock_ids() -> set[int]:
+    # as_pointer(), not id(): bpy makes a new Python wrapper on every access.
+    return {d.as_pointer() for collection in (bpy.data.meshes, bpy.data.materials, bpy.data.images,
+                                              bpy.data.textures) for d in collection}
+
+
+def _remove_new_data(before: set[bpy.types.Object], data_before: set[int]) -> None:
+    """Leave nothing half-built: objects, meshes, materials and images from a failed import go."""
     for obj in [o for o in bpy.data.objects if o not in before]:
         bpy.data.objects.remove(obj, do_unlink=True)
+    for collection in (bpy.data.meshes, bpy.data.materials, bpy.data.images, bpy.data.textures):
+        for block in [d for d in collection if d.as_pointer() not in data_before and d.users == 0]:
+            collection.remove(block)  # type: ignore[arg-type]  # each block comes from this collection

@@ -1,0 +1,51 @@
+"""Mark imported results as assets: preview, tags, description and a catalog per batch."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import bpy
+
+from ..catalogs import catalog_id, write_catalogs
+
+_log = logging.getLogger(__name__)
+_TAG_STOP = {"a", "an", "the", "with", "of", "and", "in", "on", "for", "made", "from", "to", "by"}
+
+
+def prompt_tags(prompt: str, mode: str, backend: str) -> list[str]:
+    words = [w for w in re.findall(r"[a-z][a-z\-]+", prompt.lower()) if w not in _TAG_STOP]
+    tags = ["kiln", mode, backend, *dict.fromkeys(words)]
+    return tags[:12]
+
+
+def mark_asset(obj: bpy.types.Object, *, batch: str, prompt: str, mode: str, backend: str,
+               preview: str | None) -> None:
+    """Mark `obj` as an asset in its batch's catalog, with the provider's preview when there is one."""
+    obj.asset_mark()
+    data = obj.asset_data
+    if data is None:
+        return
+    data.description = prompt
+    data.catalog_id = catalog_id(batch)
+    for tag in prompt_tags(prompt, mode, backend):
+        if tag not in data.tags:
+            data.tags.new(tag)
+    if preview and Path(preview).is_file():
+        with bpy.context.temp_override(id=obj):
+            bpy.ops.ed.lib_id_load_custom_preview(filepath=preview)
+    elif not bpy.app.background:
+        obj.asset_generate_preview()  # needs a GPU context, so only in the UI
+
+
+def write_catalogs_beside_blend(batches: list[str]) -> Path | None:
+    """Write the batch catalogs next to the saved .blend; None while the file has never been saved
+    (Blender has no folder for them yet; the save handler writes them then)."""
+    if not bpy.data.filepath:
+        return None
+    return write_catalogs(Path(bpy.data.filepath).parent, batches)
+
+
+def batches_in_file() -> list[str]:
+    return sorted({str(o["kiln_batch"]) for o in bpy.data.objects if o.get("kiln_batch")} | {""})

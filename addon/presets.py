@@ -1,0 +1,86 @@
+"""Finishing presets as plain data: what Blender's own tools do to a result before it ships.
+
+The Blender side (`addon/blender/finishing.py`) carries them out; this module only says what they
+are and checks explicit settings (from a manifest's [finish] table) with clear errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+REMESH_MODES = ("keep", "voxel", "quadriflow")
+UV_MODES = ("auto", "smart", "lightmap", "keep")
+
+
+@dataclass(frozen=True)
+class FinishPreset:
+    name: str
+    remesh: str = "keep"
+    """keep: the provider's topology; voxel: organic remesh; quadriflow: quad topology."""
+    face_budget: int = 0
+    """Decimate to at most this many faces (0: no limit)."""
+    uv: str = "auto"
+    """auto: Smart UV Project only when the mesh has no UVs or a remesh destroyed them."""
+    bake: bool = True
+    """After a remesh, bake the original colour onto the new mesh (Cycles, CPU)."""
+    bake_size: int = 512
+    texture_size: int = 1024
+    """Textures are resized to a power of two no larger than this (0: leave them)."""
+    lod_ratios: tuple[float, ...] = ()
+    """LOD1… as decimate ratios of LOD0 (game target only), e.g. (0.5, 0.25)."""
+    height_m: float = 0.0
+    """Scale uniformly to this height in metres (0: keep the size)."""
+    apply_transforms: bool = True
+
+
+PRESETS: dict[str, FinishPreset] = {
+    "game": FinishPreset("game", remesh="keep", face_budget=5000, uv="auto", texture_size=1024,
+                         lod_ratios=(0.5, 0.25)),
+    "game_organic": FinishPreset("game_organic", remesh="voxel", face_budget=5000, uv="smart", bake=True,
+                                 bake_size=512, texture_size=1024, lod_ratios=(0.5, 0.25)),
+    "game_quads": FinishPreset("game_quads", remesh="quadriflow", face_budget=4000, uv="smart", bake=True,
+                               texture_size=1024, lod_ratios=(0.5, 0.25)),
+    "film": FinishPreset("film", remesh="keep", face_budget=0, uv="auto", texture_size=4096, lod_ratios=()),
+    "keep": FinishPreset("keep", remesh="keep", face_budget=0, uv="keep", bake=False, texture_size=0,
+                         apply_transforms=False),
+}
+
+
+class PresetError(ValueError):
+    """A [finish] setting Kiln cannot carry out; the message names the key."""
+
+
+def preset_from_settings(settings: dict[str, Any]) -> FinishPreset:
+    """A preset from a manifest's [finish] table: `preset = "game"` plus overrides, or explicit steps."""
+    base_name = settings.get("preset", "game")
+    if base_name not in PRESETS:
+        raise PresetError(f"[finish] preset: unknown preset '{base_name}' (choose from {', '.join(PRESETS)})")
+    base = PRESETS[base_name]
+    allowed = {f.name for f in fields(FinishPreset)} - {"name"}
+    overrides: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key == "preset":
+            continue
+        if key not in allowed:
+            raise PresetError(f"[finish] {key}: unknown setting (known: preset, {', '.join(sorted(allowed))})")
+        overrides[key] = value
+    if "remesh" in overrides and overrides["remesh"] not in REMESH_MODES:
+        raise PresetError(f"[finish] remesh: must be one of {', '.join(REMESH_MODES)}")
+    if "uv" in overrides and overrides["uv"] not in UV_MODES:
+        raise PresetError(f"[finish] uv: must be one of {', '.join(UV_MODES)}")
+    for key in ("face_budget", "bake_size", "texture_size"):
+        if key in overrides and (not isinstance(overrides[key], int) or overrides[key] < 0):
+            raise PresetError(f"[finish] {key}: must be a whole number ≥ 0")
+    for key in ("texture_size", "bake_size"):
+        size = overrides.get(key, 0)
+        if size and size & (size - 1):
+            raise PresetError(f"[finish] {key}: {size} is not a power of two")
+    if "lod_ratios" in overrides:
+        ratios = overrides["lod_ratios"]
+        if not isinstance(ratios, list | tuple) or not all(isinstance(r, int | float) and 0 < r < 1 for r in ratios):
+            raise PresetError("[finish] lod_ratios: a list of ratios between 0 and 1, e.g. [0.5, 0.25]")
+        overrides["lod_ratios"] = tuple(float(r) for r in ratios)
+    if "height_m" in overrides and not (isinstance(overrides["height_m"], int | float) and overrides["height_m"] >= 0):
+        raise PresetError("[finish] height_m: must be a number of metres ≥ 0")
+    return replace(base, name=f"{base_name}+custom" if overrides else base_name, **overrides)
