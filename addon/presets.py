@@ -47,6 +47,34 @@ PRESETS: dict[str, FinishPreset] = {
 }
 
 
+@dataclass(frozen=True)
+class Theme:
+    """A batch's shared look: what the theme prompt's words mean as a material."""
+
+    prompt: str
+    tint: tuple[float, float, float]
+    roughness: float
+    noise: float
+
+
+def theme_from_prompt(prompt: str) -> Theme:
+    """Material words in the theme prompt ("mossy green stone") set a tint and roughness; words like
+    weathered or rough add noise. Unknown words leave a neutral grey, never a guess."""
+    from .backends.local.text import MATERIAL_WORDS
+
+    words = prompt.lower().replace(",", " ").split()
+    hits = [MATERIAL_WORDS[w] for w in words if w in MATERIAL_WORDS]
+    if "mossy" in words or "moss" in words:
+        hits.append(((0.28, 0.45, 0.16), 0.0, 0.95))
+    if hits:
+        tint = tuple(sum(h[0][i] for h in hits) / len(hits) for i in range(3))
+        roughness = sum(h[2] for h in hits) / len(hits)
+    else:
+        tint, roughness = (0.6, 0.6, 0.6), 0.7
+    noise = 0.4 if {"weathered", "rough", "worn", "mossy", "dirty"} & set(words) else 0.0
+    return Theme(prompt, (tint[0], tint[1], tint[2]), roughness, noise)
+
+
 class PresetError(ValueError):
     """A [finish] setting Kiln cannot carry out; the message names the key."""
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from .backends.base import Backend, BackendError, TaskStatus, TaskUpdate
 from .jobs import Job, JobSpec, JobState, Mode
 from .journal import Journal
+from .presets import FinishPreset, Theme
 from .retry import backoff_delay
 
 _log = logging.getLogger(__name__)
@@ -44,6 +45,12 @@ class BatchSettings:
     """Wall-clock time (epoch seconds) before which nothing of this batch is submitted."""
     budget: float | None = None
     """Credits this batch may commit; None means no limit."""
+    finish: FinishPreset | None = None
+    """Applied to each Production result after import (None: leave results raw)."""
+    target: str = "game"
+    """"game" makes LODs; "film" keeps detail and makes none."""
+    theme: Theme | None = None
+    """One shared look for the whole batch."""
     sequence: int = 0
 
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 from ..catalogs import catalog_id, write_catalogs
 
@@ -32,11 +33,30 @@ def mark_asset(obj: bpy.types.Object, *, batch: str, prompt: str, mode: str, bac
     for tag in prompt_tags(prompt, mode, backend):
         if tag not in data.tags:
             data.tags.new(tag)
-    if preview and Path(preview).is_file():
-        with bpy.context.temp_override(id=obj):
-            bpy.ops.ed.lib_id_load_custom_preview(filepath=preview)
-    elif not bpy.app.background:
+    if preview and Path(preview).is_file() and set_preview_from_file(obj, Path(preview)):
+        return
+    if not bpy.app.background:
         obj.asset_generate_preview()  # needs a GPU context, so only in the UI
+
+
+def set_preview_from_file(obj: bpy.types.Object, path: Path) -> bool:
+    """Use an image file as the ID's preview by writing its pixels, rather than through
+    `ed.lib_id_load_custom_preview`, which crashed Blender 5.0 intermittently in background mode."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        width, height = (int(v) for v in image.size)  # type: ignore[attr-defined]
+        if not width or not height:
+            return False
+        pixels = np.empty(width * height * 4, np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    preview = obj.preview_ensure()
+    if preview is None:
+        return False
+    preview.image_size = (width, height)
+    preview.image_pixels_float.foreach_set(pixels)  # type: ignore[arg-type]  # numpy buffers are accepted
+    return True
 
 
 def write_catalogs_beside_blend(batches: list[str]) -> Path | None:

@@ -7,20 +7,21 @@ scripts and tests call `run_until_done()`, which pumps in a loop.
 
 from __future__ import annotations
 
+import collections
 import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
 
 from ..backends import create_backend
 from ..backends.base import Backend
-from ..jobs import Job
+from ..jobs import Job, Mode
 from ..journal import Journal
-from ..scheduler import Scheduler, SchedulerConfig
+from ..scheduler import BatchSettings, Scheduler, SchedulerConfig
 
 _log = logging.getLogger(__name__)
 
@@ -29,15 +30,18 @@ TIMER_INTERVAL_S = 0.1
 IDLE_TIMER_INTERVAL_S = 0.5
 
 ApplyResult = Callable[[Job], None]
+FinishResult = Callable[[Job, BatchSettings], object]
 
 
 @dataclass
 class _Runtime:
     scheduler: Scheduler
     apply: ApplyResult
+    finish: FinishResult | None
     package: str
     inputs: Path
     """Where prepared input images are kept for the life of their jobs."""
+    to_finish: collections.deque[Job] = field(default_factory=collections.deque)
     redrawn_version: int = -1
     pump_max_ms: float = 0.0
 
@@ -62,6 +66,7 @@ def start(
     backends: list[Backend] | None = None,
     config: SchedulerConfig | None = None,
     apply: ApplyResult | None = None,
+    finish: FinishResult | None = None,
     journal_dir: Path | None = None,
 ) -> Scheduler:
     """Create and start the scheduler (recovering from the journal). Idempotent: stops any previous one."""
@@ -72,13 +77,14 @@ def start(
     if backends is None:
         backends = [create_backend("local", scratch_dir=cache / "local_scratch")]
     if apply is None:
+        from .finishing import finish_result
         from .importer import import_result
 
-        apply = import_result
+        apply, finish = import_result, finish or finish_result
     scheduler = Scheduler(backends, journal=Journal(journal_folder), cache_dir=cache, config=config)
     scheduler.start()
     inputs = user_folder(package, "inputs") if journal_dir is None else journal_dir / "inputs"
-    _runtime = _Runtime(scheduler, apply, package, inputs)
+    _runtime = _Runtime(scheduler, apply, finish, package, inputs)
     return scheduler
 
 
@@ -107,36 +113,54 @@ def is_running() -> bool:
 
 
 def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
-    """Main thread only: apply ready results until the time budget is spent; returns how many.
+    """Main thread only: import ready results, then finish imported Production results, until the
+    time budget is spent; returns how many jobs moved.
 
-    At least one result is applied per call, so a slow import still makes progress; the rest wait
+    At least one job moves per call, so a slow import or finish still makes progress; the rest wait
     for the next call, which keeps the UI responsive while 200 results arrive.
     """
     if _runtime is None:
         return 0
     runtime = _runtime
+    scheduler = runtime.scheduler
     started = time.perf_counter()
     deadline = started + budget_ms / 1000.0
-    applied = 0
-    while True:
-        job = runtime.scheduler.take_ready()
+    moved = 0
+    while time.perf_counter() < deadline or moved == 0:
+        job = scheduler.take_ready()
         if job is None:
             break
+        moved += 1
         try:
             runtime.apply(job)
         except Exception as exc:
             _log.warning("import of %s failed: %s", job.label, exc)
-            runtime.scheduler.mark_failed(job, getattr(exc, "code", "import_failed"), str(exc))
-        else:
-            runtime.scheduler.mark_imported(job)
-        applied += 1
-        if time.perf_counter() >= deadline:
-            break
-    if runtime.scheduler.version != runtime.redrawn_version:
-        runtime.redrawn_version = runtime.scheduler.version
+            scheduler.mark_failed(job, getattr(exc, "code", "import_failed"), str(exc))
+            continue
+        batch = scheduler.batches.get(job.spec.batch)
+        needs_finish = (runtime.finish is not None and job.spec.mode is Mode.PRODUCTION
+                        and batch is not None and batch.finish is not None)
+        scheduler.mark_imported(job, finished=not needs_finish)
+        if needs_finish:
+            runtime.to_finish.append(job)
+        if not bpy.app.background:
+            bpy.ops.ed.undo_push(message=f"Kiln: import {job.label}")
+    while runtime.to_finish and (time.perf_counter() < deadline or moved == 0):
+        job = runtime.to_finish.popleft()
+        moved += 1
+        batch = scheduler.batches.get(job.spec.batch)
+        try:
+            if runtime.finish is not None and batch is not None:
+                runtime.finish(job, batch)
+        except Exception as exc:  # finishing steps report their own errors; this is a bug guard
+            _log.exception("finishing %s failed", job.label)
+            job.warnings.append(f"finishing failed: {exc}")
+        scheduler.mark_finished(job)
+    if scheduler.version != runtime.redrawn_version:
+        runtime.redrawn_version = scheduler.version
         _tag_redraw()
     runtime.pump_max_ms = max(runtime.pump_max_ms, (time.perf_counter() - started) * 1000.0)
-    return applied
+    return moved
 
 
 def run_until_done(timeout: float | None = None, budget_ms: float = PUMP_BUDGET_MS) -> bool:
@@ -145,7 +169,7 @@ def run_until_done(timeout: float | None = None, budget_ms: float = PUMP_BUDGET_
     sched = scheduler()
     while True:
         pump(budget_ms)
-        if sched.is_idle():
+        if sched.is_idle() and not (_runtime and _runtime.to_finish):
             return True
         if deadline is not None and time.monotonic() > deadline:
             return False
