@@ -54,7 +54,7 @@ def set_preview_from_file(obj: bpy.types.Object, path: Path) -> bool:
     preview = obj.preview_ensure()
     if preview is None:
         return False
-    preview.image_size = (width, height)
+    preview.image_size = (width, height)  # type: ignore[assignment]  # stubs type it as the array it becomes
     preview.image_pixels_float.foreach_set(pixels)  # type: ignore[arg-type]  # numpy buffers are accepted
     return True
 
