@@ -144,6 +144,8 @@ def unwrap(obj: bpy.types.Object, method: str) -> dict[str, Any]:
 def bake_colour(source: bpy.types.Object, target: bpy.types.Object, size: int) -> dict[str, Any]:
     """Bake the source's base colour onto the target's UVs with Cycles on the CPU (one sample: colour
     only needs no light transport) and give the target a material using the baked image."""
+    if size < 8:
+        raise ValueError(f"bake size {size} px is too small (at least 8)")
     scene = bpy.context.scene
     assert scene is not None
     image = bpy.data.images.new(f"{target.name}_basecolor", size, size, alpha=False)
@@ -179,8 +181,10 @@ def bake_colour(source: bpy.types.Object, target: bpy.types.Object, size: int) -
     started = time.perf_counter()
     try:
         with _override(target, source):
-            bpy.ops.object.bake(type="DIFFUSE", pass_filter={"COLOR"}, use_selected_to_active=True,
-                                cage_extrusion=0.02 * size_m, max_ray_distance=0.1 * size_m, margin=4)
+            result = bpy.ops.object.bake(type="DIFFUSE", pass_filter={"COLOR"}, use_selected_to_active=True,
+                                         cage_extrusion=0.02 * size_m, max_ray_distance=0.1 * size_m, margin=4)
+        if result != {"FINISHED"}:
+            raise RuntimeError("Cycles could not bake the colour")
     finally:
         render.engine, cycles.device, cycles.samples = saved
         bake.use_selected_to_active = False
@@ -226,11 +230,11 @@ def _images(obj: bpy.types.Object) -> list[bpy.types.Image]:
 def make_lods(obj: bpy.types.Object, asset: str, ratios: tuple[float, ...]) -> list[str]:
     """LOD0…LODn named `<asset>_LODn` under an empty named `<asset>`, as game engines expect."""
     collection = obj.users_collection[0]
+    obj.name = f"{asset}_LOD0"  # first, so the group can take the asset's name
     group = bpy.data.objects.new(asset, None)
     collection.objects.link(group)
     group.location = obj.location.copy()
     group["kiln_lod_group"] = True
-    obj.name = f"{asset}_LOD0"
     obj.parent = group
     obj.matrix_parent_inverse = group.matrix_world.inverted()
     names = [obj.name]

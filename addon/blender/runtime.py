@@ -199,13 +199,28 @@ def _timer() -> float | None:
     return TIMER_INTERVAL_S if busy else IDLE_TIMER_INTERVAL_S
 
 
+@bpy.app.handlers.persistent
+def _write_catalogs_on_save(*_args: object) -> None:
+    """Batch catalogs live in blender_assets.cats.txt beside the .blend, which exists only once saved."""
+    from .assets import batches_in_file, write_catalogs_beside_blend
+
+    try:
+        write_catalogs_beside_blend(batches_in_file())
+    except OSError as exc:
+        _log.warning("could not write the asset catalogs: %s", exc)
+
+
 def register(package: str, config: SchedulerConfig | None = None) -> None:
     start(package, config=config)
     if not bpy.app.background and not bpy.app.timers.is_registered(_timer):
         bpy.app.timers.register(_timer, first_interval=TIMER_INTERVAL_S, persistent=True)
+    if _write_catalogs_on_save not in bpy.app.handlers.save_post:
+        bpy.app.handlers.save_post.append(_write_catalogs_on_save)
 
 
 def unregister() -> None:
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
+    if _write_catalogs_on_save in bpy.app.handlers.save_post:
+        bpy.app.handlers.save_post.remove(_write_catalogs_on_save)
     stop()
