@@ -199,7 +199,7 @@ def _timer() -> float | None:
     return TIMER_INTERVAL_S if busy else IDLE_TIMER_INTERVAL_S
 
 
-@bpy.app.handlers.persistent
+@bpy.app.handlers.persistent  # type: ignore[untyped-decorator]  # untyped in the stubs
 def _write_catalogs_on_save(*_args: object) -> None:
     """Batch catalogs live in blender_assets.cats.txt beside the .blend, which exists only once saved."""
     from .assets import batches_in_file, write_catalogs_beside_blend

@@ -173,10 +173,10 @@ def test_bad_export_folders_say_why(runtime: ModuleType, tmp_path: Path) -> None
     blocker.write_text("not a folder")
     with pytest.raises(exporter.ExportError, match="cannot create the export folder"):
         exporter.export([crate], str(blocker / "exports"))
-    with pytest.raises(exporter.ExportError, match="needs the .blend file to be saved"):
+    with pytest.raises(exporter.ExportError, match=r"needs the \.blend file to be saved"):
         exporter.export([crate], "//exports")
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
-    with pytest.raises(exporter.ExportError, match="outside the .blend's folder"):
+    with pytest.raises(exporter.ExportError, match=r"outside the \.blend.s folder"):
         exporter.export([crate], "//../../elsewhere")
     if os.geteuid() != 0:  # root may write anywhere, so this check cannot fail as root
         locked = tmp_path / "locked"
