@@ -1,0 +1,82 @@
+"""Load Kiln into Blender the way Blender loads an installed extension, from this repository.
+
+Used by the headless entry point (`scripts/kiln_batch.py`) under the `bpy` module or a Blender binary,
+and by the tests and benchmarks. If a Kiln extension is already enabled (a user installed the zip),
+that one is used; otherwise this checkout is registered as a local extension repository and enabled
+as `bl_ext.kiln_dev.kiln`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+REPO_MODULE = "kiln_dev"
+ADDON_MODULE = f"bl_ext.{REPO_MODULE}.kiln"
+
+
+def isolate_user_resources(folder: Path | None = None) -> Path:
+    """Point Blender's user resources at a private folder; must run before `import bpy`."""
+    target = folder or Path(tempfile.mkdtemp(prefix="kiln-user-"))
+    os.environ["BLENDER_USER_RESOURCES"] = str(target)
+    return target
+
+
+def _repo_folder(root: Path) -> Path:
+    """A folder whose `kiln` entry is this checkout (a symlink, or a copy where links are refused)."""
+    folder = root / "kiln_extensions"
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "kiln"
+    if not link.exists():
+        try:
+            link.symlink_to(REPO, target_is_directory=True)
+        except OSError:
+            import shutil
+
+            shutil.copytree(REPO, link, ignore=shutil.ignore_patterns(".venv", ".git", "out", "tests", "bench"))
+    return folder
+
+
+def enabled_kiln() -> ModuleType | None:
+    """An already-enabled Kiln extension (whatever repository it came from)."""
+    import bpy
+
+    for addon in bpy.context.preferences.addons:
+        if addon.module.startswith("bl_ext.") and addon.module.endswith(".kiln"):
+            return sys.modules.get(addon.module)
+    return None
+
+
+def load_kiln(scratch: Path | None = None) -> ModuleType:
+    """Enable Kiln and return its package module."""
+    bpy = importlib.import_module("bpy")
+    existing = enabled_kiln()
+    if existing is not None:
+        return existing
+    import addon_utils
+
+    repos = bpy.context.preferences.extensions.repos
+    if repos.get(REPO_MODULE) is None:
+        root = scratch or Path(tempfile.mkdtemp(prefix="kiln-repo-"))
+        repos.new(name="Kiln (this checkout)", module=REPO_MODULE, custom_directory=str(_repo_folder(root)),
+                  source="USER")
+    addon_utils.extensions_refresh(ensure_wheels=True, addon_modules_pending=[ADDON_MODULE])
+    errors: list[BaseException] = []
+    module = addon_utils.enable(ADDON_MODULE, default_set=True, handle_error=errors.append)
+    if errors or module is None:
+        raise RuntimeError(f"enabling Kiln failed: {errors!r}")
+    return module
+
+
+def disable_kiln() -> None:
+    import addon_utils
+
+    errors: list[BaseException] = []
+    addon_utils.disable(ADDON_MODULE, default_set=True, handle_error=errors.append)
+    if errors:
+        raise RuntimeError(f"disabling Kiln failed: {errors!r}")
