@@ -44,7 +44,7 @@ blender: venv tools
 test: lint unit blender
 
 demo: venv
-	$(PY) scripts/dev/demo.py
+	$(PY) scripts/kiln_batch.py examples/demo.toml --out out
 
 zip: venv
 	$(PY) scripts/dev/build_zip.py --output-dir dist

@@ -3,18 +3,34 @@
 Registration wiring only; the engine lives in `addon/`, the Blender classes in `operators/` and `ui/`.
 """
 
+import bpy
+
 from . import operators, ui
+from .addon import batch
 from .addon.blender import runtime
+
+_cli_handle = None
+
+
+def _cli(argv: list[str]) -> int:
+    """`blender -c kiln batch MANIFEST …`: the same code path as scripts/kiln_batch.py."""
+    return batch.cli_command(list(argv), online_access=bpy.app.online_access)
 
 
 def register() -> None:
+    global _cli_handle
     ui.register()
     operators.register()
     runtime.register(__package__)
+    _cli_handle = bpy.utils.register_cli_command("kiln", _cli)
 
 
 def unregister() -> None:
+    global _cli_handle
     # Stop the engine first, so no timer fires into classes that are being removed.
     runtime.unregister()
+    if _cli_handle is not None:
+        bpy.utils.unregister_cli_command(_cli_handle)
+        _cli_handle = None
     operators.unregister()
     ui.unregister()

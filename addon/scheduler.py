@@ -60,6 +60,8 @@ class SchedulerConfig:
     draft_reserved_slots: int = 1
     """Slots per backend group that production leaves free so a draft never waits behind a batch.
     The artist's UI keeps one; a headless batch run, where nobody drafts, sets 0 to use every slot."""
+    concurrency_cap: int | None = None
+    """At most this many tasks in flight per backend group, below the provider's limit (batch --jobs)."""
     watch_timeout_s: float = 0.25
     max_submit_retries: int = 8
     max_read_retries: int = 6
@@ -343,6 +345,8 @@ class Scheduler:
         slots = self._slots.get(key)
         if slots is None:
             declared = backend.capabilities.concurrency.get(group, 1)
+            if self.config.concurrency_cap:
+                declared = max(1, min(declared, self.config.concurrency_cap))
             slots = self._slots[key] = _GroupSlots(declared=declared, believed=declared)
         return slots
 

@@ -233,10 +233,16 @@ def make_lods(obj: bpy.types.Object, asset: str, ratios: tuple[float, ...]) -> l
     obj.name = f"{asset}_LOD0"  # first, so the group can take the asset's name
     group = bpy.data.objects.new(asset, None)
     collection.objects.link(group)
-    group.location = obj.location.copy()
     group["kiln_lod_group"] = True
+    view_layer = bpy.context.view_layer
+    if view_layer is not None:
+        view_layer.update()
+    world = obj.matrix_world.copy()
+    if obj.parent is not None:  # a part of a segmented asset: the LOD group takes its place
+        group.parent = obj.parent
+    group.matrix_world = world
     obj.parent = group
-    obj.matrix_parent_inverse = group.matrix_world.inverted()
+    obj.matrix_world = world
     names = [obj.name]
     for level, ratio in enumerate(ratios, start=1):
         mesh = obj.data

@@ -54,10 +54,16 @@ def target_collection_name(job: Job) -> str:
     return job.spec.batch or DRAFTS_COLLECTION
 
 
+PART_SPACING = 0.3
+"""Metres between the parts of a segmented asset, laid out along +X in part order."""
+
+
 def object_name(job: Job) -> str:
     spec = job.spec
+    part = spec.params_dict.get("part_name")
     if spec.batch:
-        return asset_name(spec.batch, spec.index, spec.option)
+        base = asset_name(spec.batch, spec.index, spec.option)
+        return f"{base}_{part}" if part else base
     label = spec.prompt or (Path(spec.image_paths[0]).stem if spec.image_paths else "draft")
     return draft_name(label, spec.index)
 
@@ -159,7 +165,9 @@ def _assemble(job: Job, created: list[bpy.types.Object], meshes: list[bpy.types.
     mesh.name = root.name
     for key, value in metadata_properties(job).items():
         root[key] = value
-    if job.spec.mode is Mode.DRAFT and not job.spec.batch:
+    if "part_name" in job.spec.params_dict:
+        _attach_part(root, job, collection)
+    elif job.spec.mode is Mode.DRAFT and not job.spec.batch:
         _place_beside_previous(root, collection)
     mark_asset(root, batch=job.spec.batch, prompt=job.spec.prompt or job.label, mode=job.spec.mode.value,
                backend=job.spec.backend, preview=job.files.get("preview"))
@@ -170,6 +178,9 @@ def bake_transform(obj: bpy.types.Object, extra: Matrix | None = None) -> None:
     """Apply the object's transform (and `extra`) to its mesh, leaving an identity transform."""
     mesh = obj.data
     assert isinstance(mesh, bpy.types.Mesh)
+    view_layer = bpy.context.view_layer
+    if view_layer is not None:
+        view_layer.update()  # matrix_world is stale after a location change until the depsgraph runs
     matrix = obj.matrix_world.copy()
     if extra is not None:
         matrix = extra @ matrix
@@ -212,6 +223,43 @@ def weld_split_vertices(mesh: bpy.types.Mesh, distance: float = 1e-5) -> int:
     return removed
 
 
+def _attach_part(obj: bpy.types.Object, job: Job, collection: bpy.types.Collection) -> None:
+    """Parts of one asset share a parent empty named after the asset and line up in part order."""
+    spec = job.spec
+    group_name = asset_name(spec.batch, spec.index, spec.option) if spec.batch else draft_name("parts", spec.index)
+    group = bpy.data.objects.get(group_name)
+    if group is None:
+        group = bpy.data.objects.new(group_name, None)
+        collection.objects.link(group)
+        group["kiln_parts_group"] = True
+    obj.parent = group
+    order = int(spec.params_dict.get("part_index", 0))
+    obj["kiln_part_index"] = order
+    _relayout_parts(group)
+
+
+def _relayout_parts(group: bpy.types.Object) -> None:
+    """Line the parts up along +X in part order (parts arrive in any order, so redo it each time)."""
+    parts = sorted((c for c in group.children if c.get("kiln_part_index") is not None),
+                   key=lambda c: int(c["kiln_part_index"]))
+    cursor = 0.0
+    for part in parts:
+        width = mesh_width(part)
+        part.location = (cursor + width / 2, 0.0, 0.0)
+        cursor += width + PART_SPACING
+
+
+def mesh_width(obj: bpy.types.Object) -> float:
+    """Width along X from the mesh itself: `Object.dimensions` stays zero until the depsgraph updates,
+    which never happens between two imports in one pump call."""
+    mesh = obj.data
+    if not isinstance(mesh, bpy.types.Mesh) or not mesh.vertices:
+        return 0.0
+    xs = [0.0] * (len(mesh.vertices) * 3)
+    mesh.vertices.foreach_get("co", xs)
+    return (max(xs[0::3]) - min(xs[0::3])) * obj.scale.x
+
+
 def _place_beside_previous(obj: bpy.types.Object, collection: bpy.types.Collection) -> None:
     """New drafts line up along +X after the previous ones; the first goes to the 3D cursor."""
     others = [o for o in collection.objects if o is not obj and o.parent is None]
@@ -220,8 +268,8 @@ def _place_beside_previous(obj: bpy.types.Object, collection: bpy.types.Collecti
         if scene is not None:
             obj.location = scene.cursor.location.copy()
         return
-    right_edge = max(o.location.x + max(o.dimensions.x, 0.0) / 2 for o in others)
-    obj.location = (right_edge + DRAFT_SPACING + obj.dimensions.x / 2, others[-1].location.y, others[-1].location.z)
+    right_edge = max(o.location.x + mesh_width(o) / 2 for o in others)
+    obj.location = (right_edge + DRAFT_SPACING + mesh_width(obj) / 2, others[-1].location.y, others[-1].location.z)
 
 
 def _datablock_ids() -> set[int]:

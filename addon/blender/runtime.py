@@ -108,6 +108,29 @@ def inputs_folder() -> Path:
     return _runtime.inputs
 
 
+def current_package() -> str:
+    if _runtime is None:
+        raise RuntimeError("Kiln is not running: enable the add-on first")
+    return _runtime.package
+
+
+def is_done() -> bool:
+    """Nothing queued, in flight, waiting for import or for finishing."""
+    return _runtime is None or (_runtime.scheduler.is_idle() and not _runtime.to_finish)
+
+
+def reimport(job: Job) -> None:
+    """Bring an already finished job's downloaded result into the scene again (after a crash lost the
+    scene before it was saved). No new generation; finishing runs again as the batch asks."""
+    if _runtime is None:
+        raise RuntimeError("Kiln is not running: enable the add-on first")
+    _runtime.apply(job)
+    batch = _runtime.scheduler.batches.get(job.spec.batch)
+    if _runtime.finish is not None and batch is not None and batch.finish is not None \
+            and job.spec.mode is Mode.PRODUCTION:
+        _runtime.finish(job, batch)
+
+
 def is_running() -> bool:
     return _runtime is not None
 
@@ -166,10 +189,10 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
 def run_until_done(timeout: float | None = None, budget_ms: float = PUMP_BUDGET_MS) -> bool:
     """Background mode: pump until every queued job has ended. Returns False on timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    sched = scheduler()
+    scheduler()  # raises when Kiln is not running
     while True:
         pump(budget_ms)
-        if sched.is_idle() and not (_runtime and _runtime.to_finish):
+        if is_done():
             return True
         if deadline is not None and time.monotonic() > deadline:
             return False

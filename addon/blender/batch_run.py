@@ -1,0 +1,259 @@
+"""The Blender side of a headless batch: prepare inputs, pump the jobs, finish, export, save, report.
+
+The run is resumable: the journal lives in `out/<batch>/.kiln/`, the .blend is saved whenever results
+have landed, and `--resume` reattaches to what was running and skips what was already imported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ..backends import create_backend
+from ..backends.base import Backend
+from ..batch import BatchOptions, Progress
+from ..jobs import Job, JobKind, JobSpec, JobState, spec_key
+from ..manifest import Manifest, ManifestError, PlannedAsset, seed_for
+from ..modes import MODE_PARAMS, image_spec, multiview_spec, text_specs
+from ..naming import asset_name, slug
+from ..scheduler import BatchSettings, SchedulerConfig
+from ..validation import InputError
+from . import runtime
+from .contact_sheet import render_contact_sheet
+from .exporter import ExportError, export
+from .images import prepare_image
+from .importer import find_result
+
+_log = logging.getLogger(__name__)
+
+SAVE_INTERVAL_S = 5.0
+"""Save the .blend at most this often while results land, so a crash loses little and --resume skips it."""
+
+
+@dataclass
+class Plan:
+    specs: list[JobSpec]
+    estimated_credits: float
+    backend: Backend
+    out: Path
+    work: Path
+
+
+def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOptions) -> Plan:
+    """Everything that can fail before money is spent: folders, images, specs, the cost estimate."""
+    out = (options.out / manifest.name).resolve()
+    work = out / ".kiln"
+    if not options.resume and not options.dry_run and work.exists():
+        shutil.rmtree(work)  # a fresh run: the previous journal must not be reattached
+    work.mkdir(parents=True, exist_ok=True)
+    specs: list[JobSpec] = []
+    for asset in assets:
+        try:
+            specs += specs_for(manifest, asset, work / "inputs")
+        except InputError as exc:
+            raise ManifestError(f"asset[{asset.index + 1}]: {exc}") from exc
+    backend = create_backend(manifest.backend, scratch_dir=work / "scratch")
+    return Plan(specs, sum(backend.estimate_credits(s) for s in specs), backend, out, work)
+
+
+def specs_for(manifest: Manifest, asset: PlannedAsset, inputs: Path) -> list[JobSpec]:
+    base_seed = seed_for(manifest, asset)
+    common = {"mode": manifest.mode, "backend": manifest.backend, "batch": manifest.name, "index": asset.index}
+    if asset.kind == "text":
+        return text_specs(asset.prompt, options=asset.options, seed=base_seed, **common)  # type: ignore[arg-type]
+    if asset.kind == "image":
+        prepared = prepare_image(asset.images[0][1], inputs)
+        return [image_spec(prepared.source, prepared.prepared, seed=base_seed + option, option=option,
+                           **common)  # type: ignore[arg-type]
+                for option in range(asset.options)]
+    if asset.kind == "multiview":
+        views = {view: prepare_image(path, inputs) for view, path in asset.images}
+        return [multiview_spec({v: (p.source, p.prepared) for v, p in views.items()}, seed=base_seed,
+                               **common)]  # type: ignore[arg-type]
+    # Parts: one job per part, assembled under one parent empty by the importer.
+    params = dict(MODE_PARAMS.get(manifest.backend, {}).get(manifest.mode, {}))
+    return [
+        JobSpec(kind=JobKind.TEXT, backend=manifest.backend, mode=manifest.mode,
+                prompt=f"{asset.prompt} {part}".strip(), batch=manifest.name, index=asset.index,
+                seed=base_seed + number,
+                params=JobSpec.make_params({**params, "part_name": slug(part, 24), "part_index": number}))
+        for number, part in enumerate(asset.parts)
+    ]
+
+
+def _save(path: Path) -> None:
+    bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
+
+
+def _asset_root(job: Job) -> bpy.types.Object | None:
+    obj = find_result(job.job_id)
+    while obj is not None and obj.parent is not None:
+        obj = obj.parent
+    return obj
+
+
+def _meshes_of(root: bpy.types.Object) -> list[bpy.types.Object]:
+    """The meshes that show an asset: itself, or every part's LOD0 (LOD1… are left out)."""
+    members = [root, *root.children_recursive]
+    return [o for o in members if isinstance(o.data, bpy.types.Mesh) and o.get("kiln_lod") is None]
+
+
+def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progress) -> dict[str, Any]:
+    started = time.monotonic()
+    blend = plan.out / f"{manifest.name}.blend"
+    package = runtime.current_package()
+    if options.resume and blend.exists():
+        bpy.ops.wm.open_mainfile(filepath=str(blend))
+    else:
+        bpy.ops.wm.read_homefile(use_empty=True)
+    config = SchedulerConfig(draft_reserved_slots=0, concurrency_cap=options.jobs)
+    scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work)
+    scheduler.add_batch(BatchSettings(manifest.name, priority=manifest.priority, start_at=manifest.start_at,
+                                      budget=manifest.budget, finish=manifest.finish, target=manifest.target,
+                                      theme=manifest.theme))
+    known = {spec_key(job.spec): job for job in scheduler.snapshot()}
+    jobs: list[Job] = []
+    redone_imports = 0
+    for spec in plan.specs:
+        previous = known.get(spec_key(spec))
+        if previous is not None and previous.state not in (JobState.FAILED, JobState.CANCELLED):
+            if previous.state is JobState.FINISHED and find_result(previous.job_id) is None:
+                # Finished before the last save: bring the downloaded result in again (no new generation).
+                runtime.reimport(previous)
+                redone_imports += 1
+            jobs.append(previous)
+            continue
+        jobs.append(scheduler.add(spec))
+    interrupted = False
+    last_save = time.monotonic()
+    try:
+        while True:
+            moved = runtime.pump(50.0)
+            progress.update(jobs, scheduler.batch_eta(manifest.name))
+            if moved and time.monotonic() - last_save > SAVE_INTERVAL_S:
+                _save(blend)
+                last_save = time.monotonic()
+            if runtime.is_done():
+                break
+            if not moved:
+                time.sleep(0.01)
+    except KeyboardInterrupt:
+        interrupted = True
+    progress.update(jobs, 0.0)
+    progress.close()
+    exports: dict[str, list[dict[str, Any]]] = {}
+    export_folder = None
+    export_error = ""
+    finished = [j for j in jobs if j.state is JobState.FINISHED]
+    if not interrupted and manifest.export is not None and finished:
+        roots = []
+        for job in finished:
+            root = _asset_root(job)
+            if root is not None and root not in roots:
+                roots.append(root)
+        folder = manifest.export.folder
+        export_folder = str((plan.out / folder).resolve()) if not Path(folder).is_absolute() else folder
+        try:
+            for item in export(roots, export_folder, per=manifest.export.per, preset=manifest.export.preset,
+                               gltf=manifest.export.gltf, batch_name=manifest.name):
+                for name in item.objects:
+                    exports.setdefault(name, []).append(item.__dict__)
+        except ExportError as exc:
+            export_error = str(exc)
+            print(f"kiln batch: export failed: {exc}")
+    sheet = None
+    if not interrupted and finished:
+        items: list[tuple[str, list[bpy.types.Object]]] = []
+        for job in finished:
+            root = _asset_root(job)
+            if root is not None and all(root.name != name for name, _ in items):
+                items.append((root.name, _meshes_of(root)))
+        sheet = render_contact_sheet(items, plan.out / "contact_sheet.png")
+    _save(blend)
+    report = build_report(manifest, jobs, plan, exports, sheet, started, interrupted, export_error,
+                          redone_imports, export_folder)
+    (plan.out / "report.json").write_text(json.dumps(report, indent=2))
+    if interrupted:
+        kept = sum(j.state is JobState.FINISHED for j in jobs)
+        print(f"\nkiln batch: interrupted; kept {kept} finished asset(s) in {blend}. "
+              f"Run the same command with --resume to continue.")
+    runtime.stop()
+    runtime.start(package)  # back to the add-on's own engine
+    return report
+
+
+def build_report(manifest: Manifest, jobs: list[Job], plan: Plan, exports: dict[str, list[dict[str, Any]]],
+                 sheet: dict[str, int] | None, started: float, interrupted: bool, export_error: str,
+                 redone_imports: int, export_folder: str | None) -> dict[str, Any]:
+    entries = []
+    def span(times: dict[str, float], a: str, b: str) -> float | None:
+        return round(times[b] - times[a], 3) if a in times and b in times else None
+
+    for job in jobs:
+        times = job.state_times
+        root = _asset_root(job)
+        own = find_result(job.job_id)
+        finish = job.metadata.get("finish") or {}
+        name = asset_name(manifest.name, job.spec.index, job.spec.option)
+        entries.append({
+            "asset": root.name if root is not None else name,
+            "status": job.state.value,
+            "error": job.error.to_json() if job.error else None,
+            "warnings": job.warnings,
+            "prompt": job.spec.prompt,
+            "images": list(job.spec.image_paths),
+            "seed": job.spec.seed,
+            "backend": job.spec.backend,
+            "mode": job.spec.mode.value,
+            "task_id": job.task_id,
+            "credits": job.credits_spent,
+            "timings_s": {
+                "queued": span(times, "queued", "submitting"),
+                "generation": span(times, "submitting", "downloading"),
+                "download": span(times, "downloading", "ready"),
+                "import": round(job.metadata.get("import_ms", 0) / 1000, 4) if "import_ms" in job.metadata else None,
+                "finish": finish.get("seconds"),
+                "export": round(sum(f["ms"] for f in exports.get(root.name, [])) / 1000, 4) if root else None,
+            },
+            "faces": len(own.data.polygons) if own is not None and isinstance(own.data, bpy.types.Mesh) else 0,
+            "lods": finish.get("lods", []),
+            "files": {
+                "result": job.files,
+                "exports": sorted({f["path"] for f in exports.get(root.name, [])}) if root else [],
+            },
+        })
+    finished = sum(e["status"] == "finished" for e in entries)
+    failed = sum(e["status"] in ("failed", "cancelled") for e in entries)
+    assets = sorted({e["asset"] for e in entries})
+    return {
+        "batch": manifest.name,
+        "manifest": str(manifest.path),
+        "mode": manifest.mode.value,
+        "backend": manifest.backend,
+        "interrupted": interrupted,
+        "assets": entries,
+        "totals": {
+            "jobs": len(entries), "assets": len(assets), "finished": finished, "failed": failed,
+            "unfinished": len(entries) - finished - failed,
+            "credits": sum(e["credits"] for e in entries),
+            "faces": sum(e["faces"] for e in entries),
+            "wall_s": round(time.monotonic() - started, 2),
+            "reimported_after_resume": redone_imports,
+        },
+        "output": {
+            "folder": str(plan.out),
+            "blend": str(plan.out / f"{manifest.name}.blend"),
+            "exports": export_folder,
+            "export_error": export_error or None,
+            "report": str(plan.out / "report.json"),
+            "contact_sheet": str(plan.out / "contact_sheet.png") if sheet else None,
+            "contact_sheet_grid": sheet,
+        },
+    }
