@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .backends import AVAILABLE
+from .backends.base import Backend
 from .jobs import Job, JobState
 from .manifest import Manifest, ManifestError, PlannedAsset, job_count, load_manifest
 
@@ -141,8 +142,9 @@ def describe_plan(manifest: Manifest, assets: list[PlannedAsset], cost: float, s
         stream.write(f"  {name}  {asset.kind:9s} {what}\n")
 
 
-def main(argv: list[str], *, online_access: bool = False, has_key: bool = False) -> int:
-    """Run a batch; returns the process exit code."""
+def main(argv: list[str], *, online_access: bool = False, has_key: bool = False,
+         backend: Backend | None = None) -> int:
+    """Run a batch; returns the process exit code. `backend` replaces the manifest's (tests)."""
     options = parse_args(argv)
     try:
         manifest = load_manifest(options.manifest, {b.name for b in AVAILABLE})
@@ -158,7 +160,7 @@ def main(argv: list[str], *, online_access: bool = False, has_key: bool = False)
     from .blender import batch_run  # Blender is needed from here on
 
     try:
-        plan = batch_run.prepare(manifest, assets, options)
+        plan = batch_run.prepare(manifest, assets, options, backend)
         check_budget(manifest, plan.estimated_credits)
     except ManifestError as exc:
         print(f"kiln batch: error: {exc}", file=sys.stderr)

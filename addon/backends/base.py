@@ -40,6 +40,9 @@ class Capabilities:
     refine: bool = False
     reconcile: bool = False
     """`find_submitted` can tell whether an interrupted create reached the provider."""
+    durable_tasks: bool = True
+    """Tasks outlive Kiln's process (a remote provider). False for the embedded engine: after a
+    restart its running tasks are gone, nothing was charged, and they are simply queued again."""
     needs_network: bool = True
     needs_key: bool = True
     concurrency: Mapping[str, int] = field(default_factory=lambda: {"default": 1})

@@ -46,7 +46,8 @@ class Plan:
     work: Path
 
 
-def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOptions) -> Plan:
+def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOptions,
+            backend: Backend | None = None) -> Plan:
     """Everything that can fail before money is spent: folders, images, specs, the cost estimate."""
     out = (options.out / manifest.name).resolve()
     work = out / ".kiln"
@@ -59,7 +60,7 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
             specs += specs_for(manifest, asset, work / "inputs")
         except InputError as exc:
             raise ManifestError(f"asset[{asset.index + 1}]: {exc}") from exc
-    backend = create_backend(manifest.backend, scratch_dir=work / "scratch")
+    backend = backend or create_backend(manifest.backend, scratch_dir=work / "scratch")
     return Plan(specs, sum(backend.estimate_credits(s) for s in specs), backend, out, work)
 
 

@@ -185,6 +185,7 @@ class LocalBackend(Backend):
             push=True,
             batch_status=True,
             cancel=True,
+            durable_tasks=False,
             needs_network=False,
             needs_key=False,
             concurrency={"cpu": limit},

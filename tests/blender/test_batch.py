@@ -1,0 +1,188 @@
+"""Headless batch runs end to end: the demo, bad manifests, resume after SIGKILL, shards, exit codes,
+and the `blender -c kiln` entry."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from conftest import ADDON_MODULE
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts/kiln_batch.py"
+
+
+def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def write_manifest(folder: Path, name: str, prompts: list[str], extra: str = "") -> Path:
+    assets = "\n".join(f'[[asset]]\nprompt = "{p}"\n' for p in prompts)
+    path = folder / f"{name}.toml"
+    path.write_text(f'[batch]\nname = "{name}"\nmode = "production"\nbackend = "local"\nseed = 3\n\n{assets}\n'
+                    f'[finish]\npreset = "game"\n{extra}')
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("demo")
+    return run_script(str(REPO / "examples/demo.toml"), "--out", str(out)), out / "env_demo_01"
+
+
+def test_demo_runs_end_to_end(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    result, folder = demo_run
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((folder / "report.json").read_text())
+    assert report["totals"] == {**report["totals"], "jobs": 15, "assets": 12, "finished": 15, "failed": 0}
+    assert (folder / "env_demo_01.blend").is_file() and (folder / "blender_assets.cats.txt").is_file()
+    fbx = sorted(p.name for p in (folder / "exports").glob("*.fbx"))
+    assert len(fbx) == 12 and fbx[0] == "env_demo_01_001.fbx"
+    assert "contact sheet:" in result.stdout and str(folder / "report.json") in result.stdout
+
+
+def test_demo_outputs_agree_with_each_other(kiln: ModuleType,
+                                            demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    import bpy
+
+    png = importlib.import_module(f"{ADDON_MODULE}.addon.backends.local.png")
+    _, folder = demo_run
+    report = json.loads((folder / "report.json").read_text())
+    grid = report["output"]["contact_sheet_grid"]
+    sheet = png.decode_own_png((folder / "contact_sheet.png").read_bytes())
+    assert (grid["columns"], grid["rows"]) == (4, 3)
+    assert sheet.shape == (grid["rows"] * grid["tile"], grid["columns"] * grid["tile"], 3)
+    bpy.ops.wm.open_mainfile(filepath=str(folder / "env_demo_01.blend"))
+    try:
+        for entry in report["assets"]:
+            assert entry["asset"] in bpy.data.objects, entry["asset"]
+            assert entry["status"] == "finished" and entry["faces"] > 0
+            assert entry["lods"] and all(name in bpy.data.objects for name in entry["lods"])
+        stall = bpy.data.objects["env_demo_01_008"]
+        assert sorted(c.name for c in stall.children) == [
+            "env_demo_01_008_barrel", "env_demo_01_008_crate", "env_demo_01_008_lantern", "env_demo_01_008_table"]
+        bpy.ops.wm.read_homefile(use_empty=True)
+        bpy.ops.import_scene.fbx(filepath=str(folder / "exports/env_demo_01_003.fbx"))
+        assert {o.name for o in bpy.data.objects} == {"env_demo_01_003", "env_demo_01_003_LOD0",
+                                                      "env_demo_01_003_LOD1", "env_demo_01_003_LOD2"}
+    finally:
+        bpy.ops.wm.read_homefile(use_empty=True)
+
+
+def test_a_bad_manifest_exits_2_and_submits_nothing(tmp_path: Path) -> None:
+    manifest = tmp_path / "bad.toml"
+    manifest.write_text('[batch]\nname = "env_bad_01"\n[[asset]]\nimage = "nowhere.png"\n')
+    result = run_script(str(manifest), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "asset[1].image: file not found" in result.stderr
+    assert not (tmp_path / "out/env_bad_01/report.json").exists()
+
+
+def test_an_image_without_subject_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    png = importlib.import_module(f"{ADDON_MODULE}.addon.backends.local.png")
+    import numpy as np
+
+    (tmp_path / "blank.png").write_bytes(png.encode_png(np.full((64, 64, 3), 128, np.uint8)))
+    manifest = tmp_path / "m.toml"
+    manifest.write_text('[batch]\nname = "env_blank_01"\n[[asset]]\nimage = "blank.png"\n')
+    result = run_script(str(manifest), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "asset[1]: 'blank.png': no subject stands out" in result.stderr
+
+
+def test_dry_run_lists_jobs_and_cost(tmp_path: Path) -> None:
+    result = run_script(str(REPO / "examples/demo.toml"), "--out", str(tmp_path), "--dry-run")
+    assert result.returncode == 0
+    assert "batch env_demo_01: 10 asset(s), 15 job(s) on local (production), estimated 0 credits" in result.stdout
+    assert "env_demo_01_008  parts" in result.stdout
+    assert not (tmp_path / "env_demo_01/report.json").exists()
+
+
+def test_resume_after_sigkill_finishes_without_redoing(tmp_path: Path) -> None:
+    prompts = [f"{kind} {n}" for n in range(6) for kind in ("crate", "barrel", "rock", "pillar")]
+    manifest = write_manifest(tmp_path, "env_resume_01", prompts)
+    env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
+    process = subprocess.Popen([sys.executable, str(SCRIPT), str(manifest), "--out", str(tmp_path), "--jobs", "1"],
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    assert process.stderr is not None
+    finished_before = 0
+    for line in process.stderr:
+        finished_before += "→ finished" in line
+        if finished_before >= 8:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    journal = tmp_path / "env_resume_01/.kiln/journal.jsonl"
+    assert journal.exists()
+    first = {}
+    for line in journal.read_text().splitlines():
+        try:
+            snapshot = json.loads(line)["job"]
+        except (ValueError, KeyError):
+            continue  # the kill may tear the last line
+        first[snapshot["job_id"]] = snapshot
+    finished_ids = {j for j, s in first.items() if s["state"] == "finished"}
+    assert 0 < len(finished_ids) < len(prompts), "killed mid-run"
+
+    resumed = run_script(str(manifest), "--out", str(tmp_path), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    report = json.loads((tmp_path / "env_resume_01/report.json").read_text())
+    assert report["totals"]["finished"] == len(prompts) and report["totals"]["jobs"] == len(prompts)
+    names = sorted(entry["asset"] for entry in report["assets"])
+    assert names == [f"env_resume_01_{i:03d}" for i in range(1, len(prompts) + 1)], "no duplicates, none lost"
+    by_task = {entry["task_id"] for entry in report["assets"]}
+    kept = {first[j]["task_id"] for j in finished_ids}
+    assert kept <= by_task, "finished jobs were not generated again"
+
+
+def test_shards_together_make_the_whole_batch(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, "env_shard_01", ["crate", "barrel", "rock", "pillar", "stump"])
+    names = []
+    for shard in ("1/2", "2/2"):
+        out = tmp_path / shard.replace("/", "of")
+        result = run_script(str(manifest), "--out", str(out), "--shard", shard, "--quiet")
+        assert result.returncode == 0, result.stderr[-2000:]
+        report = json.loads((out / "env_shard_01/report.json").read_text())
+        names.append(sorted(e["asset"] for e in report["assets"]))
+    assert not set(names[0]) & set(names[1])
+    assert sorted(names[0] + names[1]) == [f"env_shard_01_{i:03d}" for i in range(1, 6)]
+
+
+def test_one_failed_asset_exits_1_and_the_rest_are_written(kiln: ModuleType, tmp_path: Path) -> None:
+    batch = importlib.import_module(f"{ADDON_MODULE}.addon.batch")
+    local = importlib.import_module(f"{ADDON_MODULE}.addon.backends.local")
+    base = importlib.import_module(f"{ADDON_MODULE}.addon.backends.base")
+
+    class RefusingLocal(local.LocalBackend):  # type: ignore[misc,name-defined]
+        """The local engine, except that the provider refuses one prompt, as a content policy would."""
+
+        def submit(self, spec: object, client_ref: str) -> str:
+            if "dragon" in spec.prompt:  # type: ignore[attr-defined]
+                raise base.BackendError("2008", "prompt refused by content policy")
+            return str(super().submit(spec, client_ref))
+
+    manifest = write_manifest(tmp_path, "env_fail_01", ["crate", "dragon", "barrel"], "[export]\nfolder = \"exports\"\n")
+    code = batch.main([str(manifest), "--out", str(tmp_path), "--quiet"],
+                      backend=RefusingLocal(scratch_dir=tmp_path / "scratch"))
+    assert code == 1
+    report = json.loads((tmp_path / "env_fail_01/report.json").read_text())
+    statuses = {e["prompt"]: e["status"] for e in report["assets"]}
+    assert statuses == {"crate": "finished", "dragon": "failed", "barrel": "finished"}
+    assert report["assets"][1]["error"] == {"code": "2008", "message": "prompt refused by content policy"}
+    assert len(list((tmp_path / "env_fail_01/exports").glob("*.fbx"))) == 2
+
+
+def test_blender_cli_command_is_registered_and_runs_the_batch(kiln: ModuleType, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert kiln._cli_handle is not None
+    assert kiln._cli(["batch", str(REPO / "examples/demo.toml"), "--out", str(tmp_path), "--dry-run"]) == 0
+    assert "batch env_demo_01: 10 asset(s), 15 job(s)" in capsys.readouterr().out
+    assert kiln._cli(["frobnicate"]) == 2
