@@ -169,7 +169,8 @@ def test_one_failed_asset_exits_1_and_the_rest_are_written(kiln: ModuleType, tmp
                 raise base.BackendError("2008", "prompt refused by content policy")
             return str(super().submit(spec, client_ref))
 
-    manifest = write_manifest(tmp_path, "env_fail_01", ["crate", "dragon", "barrel"], "[export]\nfolder = \"exports\"\n")
+    manifest = write_manifest(tmp_path, "env_fail_01", ["crate", "dragon", "barrel"],
+                              '[export]\nfolder = "exports"\n')
     code = batch.main([str(manifest), "--out", str(tmp_path), "--quiet"],
                       backend=RefusingLocal(scratch_dir=tmp_path / "scratch"))
     assert code == 1
