@@ -6,10 +6,14 @@ have landed, and `--resume` reattaches to what was running and skips what was al
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import shutil
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,10 @@ _log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_S = 5.0
 """Save the .blend at most this often while results land, so a crash loses little and --resume skips it."""
+
+
+def _warnings_and_up(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
 
 
 @dataclass
@@ -89,8 +97,25 @@ def specs_for(manifest: Manifest, asset: PlannedAsset, inputs: Path) -> list[Job
     ]
 
 
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Blender's C code prints a line per render and per save straight to file descriptor 1; in a
+    batch log that is noise, so point fd 1 at /dev/null meanwhile (stderr, with errors, is kept)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _save(path: Path) -> None:
-    bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
+    with _quiet_stdout():
+        bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
 
 
 def _asset_root(job: Job) -> bpy.types.Object | None:
@@ -108,6 +133,9 @@ def _meshes_of(root: bpy.types.Object) -> list[bpy.types.Object]:
 
 def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progress) -> dict[str, Any]:
     started = time.monotonic()
+    # Blender's glTF importer logs three INFO lines per file (and resets its level on every import):
+    # noise in a batch log of hundreds, so filter them out; warnings and errors still show.
+    logging.getLogger("glTFImporter").addFilter(_warnings_and_up)
     blend = plan.out / f"{manifest.name}.blend"
     package = runtime.current_package()
     if options.resume and blend.exists():
@@ -176,7 +204,8 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
             root = _asset_root(job)
             if root is not None and all(root.name != name for name, _ in items):
                 items.append((root.name, _meshes_of(root)))
-        sheet = render_contact_sheet(items, plan.out / "contact_sheet.png")
+        with _quiet_stdout():
+            sheet = render_contact_sheet(items, plan.out / "contact_sheet.png")
     _save(blend)
     report = build_report(manifest, jobs, plan, exports, sheet, started, interrupted, export_error,
                           redone_imports, export_folder)
@@ -191,7 +220,7 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
 
 
 def build_report(manifest: Manifest, jobs: list[Job], plan: Plan, exports: dict[str, list[dict[str, Any]]],
-                 sheet: dict[str, int] | None, started: float, interrupted: bool, export_error: str,
+                 sheet: dict[str, int | str] | None, started: float, interrupted: bool, export_error: str,
                  redone_imports: int, export_folder: str | None) -> dict[str, Any]:
     entries = []
     def span(times: dict[str, float], a: str, b: str) -> float | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import math
+import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,10 @@ import numpy as np
 import numpy.typing as npt
 from mathutils import Vector
 
+from ..backends.local.glb import Material, MeshPart
 from ..backends.local.png import encode_png
+from ..backends.local.preview import render_preview
+from ..bitmap_font import burn_text
 
 TILE = 256
 
@@ -60,11 +66,79 @@ def _tile(scene: bpy.types.Scene, objects: list[bpy.types.Object], name: str,
         bpy.data.cameras.remove(camera_data)
 
 
+def gpu_available() -> bool:
+    """Whether Workbench can render here. In background mode on Linux Blender draws through EGL; a
+    farm node without libEGL would abort the whole process on the first render, so look first."""
+    forced = os.environ.get("KILN_CONTACT_SHEET", "")
+    if forced in ("software", "workbench"):
+        return forced == "workbench"
+    if not bpy.app.background or sys.platform != "linux":
+        return True
+    return ctypes.util.find_library("EGL") is not None
+
+
+def _software_tile(objects: list[bpy.types.Object], name: str, tile: int) -> npt.NDArray[np.uint8]:
+    """The engine's numpy renderer, for machines with no GPU: same framing idea, flat material colours."""
+    parts: list[MeshPart] = []
+    materials: list[Material] = []
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    for obj in objects:
+        evaluated = obj.evaluated_get(depsgraph)
+        mesh = evaluated.to_mesh()
+        if mesh is None:
+            continue
+        try:
+            mesh.calc_loop_triangles()
+            count = len(mesh.vertices)
+            coords = np.empty(count * 3, np.float32)
+            mesh.vertices.foreach_get("co", coords)
+            world = np.array(obj.matrix_world, np.float32)
+            points = coords.reshape(-1, 3) @ world[:3, :3].T + world[:3, 3]
+            triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+            mesh.loop_triangles.foreach_get("vertices", triangles)
+            slots = np.empty(len(mesh.loop_triangles), np.int32)
+            mesh.loop_triangles.foreach_get("material_index", slots)
+            for slot_index in np.unique(slots):
+                chosen = triangles.reshape(-1, 3)[slots == slot_index]
+                material = obj.material_slots[slot_index].material if slot_index < len(obj.material_slots) else None
+                materials.append(Material(material.name if material else "default", _base_colour(material)))
+                parts.append(MeshPart(points, np.zeros_like(points), np.zeros((count, 2), np.float32),
+                                      chosen.astype(np.uint32), len(materials) - 1))
+        finally:
+            evaluated.to_mesh_clear()
+    pixels = render_preview(parts, materials, size=tile)
+    burn_text(pixels, name, y=tile - 16)
+    return pixels
+
+
+def _base_colour(material: bpy.types.Material | None) -> tuple[float, float, float, float]:
+    if material is None:
+        return (0.8, 0.8, 0.8, 1.0)
+    tree = material.node_tree
+    for node in tree.nodes if tree else ():
+        image = getattr(node, "image", None)
+        if isinstance(image, bpy.types.Image) and image.has_data:
+            width, height = (int(v) for v in image.size)  # type: ignore[attr-defined]
+            pixels = np.empty(width * height * 4, np.float32)
+            image.pixels.foreach_get(pixels)
+            mean = pixels.reshape(-1, 4)[:, :3].mean(axis=0)
+            return (float(mean[0]), float(mean[1]), float(mean[2]), 1.0)
+    colour: Any = material.diffuse_color  # a 4-float array; the stubs do not say it is indexable
+    return (float(colour[0]), float(colour[1]), float(colour[2]), 1.0)
+
+
 def render_contact_sheet(items: list[tuple[str, list[bpy.types.Object]]], path: Path,
-                         tile: int = TILE) -> dict[str, int]:
+                         tile: int = TILE) -> dict[str, int | str]:
     """Render `items` (name, the mesh objects that show it) into a grid PNG at `path`; returns its layout."""
     columns, rows = grid_shape(len(items))
     sheet = np.full((rows * tile, columns * tile, 3), 40, np.uint8)
+    if not gpu_available():
+        for number, (name, objects) in enumerate(items):
+            row, column = divmod(number, columns)
+            sheet[row * tile:(row + 1) * tile, column * tile:(column + 1) * tile] = _software_tile(objects, name, tile)
+        _write_png(sheet, path)
+        return {"columns": columns, "rows": rows, "tile": tile, "width": columns * tile, "height": rows * tile,
+                "renderer": "software"}
     scene = bpy.data.scenes.new("kiln_contact_sheet")
     try:
         render: Any = scene.render  # the stubs list only one engine name
@@ -88,7 +162,12 @@ def render_contact_sheet(items: list[tuple[str, list[bpy.types.Object]]], path: 
                 sheet[row * tile:(row + 1) * tile, column * tile:(column + 1) * tile] = pixels[:tile, :tile]
     finally:
         bpy.data.scenes.remove(scene)
+    _write_png(sheet, path)
+    return {"columns": columns, "rows": rows, "tile": tile, "width": columns * tile, "height": rows * tile,
+            "renderer": "workbench"}
+
+
+def _write_png(pixels: npt.NDArray[np.uint8], path: Path) -> None:
     tmp = path.with_suffix(".png.part")
-    tmp.write_bytes(encode_png(sheet))
+    tmp.write_bytes(encode_png(pixels))
     tmp.replace(path)
-    return {"columns": columns, "rows": rows, "tile": tile, "width": columns * tile, "height": rows * tile}

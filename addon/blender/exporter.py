@@ -3,6 +3,8 @@ a JSON manifest of every file written. Never overwrites a file silently."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -134,14 +136,16 @@ def export(objects: list[bpy.types.Object], folder: str, *, per: str = "asset", 
         stem = slug(name)
         fbx_path = free_path(target, stem, ".fbx", taken)
         started = time.perf_counter()
-        bpy.ops.export_scene.fbx(filepath=str(fbx_path), use_selection=True, object_types={"EMPTY", "MESH"},
-                                 path_mode="COPY", embed_textures=True, **FBX_PRESETS[preset])
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints two lines per file
+            bpy.ops.export_scene.fbx(filepath=str(fbx_path), use_selection=True, object_types={"EMPTY", "MESH"},
+                                     path_mode="COPY", embed_textures=True, **FBX_PRESETS[preset])
         written.append(ExportedFile(str(fbx_path), "fbx", [o.name for o in members], _faces(members),
                                     _texture_sizes(members), round((time.perf_counter() - started) * 1000, 2)))
         if gltf:
             glb_path = free_path(target, stem, ".glb", taken)
             started = time.perf_counter()
-            bpy.ops.export_scene.gltf(filepath=str(glb_path), use_selection=True, export_format="GLB")
+            with contextlib.redirect_stdout(io.StringIO()):
+                bpy.ops.export_scene.gltf(filepath=str(glb_path), use_selection=True, export_format="GLB")
             written.append(ExportedFile(str(glb_path), "glb", [o.name for o in members], _faces(members),
                                         _texture_sizes(members), round((time.perf_counter() - started) * 1000, 2)))
     manifest = target / "export_manifest.json"

@@ -95,3 +95,13 @@ def test_multiview_needs_usable_views(tmp_path: Path) -> None:
     blank = np.full((100, 100, 4), 200, np.uint8)
     with pytest.raises(BackendError, match="left view: no subject"):
         generate_multiview(spec, {"front": views["front"], "left": blank}, tmp_path / "c")
+
+
+def test_bitmap_font_draws_names() -> None:
+    from addon.bitmap_font import burn_text, text_mask
+
+    mask = text_mask("env_01", scale=1)
+    assert mask.shape == (5, 6 * 4) and mask.any()
+    image = np.zeros((20, 60, 3), np.uint8)
+    burn_text(image, "ab", x=2, y=2, scale=2)
+    assert (image == 235).any()
