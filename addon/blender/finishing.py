@@ -156,9 +156,8 @@ def bake_colour(source: bpy.types.Object, target: bpy.types.Object, size: int) -
     texture_node = tree.nodes.new("ShaderNodeTexImage")
     texture_node.image = image  # type: ignore[attr-defined]
     bsdf: Any = tree.nodes.get("Principled BSDF")
-    if bsdf is not None:
-        tree.links.new(texture_node.outputs["Color"], bsdf.inputs["Base Color"])
-    tree.nodes.active = texture_node
+    tree.nodes.active = texture_node  # the bake target; linked to the shader only after the bake,
+    # or Cycles would read the image it is writing ("circular dependency")
     cycles: Any = scene.cycles  # type: ignore[attr-defined]  # registered by the Cycles add-on
     mesh = target.data
     assert isinstance(mesh, bpy.types.Mesh)
@@ -185,6 +184,8 @@ def bake_colour(source: bpy.types.Object, target: bpy.types.Object, size: int) -
                                          cage_extrusion=0.02 * size_m, max_ray_distance=0.1 * size_m, margin=4)
         if result != {"FINISHED"}:
             raise RuntimeError("Cycles could not bake the colour")
+        if bsdf is not None:
+            tree.links.new(texture_node.outputs["Color"], bsdf.inputs["Base Color"])
     finally:
         render.engine, cycles.device, cycles.samples = saved
         bake.use_selected_to_active = False

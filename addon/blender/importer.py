@@ -16,6 +16,8 @@ from typing import Any
 
 import bmesh
 import bpy
+import numpy as np
+import numpy.typing as npt
 from mathutils import Matrix, Vector
 
 from ..jobs import Job, Mode
@@ -196,20 +198,40 @@ def origin_to_bottom_centre(obj: bpy.types.Object) -> None:
     assert isinstance(mesh, bpy.types.Mesh)
     if not mesh.vertices:
         return
-    count = len(mesh.vertices)
-    coords = [0.0] * (count * 3)
-    mesh.vertices.foreach_get("co", coords)
-    xs, ys, zs = coords[0::3], coords[1::3], coords[2::3]
-    offset = Vector(((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, min(zs)))
+    low, high = mesh_bounds(mesh)
+    offset = Vector(((low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]))
     mesh.transform(Matrix.Translation((-offset.x, -offset.y, -offset.z)))
     obj.location = obj.location + offset  # the asset stays where it was; only its origin moved
     mesh.update()
 
 
+def mesh_bounds(mesh: bpy.types.Mesh) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Local-space bounding box from the vertices themselves (valid before any depsgraph update)."""
+    coords = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", coords)
+    points = coords.reshape(-1, 3)
+    return points.min(axis=0), points.max(axis=0)
+
+
 def weld_split_vertices(mesh: bpy.types.Mesh, distance: float = 1e-5) -> int:
     """glTF must split a vertex wherever its normal or UV differs; Blender keeps those per face corner.
     Welding coincident vertices back together restores closed, manifold shells (the importer's own
-    `merge_vertices` leaves vertices with different UVs apart). Returns the number removed."""
+    `merge_vertices` leaves vertices with different UVs apart). Returns the number removed.
+
+    A numpy check first: meshes that arrive already welded (the 50k-triangle inflations) skip the
+    bmesh round trip, which would otherwise cost as much as the import itself."""
+    count = len(mesh.vertices)
+    coords = np.empty(count * 3, np.float32)
+    mesh.vertices.foreach_get("co", coords)
+    cells = np.round(coords.reshape(-1, 3) / distance).astype(np.int64)
+    if count and int(np.abs(cells).max()) < 2**20:
+        # Pack each position into one int64 (21 bits per axis): exact, and a 1-D unique is fast.
+        shifted = cells + 2**20
+        distinct = len(np.unique(shifted[:, 0] << 42 | shifted[:, 1] << 21 | shifted[:, 2]))
+    else:
+        distinct = len(np.unique(cells, axis=0))
+    if distinct == count:
+        return 0
     bm = bmesh.new()
     try:
         bm.from_mesh(mesh)
@@ -255,9 +277,8 @@ def mesh_width(obj: bpy.types.Object) -> float:
     mesh = obj.data
     if not isinstance(mesh, bpy.types.Mesh) or not mesh.vertices:
         return 0.0
-    xs = [0.0] * (len(mesh.vertices) * 3)
-    mesh.vertices.foreach_get("co", xs)
-    return (max(xs[0::3]) - min(xs[0::3])) * obj.scale.x
+    low, high = mesh_bounds(mesh)
+    return float(high[0] - low[0]) * obj.scale.x
 
 
 def _place_beside_previous(obj: bpy.types.Object, collection: bpy.types.Collection) -> None:
