@@ -6,14 +6,10 @@ have landed, and `--resume` reattaches to what was running and skips what was al
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import shutil
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ from .contact_sheet import render_contact_sheet
 from .exporter import ExportError, export
 from .images import prepare_image
 from .importer import find_result
+from .quiet import quiet_stdout
 
 _log = logging.getLogger(__name__)
 
@@ -97,24 +94,8 @@ def specs_for(manifest: Manifest, asset: PlannedAsset, inputs: Path) -> list[Job
     ]
 
 
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Blender's C code prints a line per render and per save straight to file descriptor 1; in a
-    batch log that is noise, so point fd 1 at /dev/null meanwhile (stderr, with errors, is kept)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def _save(path: Path) -> None:
-    with _quiet_stdout():
+    with quiet_stdout():
         bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
 
 
@@ -204,7 +185,7 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
             root = _asset_root(job)
             if root is not None and all(root.name != name for name, _ in items):
                 items.append((root.name, _meshes_of(root)))
-        with _quiet_stdout():
+        with quiet_stdout():
             sheet = render_contact_sheet(items, plan.out / "contact_sheet.png")
     _save(blend)
     report = build_report(manifest, jobs, plan, exports, sheet, started, interrupted, export_error,

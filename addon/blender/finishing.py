@@ -19,6 +19,7 @@ from ..jobs import Job
 from ..presets import FinishPreset
 from ..scheduler import BatchSettings
 from .importer import bake_transform, origin_to_bottom_centre
+from .quiet import quiet_stdout
 
 _log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def bake_colour(source: bpy.types.Object, target: bpy.types.Object, size: int) -
     view_layer.objects.active = target
     started = time.perf_counter()
     try:
-        with _override(target, source):
+        with _override(target, source), quiet_stdout():
             result = bpy.ops.object.bake(type="DIFFUSE", pass_filter={"COLOR"}, use_selected_to_active=True,
                                          cage_extrusion=0.02 * size_m, max_ray_distance=0.1 * size_m, margin=4)
         if result != {"FINISHED"}:
