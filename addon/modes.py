@@ -29,6 +29,7 @@ def text_specs(
     seed: int = 0,
     batch: str = "",
     index: int = 0,
+    negative_prompt: str = "",
 ) -> list[JobSpec]:
     """One spec per option. Options share the prompt and differ by seed, so each is reproducible."""
     base_seed = seed or new_seed()
@@ -39,6 +40,7 @@ def text_specs(
             backend=backend,
             mode=mode,
             prompt=prompt,
+            negative_prompt=negative_prompt,
             params=params,
             batch=batch,
             index=index,

@@ -1,8 +1,8 @@
 """Thin operators: validate input, build JobSpecs, hand them to the engine."""
 
-from . import generate
+from . import batch, generate, queue, results
 
-_modules = (generate,)
+_modules = (generate, batch, queue, results)
 
 
 def register() -> None:

@@ -1,65 +1,228 @@
-# mypy: disable-error-code="union-attr,attr-defined,override,arg-type"
+# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,misc,operator,index"
 """The "Kiln" sidebar tab in the 3D Viewport. Drawing only: every decision lives in addon/."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 
+from ..addon.backends import AVAILABLE
 from ..addon.blender import runtime
+from ..addon.jobs import JobState
 from ..addon.presentation import job_row
 
-MAX_QUEUE_ROWS = 12
+MAX_QUEUE_ROWS = 50
+RESULT_KEYS = (("Prompt", "kiln_prompt"), ("Seed", "kiln_seed"), ("Backend", "kiln_backend"),
+               ("Mode", "kiln_mode"), ("Credits", "kiln_credits"), ("Time (s)", "kiln_generation_s"),
+               ("Task", "kiln_task_id"))
 
 
-class KILN_PT_generate(bpy.types.Panel):
+class _KilnPanel:
+    bl_space_type: str = "VIEW_3D"
+    bl_region_type: str = "UI"
+    bl_category = "Kiln"
+
+
+def _estimate(context: bpy.types.Context, jobs: int) -> str:
+    settings = context.scene.kiln
+    if not runtime.is_running():
+        return ""
+    backend = runtime.scheduler().backends.get(settings.backend)
+    if backend is None:
+        return ""
+    from ..addon.modes import text_specs
+
+    mode = "production" if settings.mode == "PRODUCTION" else "draft"
+    spec = text_specs("estimate", mode=mode, backend=settings.backend, seed=1)[0]
+    return f"~{backend.estimate_credits(spec) * jobs:g} credits"
+
+
+class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
     bl_idname = "KILN_PT_generate"
     bl_label = "Kiln"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Kiln"
 
     def draw(self, context: bpy.types.Context) -> None:
         settings = context.scene.kiln
         layout = self.layout
         layout.row().prop(settings, "mode", expand=True)
-        layout.prop(settings, "backend")
+        info = next((b for b in AVAILABLE if b.name == settings.backend), None)
+        row = layout.row(align=True)
+        row.prop(settings, "backend", text="")
+        if info is not None and info.needs_network and not bpy.app.online_access:
+            layout.label(text="Online access is off: only Local runs", icon="INTERNET_OFFLINE")
         if settings.mode == "PRODUCTION":
             layout.prop(settings, "target")
+            row = layout.row(align=True)
+            row.prop(settings, "face_budget")
+            row.prop(settings, "texture_size", text="")
+            layout.prop(settings, "finish_preset")
         layout.prop(settings, "prompt", text="")
         row = layout.row(align=True)
         row.prop(settings, "options")
         row.prop(settings, "seed")
-        layout.operator("kiln.generate", icon="PLAY")
-        layout.operator("kiln.generate_from_images", icon="IMAGE_DATA")
+        column = layout.column(align=True)
+        column.operator("kiln.generate", icon="PLAY")
+        column.operator("kiln.generate_from_camera", icon="CAMERA_DATA")
+        column.operator("kiln.batch_images", icon="IMAGE_DATA")
+        if settings.mode == "PRODUCTION":
+            layout.label(text=f"Queues {settings.options} job(s), {_estimate(context, settings.options)}")
 
 
-class KILN_PT_queue(bpy.types.Panel):
+class KILN_PT_negative(_KilnPanel, bpy.types.Panel):
+    bl_idname = "KILN_PT_negative"
+    bl_label = "Negative Prompt"
+    bl_parent_id = "KILN_PT_generate"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        self.layout.prop(context.scene.kiln, "negative_prompt", text="")
+        self.layout.prop(context.scene.kiln, "capture_engine")
+
+
+class KILN_UL_text_items(bpy.types.UIList):
+    bl_idname = "KILN_UL_text_items"
+
+    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: object, item: Any,
+                  icon: int, active_data: object, active_propname: str, index: int = 0, flt_flag: int = 0) -> None:
+        layout.prop(item, "text", text="", emboss=False)
+
+
+class KILN_PT_batch(_KilnPanel, bpy.types.Panel):
+    bl_idname = "KILN_PT_batch"
+    bl_label = "Batch"
+    bl_parent_id = "KILN_PT_generate"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        settings = context.scene.kiln
+        layout = self.layout
+        layout.prop(settings, "batch_base")
+        for target, title in (("variations", "Variations"), ("parts", "Parts")):
+            layout.label(text=title)
+            row = layout.row()
+            row.template_list("KILN_UL_text_items", target, settings, target, settings, f"{target}_index", rows=3)
+            column = row.column(align=True)
+            add = column.operator("kiln.list_edit", icon="ADD", text="")
+            add.target, add.action = target, "ADD"
+            remove = column.operator("kiln.list_edit", icon="REMOVE", text="")
+            remove.target, remove.action = target, "REMOVE"
+        layout.prop(settings, "batch_name")
+        row = layout.row(align=True)
+        row.prop(settings, "priority", text="")
+        row.prop(settings, "budget")
+        layout.prop(settings, "start_in_hours")
+        jobs = len([v for v in settings.variations if v.text.strip()]) * settings.options
+        layout.operator("kiln.batch_prompts", icon="OUTLINER_COLLECTION",
+                        text=f"Queue {jobs} Job(s), {_estimate(context, jobs)}".rstrip(", "))
+        layout.operator("kiln.generate_parts", icon="GROUP")
+
+
+class KILN_UL_jobs(bpy.types.UIList):
+    bl_idname = "KILN_UL_jobs"
+
+    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: object, item: Any,
+                  icon: int, active_data: object, active_propname: str, index: int = 0, flt_flag: int = 0) -> None:
+        row = layout.row(align=True)
+        row.label(text=item.title, icon=item.icon)
+        if item.can_cancel and item.progress > 0:
+            row.progress(factor=item.progress, type="BAR", text=item.status)
+        else:
+            row.label(text=item.status)
+        if item.can_cancel:
+            row.operator("kiln.cancel_job", icon="X", text="").job_id = item.job_id
+        elif item.can_retry:
+            row.operator("kiln.retry_job", icon="FILE_REFRESH", text="").job_id = item.job_id
+
+
+class KILN_PT_queue(_KilnPanel, bpy.types.Panel):
     bl_idname = "KILN_PT_queue"
     bl_label = "Queue"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Kiln"
     bl_parent_id = "KILN_PT_generate"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         if not runtime.is_running():
-            layout.label(text="Kiln is not running", icon="ERROR")
+            layout.label(text="Kiln's engine is not running", icon="ERROR")
             return
         scheduler = runtime.scheduler()
-        jobs = scheduler.snapshot()[-MAX_QUEUE_ROWS:]
+        jobs = scheduler.snapshot()
+        counts = {state: sum(j.state is state for j in jobs) for state in JobState}
+        active = counts[JobState.QUEUED] + counts[JobState.SUBMITTING] + counts[JobState.RUNNING] \
+            + counts[JobState.DOWNLOADING] + counts[JobState.READY]
+        layout.label(text=f"{active} active · {counts[JobState.FINISHED]} done · {counts[JobState.FAILED]} failed")
+        row = layout.row(align=True)
+        if scheduler.production_paused:
+            row.operator("kiln.resume_production", icon="PLAY")
+        else:
+            row.operator("kiln.pause_production", icon="PAUSE")
+        row.operator("kiln.clear_finished", icon="TRASH", text="Clear")
         if not jobs:
             layout.label(text="No jobs yet")
             return
-        for job in reversed(jobs):
-            row_data = job_row(job, scheduler.eta(job.job_id))
-            box = layout.box()
-            box.label(text=row_data.title, icon=row_data.icon)
-            if row_data.can_cancel and row_data.progress > 0:
-                box.progress(factor=row_data.progress, type="BAR", text=row_data.status)
-            else:
-                box.label(text=row_data.status)
+        layout.template_list("KILN_UL_jobs", "", context.window_manager, "kiln_jobs", context.window_manager,
+                             "kiln_jobs_index", rows=4)
 
 
-classes = (KILN_PT_generate, KILN_PT_queue)
-register, unregister = bpy.utils.register_classes_factory(classes)
+class KILN_PT_result(_KilnPanel, bpy.types.Panel):
+    bl_idname = "KILN_PT_result"
+    bl_label = "Result"
+    bl_parent_id = "KILN_PT_generate"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        obj = context.active_object
+        return obj is not None and bool(obj.get("kiln_job_id"))
+
+    def draw(self, context: bpy.types.Context) -> None:
+        obj = context.active_object
+        layout = self.layout
+        if obj.preview is not None:
+            layout.template_icon(icon_value=obj.preview.icon_id, scale=5.0)
+        column = layout.column(align=True)
+        for label, key in RESULT_KEYS:
+            if key in obj:
+                column.label(text=f"{label}: {obj[key]}")
+        if obj.get("kiln_warnings"):
+            layout.label(text=str(obj["kiln_warnings"]), icon="ERROR")
+        row = layout.row(align=True)
+        row.operator("kiln.promote", icon="TRIA_UP")
+        row.operator("kiln.keep_option", icon="CHECKMARK")
+        row = layout.row(align=True)
+        row.operator("kiln.finish", icon="MODIFIER")
+        row.operator("kiln.export_fbx", icon="EXPORT")
+
+
+def sync_job_rows() -> None:
+    """Mirror the engine's jobs into the WindowManager rows the queue UIList shows (main thread;
+    the pump calls this when something changed)."""
+    wm = bpy.context.window_manager
+    if wm is None or not hasattr(wm, "kiln_jobs") or not runtime.is_running():
+        return
+    scheduler = runtime.scheduler()
+    jobs = scheduler.snapshot()[-MAX_QUEUE_ROWS:]
+    rows = wm.kiln_jobs
+    while len(rows) > len(jobs):
+        rows.remove(len(rows) - 1)
+    while len(rows) < len(jobs):
+        rows.add()
+    for row, job in zip(rows, reversed(jobs), strict=True):
+        data = job_row(job, scheduler.eta(job.job_id))
+        row.job_id, row.title, row.status, row.icon = data.job_id, data.title, data.status, data.icon
+        row.progress, row.can_cancel, row.can_retry = data.progress, data.can_cancel, data.can_retry
+
+
+classes = (KILN_UL_text_items, KILN_UL_jobs, KILN_PT_generate, KILN_PT_negative, KILN_PT_batch, KILN_PT_queue,
+           KILN_PT_result)
+_register, _unregister = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    _register()
+    runtime.add_listener(sync_job_rows)
+
+
+def unregister() -> None:
+    runtime.remove_listener(sync_job_rows)
+    _unregister()
+

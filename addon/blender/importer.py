@@ -23,6 +23,7 @@ from mathutils import Matrix, Vector
 from ..jobs import Job, Mode
 from ..naming import DRAFTS_COLLECTION, asset_name, draft_name
 from .assets import mark_asset
+from .results import REPLACES, replace_draft
 
 _log = logging.getLogger(__name__)
 
@@ -167,7 +168,10 @@ def _assemble(job: Job, created: list[bpy.types.Object], meshes: list[bpy.types.
     mesh.name = root.name
     for key, value in metadata_properties(job).items():
         root[key] = value
-    if "part_name" in job.spec.params_dict:
+    replaces = job.spec.params_dict.get(REPLACES)
+    if replaces:
+        replace_draft(root, str(replaces))
+    elif "part_name" in job.spec.params_dict:
         _attach_part(root, job, collection)
     elif job.spec.mode is Mode.DRAFT and not job.spec.batch:
         _place_beside_previous(root, collection)

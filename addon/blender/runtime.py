@@ -47,6 +47,18 @@ class _Runtime:
 
 
 _runtime: _Runtime | None = None
+_listeners: list[Callable[[], None]] = []
+"""Called on the main thread after the pump saw a change (the UI mirrors the queue with these)."""
+
+
+def add_listener(listener: Callable[[], None]) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def remove_listener(listener: Callable[[], None]) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
 
 
 def user_folder(package: str, name: str) -> Path:
@@ -181,6 +193,11 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
         scheduler.mark_finished(job)
     if scheduler.version != runtime.redrawn_version:
         runtime.redrawn_version = scheduler.version
+        for listener in list(_listeners):
+            try:
+                listener()
+            except Exception:
+                _log.exception("Kiln UI listener failed")
         _tag_redraw()
     runtime.pump_max_ms = max(runtime.pump_max_ms, (time.perf_counter() - started) * 1000.0)
     return moved

@@ -50,7 +50,7 @@ def test_inflated_silhouette_matches_the_input(runtime: ModuleType, tmp_path: Pa
         bpy.context.scene.kiln.mode = mode
         rgba, truth = draw(name, 768, alpha=alpha)
         path = write_png(rgba, tmp_path / f"{name}_{alpha}.png")
-        assert bpy.ops.kiln.generate_from_images(filepath=str(path)) == {"FINISHED"}
+        assert bpy.ops.kiln.batch_images(filepath=str(path)) == {"FINISHED"}
         assert runtime.run_until_done(timeout=60)
         (obj,) = generated_objects()
         assert obj["kiln_source_images"] == str(path) and obj["kiln_kind"] == "image"
@@ -114,7 +114,7 @@ def test_bad_images_are_refused_before_queueing(runtime: ModuleType, tmp_path: P
         path.write_bytes(content)  # type: ignore[arg-type]
     before = len(runtime.scheduler().snapshot())
     with pytest.raises(RuntimeError, match=re.escape(message)):
-        bpy.ops.kiln.generate_from_images(filepath=str(path))
+        bpy.ops.kiln.batch_images(filepath=str(path))
     assert len(runtime.scheduler().snapshot()) == before, "nothing queued, nothing spent"
 
 
@@ -123,7 +123,7 @@ def test_bad_files_in_a_selection_are_skipped_and_the_rest_still_run(runtime: Mo
 
     write_png(draw("star", 256, alpha=True)[0], tmp_path / "star.png")
     (tmp_path / "broken.png").write_bytes(b"")
-    result = bpy.ops.kiln.generate_from_images(directory=str(tmp_path),
+    result = bpy.ops.kiln.batch_images(directory=str(tmp_path),
                                                files=[{"name": "star.png"}, {"name": "broken.png"}])
     assert result == {"FINISHED"}
     assert runtime.run_until_done(timeout=60)

@@ -1,0 +1,87 @@
+"""What the artist does with results: promote a draft, keep one option, find an asset's root."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..jobs import JobKind, JobSpec, Mode
+from ..modes import MODE_PARAMS
+from ..naming import REJECTED_COLLECTION
+
+REPLACES = "replaces"
+"""Spec parameter: the draft object a promoted job replaces when it lands."""
+
+
+def promote_spec(draft: bpy.types.Object) -> JobSpec | None:
+    """The Production job for a text draft: same prompt, same seed (so the same shape family)."""
+    prompt = str(draft.get("kiln_prompt", ""))
+    if not prompt or draft.get("kiln_kind", "text") != "text":
+        return None
+    backend = str(draft.get("kiln_backend", "local"))
+    params = dict(MODE_PARAMS.get(backend, {}).get(Mode.PRODUCTION, {}))
+    params[REPLACES] = draft.name
+    return JobSpec(kind=JobKind.TEXT, backend=backend, mode=Mode.PRODUCTION, prompt=prompt,
+                   negative_prompt=str(draft.get("kiln_negative_prompt", "")), seed=int(draft.get("kiln_seed", 0)),
+                   batch=str(draft.get("kiln_batch", "")), index=int(draft.get("kiln_index", 0)),
+                   params=JobSpec.make_params(params))
+
+
+def replace_draft(new: bpy.types.Object, draft_name: str) -> None:
+    """The promoted result takes the draft's place; the draft stays in Kiln Drafts, hidden."""
+    draft: bpy.types.Object | None = bpy.data.objects.get(draft_name)
+    if draft is None:
+        return
+    new.location = draft.location.copy()
+    draft.hide_set(True)
+    draft.hide_render = True
+    draft["kiln_promoted_to"] = new.name
+    new["kiln_promoted_from"] = draft.name
+
+
+def _rejected_collection() -> bpy.types.Collection:
+    collection = bpy.data.collections.get(REJECTED_COLLECTION) or bpy.data.collections.new(REJECTED_COLLECTION)
+    scene = bpy.context.scene
+    if scene is not None and collection.name not in scene.collection.children:
+        scene.collection.children.link(collection)
+    view_layer = bpy.context.view_layer
+    if view_layer is not None:
+        layer: bpy.types.LayerCollection | None = view_layer.layer_collection.children.get(collection.name)
+        if layer is not None:
+            layer.exclude = True  # out of view, renders and exports
+    return collection
+
+
+def reject_other_options(kept: bpy.types.Object) -> list[str]:
+    """Move the other options of the kept result's prompt to 'Rejected'; returns their names."""
+    key = (kept.get("kiln_batch"), kept.get("kiln_index"), kept.get("kiln_prompt"))
+    others = [o for o in bpy.data.objects
+              if o is not kept and o.get("kiln_job_id") and not o.get("kiln_rejected")
+              and (o.get("kiln_batch"), o.get("kiln_index"), o.get("kiln_prompt")) == key]
+    if not others:
+        return []
+    rejected = _rejected_collection()
+    for obj in others:
+        root = obj
+        while root.parent is not None:
+            root = root.parent
+        for member in (root, *root.children_recursive):
+            for owner in list(member.users_collection):
+                owner.objects.unlink(member)
+            rejected.objects.link(member)
+        obj["kiln_rejected"] = True
+    kept["kiln_kept_option"] = True
+    return [o.name for o in others]
+
+
+def kiln_roots(objects: list[bpy.types.Object]) -> list[bpy.types.Object]:
+    """Each result's top-level object (its LOD group or parts group), once, rejected ones left out."""
+    roots: list[bpy.types.Object] = []
+    for obj in objects:
+        if obj.get("kiln_rejected"):
+            continue
+        root = obj
+        while root.parent is not None:
+            root = root.parent
+        if root not in roots:
+            roots.append(root)
+    return roots

@@ -1,0 +1,142 @@
+# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,unreachable"
+"""Work on results: promote drafts, keep one option, finish and export the selection."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..addon.blender import runtime
+from ..addon.blender.exporter import ExportError, export
+from ..addon.blender.finishing import finish_object
+from ..addon.blender.results import kiln_roots, promote_spec, reject_other_options
+from ..addon.presets import PRESETS
+from .generate import engine_ready
+
+
+def _selected_results(context: bpy.types.Context) -> list[bpy.types.Object]:
+    return [o for o in context.selected_objects if o.get("kiln_job_id")]
+
+
+class KILN_OT_promote(bpy.types.Operator):
+    """Regenerate the selected drafts as Production jobs with the same prompt and seed; each replaces
+    its draft when done (the draft stays, hidden, in Kiln Drafts)"""
+
+    bl_idname = "kiln.promote"
+    bl_label = "Promote to Production"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if not engine_ready(cls):
+            return False
+        if not any(o.get("kiln_mode") == "draft" for o in _selected_results(context)):
+            cls.poll_message_set("Select one or more Kiln drafts")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        drafts = [o for o in _selected_results(context) if o.get("kiln_mode") == "draft"]
+        specs = []
+        for draft in drafts:
+            spec = promote_spec(draft)
+            if spec is None:
+                self.report({"WARNING"}, f"'{draft.name}' has no prompt to promote (image drafts: use the image)")
+                continue
+            specs.append(spec)
+        if not specs:
+            self.report({"ERROR"}, "Nothing to promote")
+            return {"CANCELLED"}
+        runtime.scheduler().add_many(specs)
+        self.report({"INFO"}, f"Kiln: promoting {len(specs)} draft(s) to Production")
+        return {"FINISHED"}
+
+
+class KILN_OT_keep_option(bpy.types.Operator):
+    """Keep the selected option of a prompt; its other options move to the excluded 'Rejected' collection"""
+
+    bl_idname = "kiln.keep_option"
+    bl_label = "Keep This Option"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if context.active_object is None or not context.active_object.get("kiln_job_id"):
+            cls.poll_message_set("Select the Kiln result to keep")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        rejected = reject_other_options(context.active_object)
+        if not rejected:
+            self.report({"WARNING"}, "This result has no other options to reject")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Kiln: kept {context.active_object.name}; moved {len(rejected)} option(s) to Rejected")
+        return {"FINISHED"}
+
+
+class KILN_OT_finish(bpy.types.Operator):
+    """Run the finishing preset (remesh, UV, bake, textures, LODs) on the selected results"""
+
+    bl_idname = "kiln.finish"
+    bl_label = "Finish Selected"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if not _selected_results(context):
+            cls.poll_message_set("Select one or more Kiln results")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = context.scene.kiln
+        preset = PRESETS[settings.finish_preset]
+        reports = [finish_object(o, preset, game=settings.target == "GAME") for o in _selected_results(context)]
+        failed = [f"{r.asset}: {s.step}: {s.error}" for r in reports for s in r.steps if not s.ok]
+        for message in failed:
+            self.report({"WARNING"}, message)
+        self.report({"INFO"}, f"Kiln: finished {len(reports)} asset(s) with '{preset.name}'"
+                              + (f", {len(failed)} step(s) failed" if failed else ""))
+        return {"FINISHED"}
+
+
+class KILN_OT_export_fbx(bpy.types.Operator):
+    """Export the selected results (with their LODs) as FBX, one file per asset or one per batch"""
+
+    bl_idname = "kiln.export_fbx"
+    bl_label = "Export FBX"
+    bl_options = {"REGISTER"}
+
+    directory: bpy.props.StringProperty(subtype="DIR_PATH")  # type: ignore[valid-type]
+    per: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Files", items=[("asset", "One per Asset", ""), ("batch", "One per Batch", "")])
+    preset: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Engine", items=[("unity", "Unity", ""), ("unreal", "Unreal", "")])
+    gltf: bpy.props.BoolProperty(name="Also glTF", default=False)  # type: ignore[valid-type]
+    filter_folder: bpy.props.BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if not _selected_results(context):
+            cls.poll_message_set("Select one or more Kiln results")
+            return False
+        return True
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        roots = kiln_roots(_selected_results(context))
+        try:
+            written = export(roots, self.directory or "//exports", per=self.per, preset=self.preset,
+                             gltf=self.gltf)
+        except ExportError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Kiln: wrote {len(written)} file(s) to {self.directory or '//exports'}")
+        return {"FINISHED"}
+
+
+classes = (KILN_OT_promote, KILN_OT_keep_option, KILN_OT_finish, KILN_OT_export_fbx)
+register, unregister = bpy.utils.register_classes_factory(classes)
