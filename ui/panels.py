@@ -153,9 +153,9 @@ class KILN_PT_queue(_KilnPanel, bpy.types.Panel):
         layout.label(text=f"{active} active · {counts[JobState.FINISHED]} done · {counts[JobState.FAILED]} failed")
         row = layout.row(align=True)
         if scheduler.production_paused:
-            row.operator("kiln.resume_production", icon="PLAY")
+            row.operator("kiln.resume_production", icon="PLAY", text="Resume")
         else:
-            row.operator("kiln.pause_production", icon="PAUSE")
+            row.operator("kiln.pause_production", icon="PAUSE", text="Pause")
         row.operator("kiln.clear_finished", icon="TRASH", text="Clear")
         if not jobs:
             layout.label(text="No jobs yet")

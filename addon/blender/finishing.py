@@ -236,6 +236,7 @@ def make_lods(obj: bpy.types.Object, asset: str, ratios: tuple[float, ...]) -> l
     group = bpy.data.objects.new(asset, None)
     collection.objects.link(group)
     group["kiln_lod_group"] = True
+    group["kiln_option"] = obj.get("kiln_option", 0)  # keeps the group in its option's row
     view_layer = bpy.context.view_layer
     if view_layer is not None:
         view_layer.update()

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from mathutils import Matrix, Vector
 
-from ..jobs import Job, Mode
+from ..jobs import Job
 from ..naming import DRAFTS_COLLECTION, asset_name, draft_name
 from .assets import mark_asset
 from .results import REPLACES, replace_draft
@@ -173,8 +173,10 @@ def _assemble(job: Job, created: list[bpy.types.Object], meshes: list[bpy.types.
         replace_draft(root, str(replaces))
     elif "part_name" in job.spec.params_dict:
         _attach_part(root, job, collection)
-    elif job.spec.mode is Mode.DRAFT and not job.spec.batch:
+    elif not job.spec.batch:
         _place_beside_previous(root, collection)
+    else:
+        _place_in_batch_row(root, collection, job.spec.option)
     mark_asset(root, batch=job.spec.batch, prompt=job.spec.prompt or job.label, mode=job.spec.mode.value,
                backend=job.spec.backend, preview=job.files.get("preview"))
     return root
@@ -283,6 +285,30 @@ def mesh_width(obj: bpy.types.Object) -> float:
         return 0.0
     low, high = mesh_bounds(mesh)
     return float(high[0] - low[0]) * obj.scale.x
+
+
+BATCH_ROW_SPACING = 2.5
+"""Metres between the rows of a batch's options (option 1 in the first row, option 2 behind it …)."""
+
+
+def _place_in_batch_row(obj: bpy.types.Object, collection: bpy.types.Collection, option: int) -> None:
+    """Batch results line up along +X in arrival order, one row per option, instead of stacking."""
+    row = [o for o in collection.objects if o is not obj and o.parent is None
+           and int(o.get("kiln_option", -1)) == option]
+    y = option * BATCH_ROW_SPACING
+    if not row:
+        obj.location = (mesh_width(obj) / 2, y, 0.0)
+        return
+    right_edge = max(o.location.x + mesh_width(_first_mesh(o)) / 2 for o in row)
+    obj.location = (right_edge + DRAFT_SPACING + mesh_width(obj) / 2, y, 0.0)
+
+
+def _first_mesh(obj: bpy.types.Object) -> bpy.types.Object:
+    """An LOD group's or parts group's first mesh, for its width."""
+    if isinstance(obj.data, bpy.types.Mesh):
+        return obj
+    meshes = [c for c in obj.children_recursive if isinstance(c.data, bpy.types.Mesh)]
+    return meshes[0] if meshes else obj
 
 
 def _place_beside_previous(obj: bpy.types.Object, collection: bpy.types.Collection) -> None:

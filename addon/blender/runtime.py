@@ -28,6 +28,9 @@ _log = logging.getLogger(__name__)
 PUMP_BUDGET_MS = 20.0
 TIMER_INTERVAL_S = 0.1
 IDLE_TIMER_INTERVAL_S = 0.5
+FINISHING_TIMER_INTERVAL_S = 0.3
+"""After a call that ran finishing (a second or so of Blender's own tools), give the UI this long to
+redraw and take input before the next one."""
 
 ApplyResult = Callable[[Job], None]
 FinishResult = Callable[[Job, BatchSettings], object]
@@ -235,8 +238,9 @@ def _timer() -> float | None:
         pump()
     except Exception:
         _log.exception("Kiln pump failed")
-    busy = _runtime is not None and _runtime.scheduler.has_waiting_work()
-    return TIMER_INTERVAL_S if busy else IDLE_TIMER_INTERVAL_S
+    if _runtime.to_finish:
+        return FINISHING_TIMER_INTERVAL_S
+    return TIMER_INTERVAL_S if _runtime.scheduler.has_waiting_work() else IDLE_TIMER_INTERVAL_S
 
 
 @bpy.app.handlers.persistent  # type: ignore[untyped-decorator]  # untyped in the stubs
