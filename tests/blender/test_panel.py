@@ -115,7 +115,7 @@ def test_queue_panel_with_jobs_and_while_paused(runtime: ModuleType) -> None:
         assert ("template_list", "KILN_UL_jobs", "kiln_jobs") in paused.calls
         assert "1 active · 0 done · 0 failed" in paused.labels()
         rows = bpy.context.window_manager.kiln_jobs
-        assert [(r.title, r.status, r.can_cancel) for r in rows][0][:1] == ("crate",)
+        assert (rows[0].title, rows[0].icon, rows[0].can_cancel) == ("crate", "TIME", True)
     finally:
         runtime.scheduler().resume_production()
     assert runtime.run_until_done(timeout=30)
