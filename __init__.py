@@ -3,11 +3,14 @@
 Registration wiring only; the engine lives in `addon/`, the Blender classes in `operators/` and `ui/`.
 """
 
+from typing import Any
+
 import bpy
 
 from . import operators, ui
 from .addon import batch
 from .addon.blender import runtime
+from .addon.scheduler import SchedulerConfig
 
 _cli_handle = None
 
@@ -17,11 +20,22 @@ def _cli(argv: list[str]) -> int:
     return batch.cli_command(list(argv), online_access=bpy.app.online_access)
 
 
+def _scheduler_config() -> SchedulerConfig:
+    """Scheduling settings from the add-on's preferences."""
+    preferences = bpy.context.preferences
+    addon = preferences.addons.get(__package__) if preferences is not None else None
+    prefs: Any = addon.preferences if addon is not None else None
+    if prefs is None:
+        return SchedulerConfig()
+    return SchedulerConfig(draft_reserved_slots=prefs.draft_reserved_slots,
+                           concurrency_cap=prefs.concurrency_cap or None)
+
+
 def register() -> None:
     global _cli_handle
     ui.register()
     operators.register()
-    runtime.register(__package__)
+    runtime.register(__package__, config=_scheduler_config())
     _cli_handle = bpy.utils.register_cli_command("kiln", _cli)
 
 

@@ -44,8 +44,10 @@ def kiln(bpy_module: ModuleType) -> Iterator[ModuleType]:
 
 
 @pytest.fixture
-def runtime(kiln: ModuleType) -> Iterator[ModuleType]:
-    """Kiln's runtime module; any engine a test starts is replaced by a fresh default one afterwards."""
+def runtime(kiln: ModuleType, tmp_path: Path) -> Iterator[ModuleType]:
+    """Kiln's runtime module with a fresh engine (its own journal, so no job of another test shows up);
+    the default engine is back afterwards."""
     name = f"{ADDON_MODULE}.addon.blender.runtime"
+    sys.modules[name].start(ADDON_MODULE, journal_dir=tmp_path / "kiln_runtime")
     yield sys.modules[name]
     sys.modules[name].start(ADDON_MODULE)  # looked up again: a test may have re-enabled the add-on
