@@ -52,6 +52,8 @@ zip: venv
 bench: venv
 	$(PY) bench/engine_bench.py
 	$(PY) bench/local_bench.py
+	$(PY) bench/pipeline_bench.py
+	$(PY) bench/ui_bench.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache tests/tools/node_modules
