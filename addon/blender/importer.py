@@ -192,6 +192,8 @@ def bake_transform(obj: bpy.types.Object, extra: Matrix | None = None) -> None:
     matrix = obj.matrix_world.copy()
     if extra is not None:
         matrix = extra @ matrix
+    if matrix == Matrix.Identity(4):
+        return  # nothing to apply (the usual case straight from the importer)
     mesh.transform(matrix)
     if matrix.determinant() < 0:
         mesh.flip_normals()
@@ -208,6 +210,7 @@ def origin_to_bottom_centre(obj: bpy.types.Object) -> None:
     offset = Vector(((low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]))
     mesh.transform(Matrix.Translation((-offset.x, -offset.y, -offset.z)))
     obj.location = obj.location + offset  # the asset stays where it was; only its origin moved
+    obj["kiln_width"] = float(high[0] - low[0])
     mesh.update()
 
 
@@ -278,8 +281,12 @@ def _relayout_parts(group: bpy.types.Object) -> None:
 
 
 def mesh_width(obj: bpy.types.Object) -> float:
-    """Width along X from the mesh itself: `Object.dimensions` stays zero until the depsgraph updates,
-    which never happens between two imports in one pump call."""
+    """Width along X. `Object.dimensions` stays zero until the depsgraph updates, which never happens
+    between two imports in one pump call, so use the width measured at import (`kiln_width`), or
+    measure the mesh itself: laying out a batch of hundreds must not re-read every mesh each time."""
+    known = obj.get("kiln_width")
+    if known is not None:
+        return float(known) * obj.scale.x
     mesh = obj.data
     if not isinstance(mesh, bpy.types.Mesh) or not mesh.vertices:
         return 0.0
