@@ -116,6 +116,7 @@ class Scheduler:
         self.batches: dict[str, BatchSettings] = {}
         self.production_paused = False
         self.budget_skipped: dict[str, list[str]] = collections.defaultdict(list)
+        self.balances: dict[str, float | str | None] = {}
         self.latency = _LatencyModel()
         self.version = 0
         """Bumped on every change, so a UI can redraw only when something happened."""
@@ -239,6 +240,24 @@ class Scheduler:
             if old.state not in (JobState.FAILED, JobState.CANCELLED):
                 raise ValueError(f"only failed or cancelled jobs can be retried, not {old.state.value} ones")
         return self.add(old.spec, retry_of=job_id)
+
+    def refresh_balance(self, backend_name: str) -> None:
+        """Ask the provider for the account balance on a worker thread; `balances` has the answer
+        (a number, None for "no such notion", or the error text) when it arrives."""
+        backend = self.backends.get(backend_name)
+        if backend is None:
+            return
+
+        def ask() -> None:
+            try:
+                value: float | str | None = backend.balance()
+            except BackendError as exc:
+                value = exc.message
+            with self._lock:
+                self.balances[backend_name] = value
+                self._changed()
+
+        self._pool.submit(ask)
 
     def clear_finished(self) -> int:
         with self._lock:

@@ -101,6 +101,21 @@ class KILN_OT_clear_finished(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (KILN_OT_cancel_job, KILN_OT_retry_job, KILN_OT_pause_production, KILN_OT_resume_production,
-           KILN_OT_clear_finished)
+class KILN_OT_refresh_balance(bpy.types.Operator):
+    """Ask the backend for the account's credit balance (in the background)"""
+
+    bl_idname = "kiln.refresh_balance"
+    bl_label = "Refresh Balance"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return engine_ready(cls)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        runtime.scheduler().refresh_balance(context.scene.kiln.backend)
+        return {"FINISHED"}
+
+
+classes = (KILN_OT_refresh_balance, KILN_OT_cancel_job, KILN_OT_retry_job, KILN_OT_pause_production,
+           KILN_OT_resume_production, KILN_OT_clear_finished)
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -38,6 +38,20 @@ def _estimate(context: bpy.types.Context, jobs: int) -> str:
     return f"~{backend.estimate_credits(spec) * jobs:g} credits"
 
 
+def _balance_text(backend: str) -> str:
+    if not runtime.is_running():
+        return ""
+    balances = runtime.scheduler().balances
+    if backend not in balances:
+        return "Balance: press refresh"
+    value = balances[backend]
+    if value is None:
+        return "Balance: no credits needed"
+    if isinstance(value, str):
+        return f"Balance unavailable: {value}"
+    return f"Balance: {value:g} credits"
+
+
 class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
     bl_idname = "KILN_PT_generate"
     bl_label = "Kiln"
@@ -49,6 +63,8 @@ class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
         info = next((b for b in AVAILABLE if b.name == settings.backend), None)
         row = layout.row(align=True)
         row.prop(settings, "backend", text="")
+        row.operator("kiln.refresh_balance", icon="FILE_REFRESH", text="")
+        layout.label(text=_balance_text(settings.backend))
         if info is not None and info.needs_network and not bpy.app.online_access:
             layout.label(text="Online access is off: only Local runs", icon="INTERNET_OFFLINE")
         if settings.mode == "PRODUCTION":

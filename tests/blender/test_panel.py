@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import math
 import threading
+import time
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -71,13 +72,20 @@ def kiln_objects() -> list:
 
 
 # ------------------------------------------------------------------------------------------ drawing
-def test_generate_panel_in_draft_and_production(kiln: ModuleType) -> None:
+def test_generate_panel_in_draft_and_production(runtime: ModuleType) -> None:
     import bpy
 
     settings = bpy.context.scene.kiln
     settings.mode = "DRAFT"
+    assert "Balance: press refresh" in draw("KILN_PT_generate").labels()
+    assert bpy.ops.kiln.refresh_balance() == {"FINISHED"}
+    deadline = time.monotonic() + 5
+    while "local" not in runtime.scheduler().balances and time.monotonic() < deadline:
+        time.sleep(0.01)
     draft = draw("KILN_PT_generate")
+    assert "Balance: no credits needed" in draft.labels()
     assert draft.names("prop")[:3] == ["mode", "backend", "prompt"]
+    assert "kiln.refresh_balance" in draft.names("operator")
     assert {"kiln.generate", "kiln.generate_from_camera", "kiln.batch_images"} <= set(draft.names("operator"))
     assert "target" not in draft.names("prop") and "Queues" not in draft.labels()
     settings.mode = "PRODUCTION"
