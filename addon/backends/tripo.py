@@ -1,0 +1,311 @@
+"""Tripo (API v3) backend: text, image and multiview to model, batched polling, fresh URLs on expiry.
+
+Protocol facts are in ../shared/reference/backends.md §1b-1d. v2 was shut down on 2026-10-31, so
+only v3 routes are used. Status is polled for all in-flight tasks with one `POST /v3/tasks/list`,
+paced by the latency observed for the mode. Creates are re-sent only on code 2000 (concurrency) and
+1007 (rate limit): the provider guarantees those created and charged nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..http import HttpClient, retry_after
+from ..jobs import JobKind, JobSpec, Mode
+from .base import Backend, BackendError, Capabilities, ConcurrencyRefused, TaskStatus, TaskUpdate
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://openapi.tripo3d.ai"
+DEFAULT_MODEL = "v3.0-20250812"
+P1_MODEL = "P1-20260311"
+LIST_BATCH = 100
+MAX_DOWNLOAD_BYTES = 300 * 1024 * 1024
+UPLOAD_LIMIT_BYTES = 20 * 1024 * 1024
+
+# code → (message for the artist, retryable)
+ERRORS: dict[int, tuple[str, bool]] = {
+    1000: ("Tripo had a server error", True),
+    1001: ("Tripo had a server error", True),
+    1002: ("API key rejected: check your Tripo key (tsk_…) in Kiln's preferences", False),
+    1003: ("Tripo could not read the request (malformed body)", False),
+    1004: ("Tripo rejected a parameter of the request", False),
+    1005: ("Tripo forbids this request for your account", False),
+    1007: ("Tripo's request-rate limit was hit; slowing down", True),
+    2000: ("Tripo's concurrency limit is reached; waiting for a free slot", True),
+    2001: ("Tripo does not know this task (wrong key or expired)", False),
+    2002: ("Tripo does not support this task type", False),
+    2003: ("the uploaded file is empty", False),
+    2004: ("the uploaded file type is not supported (use PNG, JPEG or WebP)", False),
+    2006: ("the source task is not valid for this operation", False),
+    2007: ("the source task has not succeeded", False),
+    2008: ("prompt or image refused by content policy", False),
+    2010: ("not enough credits", False),
+    2014: ("Tripo's content audit service failed", True),
+    2015: ("this model version is deprecated", False),
+    2018: ("the model is too complex to process", False),
+    2019: ("Tripo cannot find the uploaded file", False),
+}
+
+# Credits (no texture, textured) per task, and add-ons (backends.md §1d).
+CREDITS = {"text": (10, 20), "image": (20, 30), "multiview": (20, 30), "p1_text": (30, 40), "p1_image": (40, 50)}
+ADDON_CREDITS = {"detailed_texture": 10, "quad": 5, "smart_low_poly": 10}
+
+# What Draft and Production mean on Tripo (also in modes.MODE_PARAMS for the UI and batches).
+MODE_DEFAULTS: dict[Mode, dict[str, Any]] = {
+    Mode.DRAFT: {"texture": False, "pbr": False, "face_limit": 10000},
+    Mode.PRODUCTION: {"texture": True, "pbr": True, "texture_quality": "standard"},
+}
+
+
+def resolve_key(preference_value: str = "") -> str:
+    return os.environ.get("KILN_TRIPO_API_KEY", "") or preference_value
+
+
+def resolve_base_url(preference_value: str = "") -> str:
+    return os.environ.get("KILN_TRIPO_BASE_URL", "") or preference_value or DEFAULT_BASE_URL
+
+
+def error_message(code: int, message: str = "", extra: str = "") -> str:
+    known = ERRORS.get(code)
+    text = known[0] if known else f"Tripo error {code}: {message or 'unknown'}"
+    return f"{text} ({extra})" if extra else text
+
+
+class TripoBackend(Backend):
+    name = "tripo"
+
+    def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, *, online: Callable[[], bool] = lambda: True,
+                 timeout_s: float = 30.0, poll_min_s: float = 0.5, poll_max_s: float = 10.0) -> None:
+        if not api_key:
+            raise BackendError("no_key", "no Tripo API key: set it in Kiln's preferences or KILN_TRIPO_API_KEY")
+        self.http = HttpClient(base_url, api_key, timeout_s=timeout_s, online=online)
+        self.capabilities = Capabilities(
+            push=False, batch_status=True, cancel=False, refine=False, reconcile=False, durable_tasks=True,
+            concurrency={"generation": 10, "p1": 5},
+            typical_latency_s={"draft": 20.0, "production": 60.0},
+        )
+        self.poll_min_s = poll_min_s
+        self.poll_max_s = poll_max_s
+        self.status_requests = 0
+        self._lock = threading.Lock()
+        self._next_poll = 0.0
+        self._submitted_at: dict[str, tuple[float, str]] = {}
+        self._outputs: dict[str, dict[str, Any]] = {}
+        self._observed: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _call(self, method: str, path: str, *, json: Any = None, files: Any = None) -> Any:
+        response = self.http.request(method, path, json=json, files=files)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        code = body.get("code", 0) if isinstance(body, dict) else 0
+        if response.status_code == 401:
+            raise BackendError("1002", error_message(1002))
+        if response.status_code >= 400 or code:
+            code = int(code or 0)
+            if code == 2000:
+                raise ConcurrencyRefused(error_message(2000), retry_after_s=retry_after(response))
+            if code == 1007 or (response.status_code == 429 and not code):
+                raise BackendError("1007", error_message(1007), retryable=True, nothing_created=True,
+                                   retry_after_s=retry_after(response))
+            message = body.get("message", "") if isinstance(body, dict) else ""
+            extra = ""
+            if code == 2010:
+                extra = body.get("suggestion", "") or message
+            retryable = ERRORS.get(code, ("", response.status_code >= 500))[1]
+            raise BackendError(str(code or response.status_code), error_message(code, message, extra),
+                               retryable=retryable)
+        return body.get("data") if isinstance(body, dict) else None
+
+    def _model(self, spec: JobSpec) -> str:
+        return str(spec.params_dict.get("model", DEFAULT_MODEL))
+
+    def _generation_fields(self, spec: JobSpec) -> dict[str, Any]:
+        params = {**MODE_DEFAULTS[spec.mode], **{k: v for k, v in spec.params_dict.items()
+                                                 if k not in ("prepared_images", "views", "detail")}}
+        model = self._model(spec)
+        fields: dict[str, Any] = {"model": model}
+        for key in ("texture", "pbr", "texture_quality", "geometry_quality", "face_limit", "quad",
+                    "smart_low_poly", "style", "auto_size"):
+            if key in params:
+                fields[key] = params[key]
+        if model.startswith("P1"):
+            # P1 rejects these fields entirely (even false), and bounds the face limit.
+            for key in ("quad", "smart_low_poly", "generate_parts", "geometry_quality"):
+                fields.pop(key, None)
+            if "face_limit" in fields:
+                fields["face_limit"] = max(48, min(20000, int(fields["face_limit"])))
+        if spec.seed:
+            fields["model_seed"] = spec.seed
+            fields["texture_seed"] = spec.seed
+        return fields
+
+    @staticmethod
+    def _image_source(spec: JobSpec, number: int) -> str:
+        """Kiln's prepared array (already read, checked and downscaled) when there is one."""
+        prepared = spec.params_dict.get("prepared_images", ())
+        return str(prepared[number]) if number < len(prepared) else spec.image_paths[number]
+
+    def _upload(self, path: str) -> str:
+        data, name, mime = _upload_bytes(path)
+        token = self._call("POST", "/v3/files", files={"file": (name, data, mime)})
+        return str(token["file_token"])
+
+    # ------------------------------------------------------------------ Backend interface
+    def concurrency_group(self, spec: JobSpec) -> str:
+        return "p1" if self._model(spec).startswith("P1") else "generation"
+
+    def estimate_credits(self, spec: JobSpec) -> float:
+        fields = {**MODE_DEFAULTS[spec.mode], **spec.params_dict}
+        kind = "text" if spec.kind is JobKind.TEXT else "image"
+        key = f"p1_{kind}" if self._model(spec).startswith("P1") else kind
+        base = CREDITS[key][1 if fields.get("texture") or fields.get("pbr") else 0]
+        extra = (ADDON_CREDITS["detailed_texture"] if fields.get("texture_quality") == "detailed" else 0) \
+            + (ADDON_CREDITS["quad"] if fields.get("quad") else 0) \
+            + (ADDON_CREDITS["smart_low_poly"] if fields.get("smart_low_poly") else 0)
+        return float(base + extra)
+
+    def verify(self) -> None:
+        """Check the key (and reachability) before a batch spends anything."""
+        self.balance()
+
+    def submit(self, spec: JobSpec, client_ref: str) -> str:
+        fields = self._generation_fields(spec)
+        if spec.kind is JobKind.TEXT:
+            fields["prompt"] = spec.prompt
+            if spec.negative_prompt:
+                fields["negative_prompt"] = spec.negative_prompt[:255]
+            route = "/v3/generation/text-to-model"
+        elif spec.kind is JobKind.IMAGE:
+            fields["input"] = self._upload(self._image_source(spec, 0))
+            route = "/v3/generation/image-to-model"
+        elif spec.kind is JobKind.MULTIVIEW:
+            views = list(spec.params_dict.get("views", ("front", "left", "back", "right")[: len(spec.image_paths)]))
+            slots: dict[str, Any] = {v: {} for v in ("front", "left", "back", "right")}
+            for number, view in enumerate(views):
+                slots[view] = {"type": "png", "file_token": self._upload(self._image_source(spec, number))}
+            fields["files"] = [slots[v] for v in ("front", "left", "back", "right")]
+            route = "/v3/generation/multiview-to-model"
+        else:
+            raise BackendError("unsupported_input", f"Kiln's Tripo backend cannot do {spec.kind.value} jobs yet")
+        data = self._call("POST", route, json=fields)
+        task_id = str(data["task_id"])
+        with self._lock:
+            self._submitted_at[task_id] = (time.monotonic(), spec.mode.value)
+            self._next_poll = min(self._next_poll, time.monotonic() + self.poll_min_s) if self._next_poll \
+                else time.monotonic() + self.poll_min_s
+        return task_id
+
+    def _interval(self) -> float:
+        """Short at first, then paced by the latency seen for the oldest task's mode; jittered, capped."""
+        with self._lock:
+            if not self._submitted_at:
+                return self.poll_min_s
+            started, mode = min(self._submitted_at.values())
+            expected = self._observed.get(mode, self.capabilities.typical_latency_s.get(mode, 30.0))
+        remaining = expected - (time.monotonic() - started)
+        base = self.poll_min_s if remaining < expected * 0.2 else max(self.poll_min_s, 0.25 * remaining)
+        return min(self.poll_max_s, base) * (0.85 + 0.3 * random.random())
+
+    def watch(self, task_ids: Sequence[str], timeout_s: float) -> list[TaskUpdate]:
+        now = time.monotonic()
+        if now < self._next_poll:
+            time.sleep(min(timeout_s, self._next_poll - now))
+            if time.monotonic() < self._next_poll:
+                return []
+        updates = []
+        for start in range(0, len(task_ids), LIST_BATCH):
+            chunk = list(task_ids[start : start + LIST_BATCH])
+            self.status_requests += 1
+            data = self._call("POST", "/v3/tasks/list", json={"task_ids": chunk})
+            tasks = data.get("tasks", data) if isinstance(data, dict) else data
+            for task in tasks if isinstance(tasks, list) else tasks.values():
+                updates.append(self._update(task))
+        self._next_poll = time.monotonic() + self._interval()
+        return updates
+
+    def _update(self, task: dict[str, Any]) -> TaskUpdate:
+        task_id = str(task["task_id"])
+        status = TaskStatus(task.get("status", "queued"))
+        progress = float(task.get("progress", 0) or 0) / 100.0
+        if status.is_terminal:
+            with self._lock:
+                started = self._submitted_at.pop(task_id, None)
+                if started is not None and status is TaskStatus.SUCCESS:
+                    seconds, mode = time.monotonic() - started[0], started[1]
+                    self._observed[mode] = 0.7 * self._observed.get(mode, seconds) + 0.3 * seconds
+                if status is TaskStatus.SUCCESS:
+                    self._outputs[task_id] = task.get("output", {})
+        if status is TaskStatus.FAILED:
+            code = int(task.get("error_code", 0) or 0)
+            return TaskUpdate(task_id, status, progress, 0.0, str(code),
+                              error_message(code, str(task.get("error_message", ""))))
+        credits = float(task.get("credits_consumed", 0) or 0) if status is TaskStatus.SUCCESS else 0.0
+        return TaskUpdate(task_id, status, progress, credits)
+
+    def _fresh_output(self, task_id: str) -> dict[str, Any]:
+        data = self._call("GET", f"/v3/tasks/{task_id}")
+        output: dict[str, Any] = data.get("output", {})
+        self._outputs[task_id] = output
+        return output
+
+    def download(self, task_id: str, dest_dir: Path) -> dict[str, str]:
+        output = self._outputs.get(task_id) or self._fresh_output(task_id)
+        files: dict[str, str] = {}
+        for role, key in (("model", "model_url"), ("preview", "rendered_image_url")):
+            for attempt in range(2):
+                url = output.get(key)
+                if not url:
+                    break
+                suffix = ".fbx" if role == "model" and ".fbx" in url.split("?")[0].lower() else \
+                    ".glb" if role == "model" else ".png"
+                target = dest_dir / f"{role}{suffix}"
+                try:
+                    self.http.download(url, target, max_bytes=MAX_DOWNLOAD_BYTES)
+                    files[role] = str(target)
+                    break
+                except BackendError as exc:
+                    if exc.code == "url_expired" and attempt == 0:
+                        output = self._fresh_output(task_id)  # links live minutes: ask for new ones
+                        continue
+                    raise
+        if "model" not in files:
+            raise BackendError("no_model", "Tripo's task succeeded but returned no model link")
+        return files
+
+    def balance(self) -> float | None:
+        data = self._call("GET", "/v3/account/balance")
+        return float(data.get("balance", 0))
+
+    def describe(self, spec: JobSpec) -> dict[str, Any]:
+        return {"model_version": self._model(spec)}
+
+
+def _upload_bytes(path: str) -> tuple[bytes, str, str]:
+    """The image as PNG/JPEG bytes within the upload limit. Kiln's prepared arrays (.npy) are encoded
+    as PNG; files already in an accepted format go as they are."""
+    source = Path(path)
+    if source.suffix.lower() == ".npy":
+        from .local.png import encode_png
+
+        return encode_png(np.load(source)), source.stem + ".png", "image/png"
+    data = source.read_bytes()
+    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}.get(
+        source.suffix.lower())
+    if mime is None:
+        raise BackendError("2004", error_message(2004))
+    if len(data) > UPLOAD_LIMIT_BYTES:
+        raise BackendError("upload_too_large", f"'{source.name}' is over Tripo's 20 MB upload limit")
+    return data, source.name, mime

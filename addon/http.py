@@ -1,0 +1,168 @@
+"""One HTTP layer for every remote backend: timeouts, read retries, capped streaming downloads, and
+the API key kept where it belongs.
+
+- The key goes only to the provider's API host; downloads (CDN URLs) never carry it.
+- TLS is always verified (requests' default; nothing here can turn it off).
+- GETs (and other reads) retry on 429/502/503/504 and connection errors with capped, jittered
+  backoff that honours Retry-After. Creates are never retried here: the backend decides from the
+  provider's answer whether a resend is safe (DESIGN invariant 3).
+- The key never reaches logs or error messages: a logging filter masks it everywhere.
+- No request is made while Blender's online access is off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from .backends.base import BackendError
+from .retry import backoff_delay
+
+_log = logging.getLogger(__name__)
+
+RETRY_STATUSES = {429, 502, 503, 504}
+DOWNLOAD_CHUNK = 1 << 16
+DEFAULT_MAX_DOWNLOAD = 512 * 1024 * 1024
+
+
+class KeyRedactor(logging.Filter):
+    """Masks the given secrets in every record that passes through the handlers it is attached to."""
+
+    secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                if secret and secret in message:
+                    message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+_REDACTOR = KeyRedactor()
+
+
+def protect_secret(secret: str) -> None:
+    """Register a key to be masked in all logging output (root handlers and the kiln loggers)."""
+    if not secret:
+        return
+    KeyRedactor.secrets.add(secret)
+    for logger in (logging.getLogger(), logging.getLogger("kiln"), logging.getLogger(__name__.split(".")[0])):
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
+        for handler in logger.handlers:
+            if _REDACTOR not in handler.filters:
+                handler.addFilter(_REDACTOR)
+
+
+class HttpClient:
+    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 30.0, max_read_retries: int = 3,
+                 online: Callable[[], bool] = lambda: True, user_agent: str = "Kiln-Blender/0.1") -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_host = urlsplit(self.base_url).netloc
+        self._api_key = api_key
+        self.timeout_s = timeout_s
+        self.max_read_retries = max_read_retries
+        self.online = online
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = user_agent
+        self.requests_made = 0
+        protect_secret(api_key)
+
+    def _check_online(self) -> None:
+        if not self.online():
+            raise BackendError("offline", "Blender's online access is off; Kiln makes no network requests")
+
+    def _auth(self, url: str) -> dict[str, str]:
+        # The key goes to the API host only; a CDN or redirect target on another host never sees it.
+        return {"Authorization": f"Bearer {self._api_key}"} if urlsplit(url).netloc == self.api_host else {}
+
+    def request(self, method: str, path: str, *, json: Any = None, files: Any = None,
+                retry: bool | None = None) -> requests.Response:
+        """A request to the API host. Reads retry by default; writes only when `retry=True`."""
+        self._check_online()
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        retry = method in ("GET", "HEAD") if retry is None else retry
+        attempt = 0
+        while True:
+            self.requests_made += 1
+            try:
+                response = self.session.request(method, url, json=json, files=files, headers=self._auth(url),
+                                                timeout=self.timeout_s, allow_redirects=False)
+            except requests.ConnectionError as exc:
+                if retry and attempt < self.max_read_retries:
+                    attempt += 1
+                    time.sleep(backoff_delay(attempt, base_s=0.2))
+                    continue
+                # Before any byte was sent (refused), nothing can have been created.
+                refused = "refused" in str(exc).lower()
+                raise BackendError("connection_failed", f"could not reach {self.api_host}", retryable=True,
+                                   nothing_created=refused) from None
+            except requests.Timeout:
+                if retry and attempt < self.max_read_retries:
+                    attempt += 1
+                    time.sleep(backoff_delay(attempt, base_s=0.2))
+                    continue
+                raise BackendError("timeout", f"{self.api_host} did not answer within {self.timeout_s:g}s",
+                                   retryable=True) from None
+            if retry and response.status_code in RETRY_STATUSES and attempt < self.max_read_retries:
+                attempt += 1
+                time.sleep(backoff_delay(attempt, base_s=0.2, retry_after_s=retry_after(response)))
+                continue
+            return response
+
+    def download(self, url: str, dest: Path, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD) -> int:
+        """Stream `url` (no API key) to `dest` via a temp file with a size cap; rename atomically.
+        Raises BackendError with code `url_expired` on 403/404 (the caller refreshes the URL),
+        `download_truncated` when fewer bytes arrive than announced, `download_too_large` past the cap."""
+        self._check_online()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        received = 0
+        try:
+            with self.session.get(url, headers=self._auth(url), stream=True, timeout=self.timeout_s) as response:
+                self.requests_made += 1
+                if response.status_code in (403, 404):
+                    raise BackendError("url_expired", "the result link has expired", retryable=True)
+                if response.status_code >= 400:
+                    raise BackendError("download_failed", f"download failed with HTTP {response.status_code}",
+                                       retryable=response.status_code >= 500)
+                announced = int(response.headers.get("Content-Length", "0") or 0)
+                if announced > max_bytes:
+                    raise BackendError("download_too_large", f"the result is {announced / 2**20:.0f} MB, over "
+                                       f"the {max_bytes / 2**20:.0f} MB cap")
+                with open(tmp, "wb") as handle:
+                    for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                        received += len(chunk)
+                        if received > max_bytes:
+                            raise BackendError("download_too_large",
+                                               f"the result is over the {max_bytes / 2**20:.0f} MB cap")
+                        handle.write(chunk)
+                if announced and received != announced:
+                    raise BackendError("download_truncated",
+                                       f"the download stopped after {received} of {announced} bytes", retryable=True)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise BackendError("download_truncated", f"the download was interrupted ({type(exc).__name__})",
+                               retryable=True) from None
+        except BackendError:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, dest)
+        return received
+
+
+def retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,377 @@
+"""A Tripo API v3 sandbox: the routes and shapes Kiln uses, on 127.0.0.1, with results made by Kiln's
+local engine. Standard library only (http.server), so it runs anywhere Kiln's tests run.
+
+    python -m sandbox.tripo --port 0 [--latency 2] [--limit 10] [--url-lifetime 300] [--balance 1000]
+
+prints its base URL. Point Kiln at it with KILN_TRIPO_BASE_URL=<url> and any key starting with tsk_.
+Knobs (command line, or attributes of `SandboxState` in tests): latency per mode/texture, the
+concurrency limit (code 2000 with Retry-After), a request-rate limit (1007), failure rates per error
+code, URL lifetime, starting balance, dropped connections and truncated downloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import email
+import hashlib
+import hmac
+import json
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from addon.backends.local import generate_image, generate_text  # noqa: E402
+from addon.backends.local.png import decode_own_png  # noqa: E402
+from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
+
+CREDIT_TABLE = {"text": (10, 20), "image": (20, 30), "multiview": (20, 30)}
+
+
+@dataclass
+class SandboxTask:
+    task_id: str
+    kind: str
+    request: dict[str, Any]
+    created: float
+    duration: float
+    credits: int
+    fail_code: int = 0
+    status: str = "queued"
+    output: dict[str, Any] = field(default_factory=dict)
+    completed: float = 0.0
+
+
+@dataclass
+class SandboxState:
+    latency_s: dict[str, float] = field(default_factory=lambda: {"draft": 1.0, "textured": 2.0})
+    limit: int = 10
+    rate_limit_per_s: float = 0.0
+    """Requests per second per key before 1007 (0: no limit)."""
+    failure_rates: dict[int, float] = field(default_factory=dict)
+    """Task failure probability per error code, e.g. {2008: 0.1}."""
+    create_errors: list[int] = field(default_factory=list)
+    """Error codes the next creates answer with (consumed in order)."""
+    url_lifetime_s: float = 300.0
+    balance: float = 1000.0
+    frozen: float = 0.0
+    drop_connections: int = 0
+    """The next N downloads close the connection half-way."""
+    truncate_downloads: int = 0
+    """The next N downloads announce the full length but send half."""
+    valid_keys: set[str] | None = None
+    """If set, only these keys are accepted (others: 401, code 1002)."""
+    tasks: dict[str, SandboxTask] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    creates: int = 0
+    status_requests: int = 0
+    requests_seen: list[tuple[str, str, str]] = field(default_factory=list)
+    """(method, path, Authorization header) of every request, to check where the key went."""
+    seed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    secret: bytes = field(default_factory=lambda: uuid.uuid4().bytes)
+    work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tripo-sandbox-")))
+    _rate_window: list[float] = field(default_factory=list)
+
+    def in_flight(self) -> int:
+        return sum(1 for t in self.tasks.values() if t.status in ("queued", "running"))
+
+    def advance(self) -> None:
+        """Move tasks along by the clock; results are made when a task first counts as done."""
+        now = time.time()
+        for task in self.tasks.values():
+            if task.status in ("queued", "running"):
+                elapsed = now - task.created
+                if elapsed >= task.duration:
+                    self._complete(task)
+                elif elapsed > 0.1 * task.duration:
+                    task.status = "running"
+
+    def _complete(self, task: SandboxTask) -> None:
+        task.completed = time.time()
+        self.frozen -= task.credits
+        if task.fail_code:
+            task.status = "failed"
+            self.balance += task.credits  # failed tasks are refunded
+            return
+        task.status = "success"
+        task.output = self._make_result(task)
+
+    def _make_result(self, task: SandboxTask) -> dict[str, Any]:
+        folder = self.work / task.task_id
+        textured = bool(task.request.get("texture", True) or task.request.get("pbr", True))
+        mode = Mode.PRODUCTION if textured else Mode.DRAFT
+        if task.kind == "text":
+            spec = JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=task.request.get("prompt", "x"),
+                           seed=int(task.request.get("model_seed", 1) or 1))
+            result = generate_text(spec, folder)
+        else:
+            token = task.request.get("input") or next(f["file_token"] for f in task.request["files"] if f)
+            try:
+                rgb = decode_own_png(self.files[token])
+            except (KeyError, ValueError):
+                rgb = np.zeros((64, 64, 3), np.uint8)
+            rgba = np.concatenate([rgb[:, :, :3], np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2) \
+                if rgb.shape[2] == 3 else rgb
+            result = generate_image(JobSpec(kind=JobKind.IMAGE, backend="local", mode=mode), rgba, folder)
+        for role in ("model", "preview"):
+            self.files[f"{task.task_id}_{role}"] = Path(result.files[role]).read_bytes()
+        return {}
+
+    def signed_url(self, base: str, name: str) -> str:
+        expires = int(time.time() + self.url_lifetime_s)
+        signature = hmac.new(self.secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{base}/cdn/{name}?expires={expires}&sig={signature}"
+
+    def task_json(self, task: SandboxTask, base: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"task_id": task.task_id, "type": f"{task.kind}_to_model", "status": task.status,
+                                "progress": 100 if task.status == "success" else
+                                min(99, int(100 * (time.time() - task.created) / task.duration))
+                                if task.status == "running" else 0,
+                                "input": task.request, "created_at": task.created}
+        if task.status == "success":
+            body["output"] = {"model_url": self.signed_url(base, f"{task.task_id}_model"),
+                              "rendered_image_url": self.signed_url(base, f"{task.task_id}_preview")}
+            body["credits_consumed"] = task.credits
+        if task.status == "failed":
+            body["error_code"] = task.fail_code
+            body["error_message"] = {2008: "content policy", 2018: "model too complex"}.get(task.fail_code, "failed")
+            body["credits_consumed"] = 0
+        return body
+
+
+def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # quiet: tests count requests through `state`
+
+        @property
+        def base(self) -> str:
+            host, port = self.server.server_address[:2]
+            return f"http://{host}:{port}"
+
+        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _error(self, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> None:
+            self._send(status, {"code": code, "status": "error", "message": message, "suggestion": "",
+                                "request_id": uuid.uuid4().hex}, headers)
+
+        def _ok(self, data: Any) -> None:
+            self._send(200, {"code": 0, "status": "success", "data": data})
+
+        def _authorised(self) -> bool:
+            auth = self.headers.get("Authorization", "")
+            key = auth.removeprefix("Bearer ").strip()
+            if not key.startswith("tsk_") or (state.valid_keys is not None and key not in state.valid_keys):
+                self._error(401, 1002, "Authentication failed")
+                return False
+            if state.rate_limit_per_s:
+                now = time.time()
+                state._rate_window[:] = [t for t in state._rate_window if now - t < 1.0] + [now]
+                if len(state._rate_window) > state.rate_limit_per_s:
+                    self._error(429, 1007, "Too many requests", {"Retry-After": "1"})
+                    return False
+            return True
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length", "0") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path)
+            with state.lock:
+                state.requests_seen.append(("GET", path.path, self.headers.get("Authorization", "")))
+            if path.path.startswith("/cdn/"):
+                self._cdn(path.path.removeprefix("/cdn/"), parse_qs(path.query))
+                return
+            if not self._authorised():
+                return
+            with state.lock:
+                state.advance()
+                if path.path == "/v3/account/balance":
+                    self._ok({"balance": round(state.balance, 2), "frozen": round(state.frozen, 2)})
+                elif path.path.startswith("/v3/tasks/"):
+                    state.status_requests += 1
+                    task = state.tasks.get(path.path.rsplit("/", 1)[-1])
+                    if task is None:
+                        self._error(404, 2001, "task not found")
+                    else:
+                        self._ok(state.task_json(task, self.base))
+                else:
+                    self._error(404, 1003, "no such route")
+
+        def do_POST(self) -> None:
+            path = urlsplit(self.path).path
+            body = self._body()
+            with state.lock:
+                state.requests_seen.append(("POST", path, self.headers.get("Authorization", "")))
+            if not self._authorised():
+                return
+            with state.lock:
+                state.advance()
+                if path == "/v3/files":
+                    self._upload(body)
+                elif path == "/v3/tasks/list":
+                    state.status_requests += 1
+                    ids = json.loads(body or b"{}").get("task_ids", [])
+                    tasks = [state.task_json(state.tasks[i], self.base) for i in ids if i in state.tasks]
+                    self._ok({"tasks": tasks, "missed": [i for i in ids if i not in state.tasks]})
+                elif path.startswith("/v3/generation/") and path.endswith("-to-model"):
+                    self._create(path.removeprefix("/v3/generation/").removesuffix("-to-model"), body)
+                else:
+                    self._error(404, 1003, "no such route")
+
+        def _upload(self, body: bytes) -> None:
+            message = email.message_from_bytes(
+                b"Content-Type: " + self.headers.get("Content-Type", "").encode() + b"\r\n\r\n" + body)
+            parts = [p for p in message.walk() if p.get_filename()]
+            data = parts[0].get_payload(decode=True) if parts else b""
+            if not data:
+                self._error(400, 2003, "empty file")
+                return
+            token = f"file_{uuid.uuid4()}"
+            state.files[token] = data if isinstance(data, bytes) else b""
+            self._ok({"file_token": token})
+
+        def _create(self, kind: str, body: bytes) -> None:
+            try:
+                request = json.loads(body or b"{}")
+            except json.JSONDecodeError:
+                self._error(400, 1003, "malformed JSON")
+                return
+            if kind not in CREDIT_TABLE:
+                self._error(400, 2002, "unsupported task type")
+                return
+            if state.create_errors:
+                code = state.create_errors.pop(0)
+                status = {2000: 429, 1007: 429, 2010: 403, 1002: 401}.get(code, 400 if code < 2000 or code != 2014
+                                                                         else 500)
+                extra = {"Retry-After": "0.2"} if code in (2000, 1007) else None
+                self._error(status, code, f"sandbox error {code}", extra)
+                return
+            if "model" not in request:
+                self._error(400, 1004, "model is required")
+                return
+            if kind == "text" and not str(request.get("prompt", "")).strip():
+                self._error(400, 1004, "prompt is required")
+                return
+            if state.in_flight() >= state.limit:
+                self._error(429, 2000, "concurrency limit reached", {"Retry-After": "0.2"})
+                return
+            textured = bool(request.get("texture", True) or request.get("pbr", True))
+            credits = CREDIT_TABLE[kind][1 if textured else 0]
+            if state.balance < credits:
+                self._error(403, 2010, "insufficient credit", None)
+                return
+            state.balance -= credits
+            state.frozen += credits  # frozen at create; consumed on success, refunded on failure
+            fail_code = next((code for code, rate in state.failure_rates.items() if random.random() < rate), 0)
+            task = SandboxTask(task_id=str(uuid.uuid4()), kind=kind, request=request, created=time.time(),
+                               duration=state.latency_s["textured" if textured else "draft"], credits=credits,
+                               fail_code=fail_code)
+            state.tasks[task.task_id] = task
+            state.creates += 1
+            self._ok({"task_id": task.task_id, "type": f"{kind}_to_model", "status": "queued"})
+
+        def _cdn(self, name: str, query: dict[str, list[str]]) -> None:
+            expires = int(query.get("expires", ["0"])[0])
+            signature = query.get("sig", [""])[0]
+            expected = hmac.new(state.secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+            if not hmac.compare_digest(signature, expected) or time.time() > expires:
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            with state.lock:
+                data = state.files.get(name)
+                drop = state.drop_connections > 0
+                truncate = state.truncate_downloads > 0
+                state.drop_connections -= int(drop)
+                state.truncate_downloads -= int(truncate and not drop)
+            if data is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if drop or truncate:
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(data)
+
+    return Handler
+
+
+class TripoSandbox:
+    """The server in a background thread: `with TripoSandbox() as sandbox: sandbox.url …`."""
+
+    def __init__(self, state: SandboxState | None = None, port: int = 0) -> None:
+        self.state = state or SandboxState()
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self.state))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="tripo-sandbox", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> TripoSandbox:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Tripo API v3 sandbox on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=2.0, help="seconds for a textured task (draft: half)")
+    parser.add_argument("--limit", type=int, default=10, help="tasks in flight before code 2000")
+    parser.add_argument("--rate", type=float, default=0.0, help="requests per second before code 1007 (0: none)")
+    parser.add_argument("--fail", action="append", default=[], help="CODE=RATE, e.g. 2008=0.1 (repeatable)")
+    parser.add_argument("--url-lifetime", type=float, default=300.0)
+    parser.add_argument("--balance", type=float, default=1000.0)
+    args = parser.parse_args()
+    state = SandboxState(latency_s={"draft": args.latency / 2, "textured": args.latency}, limit=args.limit,
+                         rate_limit_per_s=args.rate, url_lifetime_s=args.url_lifetime, balance=args.balance,
+                         failure_rates={int(c): float(r) for c, r in (f.split("=") for f in args.fail)})
+    sandbox = TripoSandbox(state, args.port)
+    print(sandbox.url, flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        sandbox.server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
