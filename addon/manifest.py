@@ -23,7 +23,8 @@ BATCH_KEYS = {"name", "mode", "backend", "target", "priority", "budget", "option
 ASSET_KEYS = {"prompt", "image", "images", "parts", "count", "name", "options"}
 VARIATION_KEYS = {"base", "list", "count", "options"}
 EXPORT_KEYS = {"folder", "per", "preset", "gltf"}
-TOP_KEYS = {"batch", "asset", "variations", "finish", "export"}
+TOP_KEYS = {"batch", "asset", "variations", "finish", "export", "backends"}
+BACKEND_KEYS = {"base_url"}
 VIEW_NAMES = ("front", "left", "back", "right")
 
 
@@ -71,6 +72,8 @@ class Manifest:
     assets: list[PlannedAsset] = field(default_factory=list)
     finish: FinishPreset | None = None
     export: ExportSettings | None = None
+    backend_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    """[backends.<name>] tables, e.g. {"tripo": {"base_url": "http://127.0.0.1:8000"}}."""
 
     def asset_names(self) -> list[str]:
         return [asset_name(self.name, a.index) for a in self.assets]
@@ -254,9 +257,22 @@ def load_manifest(path: Path, known_backends: set[str] | None = None) -> Manifes
             raise ManifestError("[export] preset: must be \"unity\" or \"unreal\"")
         if not isinstance(export.gltf, bool):
             raise ManifestError("[export] gltf: must be true or false")
+    backend_settings: dict[str, dict[str, str]] = {}
+    for backend_name, table in (data.get("backends") or {}).items():
+        where = f"[backends.{backend_name}]"
+        if known_backends is not None and backend_name not in known_backends:
+            raise ManifestError(f"{where}: unknown backend '{backend_name}'")
+        if not isinstance(table, dict):
+            raise ManifestError(f"{where}: must be a table, e.g. base_url = \"https://…\"")
+        _check_keys(table, BACKEND_KEYS, where)
+        url = table.get("base_url", "")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ManifestError(f"{where} base_url: must be an https:// URL (plain http only for 127.0.0.1)")
+        backend_settings[backend_name] = {"base_url": url}
     return Manifest(path=path, name=name, mode=mode, backend=backend, target=target, priority=priority,
                     budget=None if budget is None else float(budget), options_per_prompt=options, seed=seed,
-                    theme=theme, start_at=start_at, assets=assets, finish=finish, export=export)
+                    theme=theme, start_at=start_at, assets=assets, finish=finish, export=export,
+                    backend_settings=backend_settings)
 
 
 def job_count(manifest: Manifest, assets: list[PlannedAsset] | None = None) -> int:

@@ -174,6 +174,16 @@ class Scheduler:
         return self._stop.is_set()
 
     # ------------------------------------------------------------------ public API
+    def add_backend(self, backend: Backend) -> None:
+        """Make a backend available (or replace one whose key or endpoint changed)."""
+        with self._lock:
+            previous = self.backends.get(backend.name)
+            self.backends[backend.name] = backend
+            for mode, seconds in backend.capabilities.typical_latency_s.items():
+                self.latency.priors[(backend.name, mode)] = seconds
+            if previous is not None and previous is not backend:
+                previous.close()
+
     def add_batch(self, settings: BatchSettings) -> None:
         with self._lock:
             self._batch_seq += 1

@@ -8,21 +8,39 @@ import logging
 import bpy
 
 from ..addon.backends import AVAILABLE, BackendInfo
+from ..addon.backends.base import BackendError
 from ..addon.blender import runtime
 from ..addon.jobs import Mode
 from ..addon.modes import text_specs
 from ..addon.validation import InputError, check_network, clean_prompt
+from ..ui.preferences import api_key
 
 _log = logging.getLogger(__name__)
 
 
 def selected_backend(settings: bpy.types.PropertyGroup) -> BackendInfo:
-    """The panel's backend, if it may run now; otherwise an InputError saying why."""
+    """The panel's backend, if it may run now; otherwise an InputError saying why. Remote backends are
+    created here on first use, with the key from the environment or the preferences."""
     info = next((b for b in AVAILABLE if b.name == settings.backend), None)
     if info is None:
         raise InputError(f"Backend '{settings.backend}' is not available")
     check_network(info.label, info.needs_network, bpy.app.online_access)
+    if info.needs_network:
+        prefs = bpy.context.preferences.addons[_base_package()].preferences
+        key = api_key(prefs, f"{info.name}_api_key")
+        if not key:
+            raise InputError(f"No {info.label} API key: set it in Preferences ▸ Add-ons ▸ Kiln "
+                             f"(or KILN_{info.name.upper()}_API_KEY)")
+        try:
+            runtime.ensure_backend(info.name, api_key=key, base_url=prefs.self_hosted_url,
+                                   timeout_s=prefs.request_timeout_s)
+        except BackendError as exc:
+            raise InputError(exc.message) from exc
     return info
+
+
+def _base_package() -> str:
+    return __package__.rsplit(".", 1)[0]
 
 
 def selected_mode(settings: bpy.types.PropertyGroup) -> Mode:

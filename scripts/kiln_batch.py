@@ -6,6 +6,7 @@
 Both forms run `addon/batch.py` in the Kiln extension: an installed one if Blender has it enabled,
 otherwise this checkout, registered as a local extension repository. Under plain Python, Blender's
 user resources go to a private temporary folder, so your own preferences are never touched.
+Remote backends need network access: `--online-mode` (Blender's own flag) allows it.
 Exit codes: 0 all succeeded, 1 some assets failed, 2 bad manifest or setup, 130 interrupted.
 """
 
@@ -33,11 +34,15 @@ def main() -> int:
     if not inside_blender:
         kiln_loader.isolate_user_resources()
     bpy = importlib.import_module("bpy")
+    arguments = script_arguments()
+    if "--online-mode" in arguments:  # as Blender's own flag: the user allows network access
+        arguments.remove("--online-mode")
+        bpy.context.preferences.system.use_online_access = True
     kiln = kiln_loader.load_kiln()
     batch = importlib.import_module(f"{kiln.__name__}.addon.batch")
     online = bool(bpy.app.online_access)
     has_key = bool(os.environ.get("KILN_TRIPO_API_KEY") or os.environ.get("KILN_MESHY_API_KEY"))
-    return int(batch.main(script_arguments(), online_access=online, has_key=has_key))
+    return int(batch.main(arguments, online_access=online, has_key=has_key))
 
 
 if __name__ == "__main__":

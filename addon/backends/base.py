@@ -132,6 +132,9 @@ class Backend(abc.ABC):
     def cancel(self, task_id: str) -> None:
         raise BackendError("cancel_unsupported", f"{self.name} cannot cancel a task once it has started")
 
+    def verify(self) -> None:  # noqa: B027 - optional: backends without credentials have nothing to check
+        """Check credentials and reachability before anything is spent (raises BackendError)."""
+
     def balance(self) -> float | None:
         """Credits left on the account, or None when the provider has no such notion."""
         return None

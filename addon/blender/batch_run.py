@@ -17,7 +17,7 @@ from typing import Any
 import bpy
 
 from ..backends import create_backend
-from ..backends.base import Backend
+from ..backends.base import Backend, BackendError
 from ..batch import BatchOptions, Progress
 from ..jobs import Job, JobKind, JobSpec, JobState, spec_key
 from ..manifest import Manifest, ManifestError, PlannedAsset, seed_for
@@ -65,7 +65,15 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
             specs += specs_for(manifest, asset, work / "inputs")
         except InputError as exc:
             raise ManifestError(f"asset[{asset.index + 1}]: {exc}") from exc
-    backend = backend or create_backend(manifest.backend, scratch_dir=work / "scratch")
+    if backend is None:
+        settings = manifest.backend_settings.get(manifest.backend, {})
+        try:
+            backend = create_backend(manifest.backend, scratch_dir=work / "scratch",
+                                     base_url=settings.get("base_url", ""),
+                                     online=lambda: bool(bpy.app.online_access))
+            backend.verify()  # a wrong key or an unreachable host stops the run before anything is spent
+        except BackendError as exc:
+            raise ManifestError(f"[batch] backend: {manifest.backend}: {exc.message}") from exc
     return Plan(specs, sum(backend.estimate_credits(s) for s in specs), backend, out, work)
 
 

@@ -123,6 +123,17 @@ def inputs_folder() -> Path:
     return _runtime.inputs
 
 
+def ensure_backend(name: str, *, api_key: str = "", base_url: str = "", timeout_s: float = 30.0) -> None:
+    """Create a remote backend on first use (with the current key and endpoint) and hand it to the
+    scheduler; network access is checked against Blender's online access on every request."""
+    sched = scheduler()
+    existing = sched.backends.get(name)
+    key_changed = existing is not None and getattr(getattr(existing, "http", None), "_api_key", api_key) != api_key
+    if existing is None or (api_key and key_changed):
+        sched.add_backend(create_backend(name, api_key=api_key, base_url=base_url, timeout_s=timeout_s,
+                                         online=lambda: bool(bpy.app.online_access)))
+
+
 def current_package() -> str:
     if _runtime is None:
         raise RuntimeError("Kiln is not running: enable the add-on first")

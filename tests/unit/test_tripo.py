@@ -62,8 +62,9 @@ def test_image_and_multiview_routes_upload_first(scheduler: Scheduler, sandbox: 
     rgba, _ = draw("star", 256, alpha=True)
     np.save(tmp_path / "star.npy", rgba)
     (tmp_path / "star.png").write_bytes(encode_png(rgba))
-    image = JobSpec(kind=JobKind.IMAGE, backend="tripo", mode=Mode.PRODUCTION, image_paths=(str(tmp_path / "star.png"),),
-                    params=JobSpec.make_params({"prepared_images": (str(tmp_path / "star.npy"),)}))
+    prepared = JobSpec.make_params({"prepared_images": (str(tmp_path / "star.npy"),)})
+    image = JobSpec(kind=JobKind.IMAGE, backend="tripo", mode=Mode.PRODUCTION,
+                    image_paths=(str(tmp_path / "star.png"),), params=prepared)
     multiview = JobSpec(kind=JobKind.MULTIVIEW, backend="tripo", mode=Mode.DRAFT,
                         image_paths=(str(tmp_path / "star.png"), str(tmp_path / "star.png")),
                         params=JobSpec.make_params({"prepared_images": (str(tmp_path / "star.npy"),) * 2,
@@ -121,7 +122,8 @@ def test_expired_urls_are_refreshed(sandbox: TripoSandbox, scheduler: Scheduler)
     sandbox.state.url_lifetime_s = 60.0  # … until Kiln asks the API again
     drain(scheduler)
     assert job.state is JobState.FINISHED
-    gets = [path for method, path, _ in sandbox.state.requests_seen if method == "GET" and path.startswith("/v3/tasks/")]
+    gets = [path for method, path, _ in sandbox.state.requests_seen
+            if method == "GET" and path.startswith("/v3/tasks/")]
     assert gets, "fresh URLs were fetched with GET /v3/tasks/{id}"
 
 

@@ -1,0 +1,96 @@
+"""Tripo from Blender: the panel and a headless batch against the sandbox server over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from sandbox.tripo import SandboxState, TripoSandbox  # noqa: E402
+
+KEY = "tsk_blender_test_key_42"
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[TripoSandbox]:
+    with TripoSandbox(SandboxState(latency_s={"draft": 0.3, "textured": 0.5}, valid_keys={KEY})) as server:
+        monkeypatch.setenv("KILN_TRIPO_BASE_URL", server.url)
+        yield server
+
+
+@pytest.fixture
+def online() -> Iterator[None]:
+    import bpy
+
+    system = bpy.context.preferences.system
+    saved = system.use_online_access
+    system.use_online_access = True
+    yield
+    system.use_online_access = saved
+
+
+def test_generate_on_tripo_lands_in_the_scene(runtime: ModuleType, sandbox: TripoSandbox, online: None,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import bpy
+
+    monkeypatch.setenv("KILN_TRIPO_API_KEY", KEY)
+    bpy.context.scene.kiln.backend = "tripo"
+    assert bpy.ops.kiln.generate(prompt="stone pillar") == {"FINISHED"}
+    assert runtime.run_until_done(timeout=60)
+    obj = next(o for o in bpy.data.objects if o.get("kiln_backend") == "tripo")
+    assert obj["kiln_task_id"] in sandbox.state.tasks and obj["kiln_model_version"] == "v3.0-20250812"
+    assert obj["kiln_credits"] == 10.0 and obj.preview is not None
+
+
+def test_tripo_without_key_or_offline_says_so(runtime: ModuleType, sandbox: TripoSandbox,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import bpy
+
+    bpy.context.scene.kiln.backend = "tripo"
+    bpy.context.preferences.system.use_online_access = False
+    with pytest.raises(RuntimeError, match="needs the internet, but Blender's online access is off"):
+        bpy.ops.kiln.generate(prompt="crate")
+    bpy.context.preferences.system.use_online_access = True
+    try:
+        monkeypatch.delenv("KILN_TRIPO_API_KEY", raising=False)
+        with pytest.raises(RuntimeError, match="No Tripo API key"):
+            bpy.ops.kiln.generate(prompt="crate")
+        monkeypatch.setenv("KILN_TRIPO_API_KEY", "tsk_wrong")
+        bpy.ops.kiln.generate(prompt="crate")
+        assert runtime.run_until_done(timeout=30)
+        job = runtime.scheduler().snapshot()[-1]
+        assert job.state.value == "failed" and "API key rejected" in job.error.message
+    finally:
+        bpy.context.preferences.system.use_online_access = False
+    assert sandbox.state.creates == 0
+
+
+def run_batch(manifest: Path, out: Path, key: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
+    env["KILN_TRIPO_API_KEY"] = key
+    return subprocess.run([sys.executable, str(REPO / "scripts/kiln_batch.py"), str(manifest), "--out", str(out),
+                           "--online-mode", "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_headless_batch_on_the_sandbox_and_a_bad_key_stops_it_first(sandbox: TripoSandbox, tmp_path: Path) -> None:
+    manifest = tmp_path / "tripo.toml"
+    manifest.write_text(f'[batch]\nname = "env_tripo_01"\nbackend = "tripo"\nbudget = 100\n\n'
+                        f'[[asset]]\nprompt = "wooden barrel"\n\n[[asset]]\nprompt = "crate"\n\n'
+                        f'[backends.tripo]\nbase_url = "{sandbox.url}"\n')
+    bad = run_batch(manifest, tmp_path / "bad", "tsk_wrong")
+    assert bad.returncode == 2 and "API key rejected" in bad.stderr
+    assert sandbox.state.creates == 0, "nothing submitted with a bad key"
+    good = run_batch(manifest, tmp_path / "good", KEY)
+    assert good.returncode == 0, good.stderr[-2000:]
+    report = json.loads((tmp_path / "good/env_tripo_01/report.json").read_text())
+    assert report["totals"]["finished"] == 2 and report["totals"]["credits"] == 40.0
+    assert sandbox.state.creates == 2 and KEY not in good.stdout + good.stderr
