@@ -54,6 +54,7 @@ bench: venv
 	$(PY) bench/local_bench.py
 	$(PY) bench/pipeline_bench.py
 	$(PY) bench/ui_bench.py
+	$(PY) bench/tripo_bench.py
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache tests/tools/node_modules

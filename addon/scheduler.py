@@ -131,8 +131,11 @@ class Scheduler:
         its slot, because the provider counts it until it ends."""
         self._batch_seq = 0
         self._thread_prefix = f"kiln-{id(self) & 0xFFFF:04x}"
+        # Creates get their own small pool so a slot freed by a finished task is refilled at once,
+        # never queued behind that task's (slower) download.
+        self._submit_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"{self._thread_prefix}-submit")
         self._pool = ThreadPoolExecutor(
-            max_workers=self.config.workers, thread_name_prefix=f"{self._thread_prefix}-work"
+            max_workers=max(1, self.config.workers - 2), thread_name_prefix=f"{self._thread_prefix}-work"
         )
         self._watchers: dict[str, threading.Thread] = {}
         self._dispatcher: threading.Thread | None = None
@@ -162,6 +165,7 @@ class Scheduler:
         for thread in threads:
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
+        self._submit_pool.shutdown(wait=False, cancel_futures=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
         for backend in self.backends.values():
             backend.close()
@@ -429,7 +433,7 @@ class Scheduler:
             slots.in_flight += 1
             job.move_to(JobState.SUBMITTING)
             self._record(job)
-            self._pool.submit(self._submit_worker, job, backend, slots)
+            self._submit_pool.submit(self._submit_worker, job, backend, slots)
         self._track_threads()
         return next_wake
 

@@ -54,6 +54,8 @@ class SandboxTask:
     status: str = "queued"
     output: dict[str, Any] = field(default_factory=dict)
     completed: float = 0.0
+    result_ready: threading.Event = field(default_factory=threading.Event)
+    result_time: float = 0.0
 
 
 @dataclass
@@ -82,6 +84,10 @@ class SandboxState:
     requests_seen: list[tuple[str, str, str]] = field(default_factory=list)
     """(method, path, Authorization header) of every request, to check where the key went."""
     seed: int = 0
+    reuse_results: bool = True
+    """Serve one generated result per (kind, prompt, texture) instead of generating per seed: the
+    sandbox shares two cores with Kiln, and a real provider's GPUs would not slow Kiln down."""
+    _result_cache: dict[tuple[str, str, bool], tuple[bytes, bytes]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     secret: bytes = field(default_factory=lambda: uuid.uuid4().bytes)
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tripo-sandbox-")))
@@ -102,18 +108,39 @@ class SandboxState:
                     task.status = "running"
 
     def _complete(self, task: SandboxTask) -> None:
-        task.completed = time.time()
+        if not task.fail_code and not task.result_ready.is_set():
+            return  # the (simulated) provider is still rendering: it stays running a little longer
+        # Done at its scheduled time (if the result was ready by then), not when someone next asks.
+        task.completed = max(task.created + task.duration, min(time.time(), task.result_time or time.time()))
         self.frozen -= task.credits
         if task.fail_code:
             task.status = "failed"
             self.balance += task.credits  # failed tasks are refunded
             return
         task.status = "success"
-        task.output = self._make_result(task)
+
+    def start_generation(self, task: SandboxTask) -> None:
+        """Make the result in the background from the moment the task is created, as a provider's GPUs
+        would, so finishing a task is instant and never holds the server's lock."""
+        def work() -> None:
+            try:
+                self._make_result(task)
+            finally:
+                task.result_time = time.time()
+                task.result_ready.set()
+
+        threading.Thread(target=work, name=f"sandbox-gen-{task.task_id[:8]}", daemon=True).start()
 
     def _make_result(self, task: SandboxTask) -> dict[str, Any]:
         folder = self.work / task.task_id
         textured = bool(task.request.get("texture", True) or task.request.get("pbr", True))
+        cache_key = (task.kind, str(task.request.get("prompt", task.request.get("input", ""))), textured)
+        if self.reuse_results and cache_key in self._result_cache:
+            model, preview = self._result_cache[cache_key]
+            with self.lock:
+                self.files[f"{task.task_id}_model"] = model
+                self.files[f"{task.task_id}_preview"] = preview
+            return {}
         mode = Mode.PRODUCTION if textured else Mode.DRAFT
         if task.kind == "text":
             spec = JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=task.request.get("prompt", "x"),
@@ -128,8 +155,11 @@ class SandboxState:
             rgba = np.concatenate([rgb[:, :, :3], np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2) \
                 if rgb.shape[2] == 3 else rgb
             result = generate_image(JobSpec(kind=JobKind.IMAGE, backend="local", mode=mode), rgba, folder)
-        for role in ("model", "preview"):
-            self.files[f"{task.task_id}_{role}"] = Path(result.files[role]).read_bytes()
+        model, preview = (Path(result.files[role]).read_bytes() for role in ("model", "preview"))
+        with self.lock:
+            self.files[f"{task.task_id}_model"] = model
+            self.files[f"{task.task_id}_preview"] = preview
+            self._result_cache[cache_key] = (model, preview)
         return {}
 
     def signed_url(self, base: str, name: str) -> str:
@@ -295,6 +325,8 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                                fail_code=fail_code)
             state.tasks[task.task_id] = task
             state.creates += 1
+            if not fail_code:
+                state.start_generation(task)
             self._ok({"task_id": task.task_id, "type": f"{kind}_to_model", "status": "queued"})
 
         def _cdn(self, name: str, query: dict[str, list[str]]) -> None:

@@ -102,6 +102,7 @@ class TripoBackend(Backend):
         self._submitted_at: dict[str, tuple[float, str]] = {}
         self._outputs: dict[str, dict[str, Any]] = {}
         self._observed: dict[str, float] = {}
+        self._polls = 0
 
     # ------------------------------------------------------------------ helpers
     def _call(self, method: str, path: str, *, json: Any = None, files: Any = None) -> Any:
@@ -203,21 +204,32 @@ class TripoBackend(Backend):
         data = self._call("POST", route, json=fields)
         task_id = str(data["task_id"])
         with self._lock:
+            if not self._submitted_at:
+                self._polls = 0
             self._submitted_at[task_id] = (time.monotonic(), spec.mode.value)
             self._next_poll = min(self._next_poll, time.monotonic() + self.poll_min_s) if self._next_poll \
                 else time.monotonic() + self.poll_min_s
         return task_id
 
     def _interval(self) -> float:
-        """Short at first, then paced by the latency seen for the oldest task's mode; jittered, capped."""
+        """Until a task of this mode has been seen finishing: start short and grow by half each poll.
+        Then: sparse while the oldest task is far from its expected finish, dense around it. Always
+        jittered (clients in step would poll in bursts) and capped."""
         with self._lock:
             if not self._submitted_at:
                 return self.poll_min_s
             started, mode = min(self._submitted_at.values())
-            expected = self._observed.get(mode, self.capabilities.typical_latency_s.get(mode, 30.0))
+            observed = self._observed.get(mode)
+            self._polls += 1
+            polls = self._polls
+        jitter = 0.85 + 0.3 * random.random()
+        if observed is None:
+            return min(self.poll_max_s, self.poll_min_s * 1.5 ** min(polls, 30)) * jitter
+        expected = observed
         remaining = expected - (time.monotonic() - started)
-        base = self.poll_min_s if remaining < expected * 0.2 else max(self.poll_min_s, 0.25 * remaining)
-        return min(self.poll_max_s, base) * (0.85 + 0.3 * random.random())
+        # Sparse while the oldest task is far from done, dense around when tasks like it finished before.
+        base = self.poll_min_s if remaining < expected * 0.3 else max(self.poll_min_s, 0.3 * remaining)
+        return min(self.poll_max_s, base) * jitter
 
     def watch(self, task_ids: Sequence[str], timeout_s: float) -> list[TaskUpdate]:
         now = time.monotonic()
