@@ -16,6 +16,17 @@ MODE_PARAMS: dict[str, dict[Mode, dict[str, object]]] = {
 }
 
 
+def target_params(mode: Mode, target: str, face_budget: int = 0) -> dict[str, object]:
+    """What the Production target asks of a generator: a game asset has a face budget; a film asset
+    keeps detail (detailed texture and geometry where the provider offers them). Drafts ask nothing."""
+    if mode is not Mode.PRODUCTION:
+        return {}
+    params: dict[str, object] = {"target": target.lower()}
+    if target.lower() == "game" and face_budget:
+        params["face_limit"] = int(face_budget)
+    return params
+
+
 def new_seed() -> int:
     return random.randrange(1, 2**31 - 1)
 
@@ -30,10 +41,11 @@ def text_specs(
     batch: str = "",
     index: int = 0,
     negative_prompt: str = "",
+    extra: dict[str, object] | None = None,
 ) -> list[JobSpec]:
     """One spec per option. Options share the prompt and differ by seed, so each is reproducible."""
     base_seed = seed or new_seed()
-    params = JobSpec.make_params(MODE_PARAMS.get(backend, {}).get(mode, {}))
+    params = JobSpec.make_params({**MODE_PARAMS.get(backend, {}).get(mode, {}), **(extra or {})})
     return [
         JobSpec(
             kind=JobKind.TEXT,
@@ -66,10 +78,11 @@ def image_spec(
     batch: str = "",
     index: int = 0,
     option: int = 0,
+    extra: dict[str, object] | None = None,
 ) -> JobSpec:
     """One image → one job. The original path is what cloud backends upload; the prepared array is
     what the local engine reads."""
-    params = dict(MODE_PARAMS.get(backend, {}).get(mode, {}))
+    params = {**MODE_PARAMS.get(backend, {}).get(mode, {}), **(extra or {})}
     params[PREPARED_IMAGES] = (prepared,)
     return JobSpec(kind=JobKind.IMAGE, backend=backend, mode=mode, image_paths=(source,),
                    params=JobSpec.make_params(params), batch=batch, index=index, seed=seed or new_seed(),
@@ -84,12 +97,13 @@ def multiview_spec(
     seed: int = 0,
     batch: str = "",
     index: int = 0,
+    extra: dict[str, object] | None = None,
 ) -> JobSpec:
     """Views (front, left, back, right) → one job; `views` maps view → (source, prepared)."""
     if "front" not in views or len(views) < 2:
         raise ValueError("multiview needs a front view and at least one more")
     order = [v for v in ("front", "left", "back", "right") if v in views]
-    params = dict(MODE_PARAMS.get(backend, {}).get(mode, {}))
+    params = {**MODE_PARAMS.get(backend, {}).get(mode, {}), **(extra or {})}
     params[PREPARED_IMAGES] = tuple(views[v][1] for v in order)
     params[VIEWS] = tuple(order)
     return JobSpec(kind=JobKind.MULTIVIEW, backend=backend, mode=mode,

@@ -11,7 +11,7 @@ from ..addon.backends import AVAILABLE, BackendInfo
 from ..addon.backends.base import BackendError
 from ..addon.blender import runtime
 from ..addon.jobs import Mode
-from ..addon.modes import text_specs
+from ..addon.modes import target_params, text_specs
 from ..addon.validation import InputError, check_network, clean_prompt
 from ..ui.preferences import api_key
 
@@ -83,7 +83,8 @@ class KILN_OT_generate(bpy.types.Operator):
             return {"CANCELLED"}
         mode = selected_mode(settings)
         specs = text_specs(prompt, mode=mode, backend=info.name, options=settings.options, seed=settings.seed,
-                           negative_prompt=" ".join(settings.negative_prompt.split()))
+                           negative_prompt=" ".join(settings.negative_prompt.split()),
+                           extra=target_params(mode, settings.target, settings.face_budget))
         jobs = runtime.scheduler().add_many(specs)
         failed = [j for j in jobs if j.error is not None]
         if failed:

@@ -39,7 +39,8 @@ from addon.backends.local import generate_image, generate_text  # noqa: E402
 from addon.backends.local.png import decode_own_png  # noqa: E402
 from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
 
-CREDIT_TABLE = {"text": (10, 20), "image": (20, 30), "multiview": (20, 30)}
+CREDIT_TABLE = {"text": (10, 20), "image": (20, 30), "multiview": (20, 30), "texture": (10, 10),
+                "decimate": (30, 30)}
 
 
 @dataclass
@@ -135,13 +136,19 @@ class SandboxState:
         folder = self.work / task.task_id
         textured = bool(task.request.get("texture", True) or task.request.get("pbr", True))
         cache_key = (task.kind, str(task.request.get("prompt", task.request.get("input", ""))), textured)
-        if self.reuse_results and cache_key in self._result_cache:
+        if task.kind not in ("texture", "decimate") and self.reuse_results and cache_key in self._result_cache:
             model, preview = self._result_cache[cache_key]
             with self.lock:
                 self.files[f"{task.task_id}_model"] = model
                 self.files[f"{task.task_id}_preview"] = preview
             return {}
         mode = Mode.PRODUCTION if textured else Mode.DRAFT
+        if task.kind in ("texture", "decimate"):
+            source = str(task.request.get("original_model_task_id"))
+            with self.lock:
+                self.files[f"{task.task_id}_model"] = self.files[f"{source}_model"]
+                self.files[f"{task.task_id}_preview"] = self.files[f"{source}_preview"]
+            return {}
         if task.kind == "text":
             spec = JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=task.request.get("prompt", "x"),
                            seed=int(task.request.get("model_seed", 1) or 1))
@@ -272,6 +279,8 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                     self._ok({"tasks": tasks, "missed": [i for i in ids if i not in state.tasks]})
                 elif path.startswith("/v3/generation/") and path.endswith("-to-model"):
                     self._create(path.removeprefix("/v3/generation/").removesuffix("-to-model"), body)
+                elif path in ("/v3/models/texture", "/v3/mesh/decimate"):
+                    self._create("texture" if path.endswith("texture") else "decimate", body)
                 else:
                     self._error(404, 1003, "no such route")
 
@@ -303,7 +312,15 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                 extra = {"Retry-After": "0.2"} if code in (2000, 1007) else None
                 self._error(status, code, f"sandbox error {code}", extra)
                 return
-            if "model" not in request:
+            if kind in ("texture", "decimate"):
+                source = state.tasks.get(str(request.get("original_model_task_id", "")))
+                if source is None:
+                    self._error(400, 2006, "invalid source task")
+                    return
+                if source.status != "success":
+                    self._error(400, 2007, "source task has not succeeded")
+                    return
+            elif "model" not in request:
                 self._error(400, 1004, "model is required")
                 return
             if kind == "text" and not str(request.get("prompt", "")).strip():

@@ -59,6 +59,7 @@ ERRORS: dict[int, tuple[str, bool]] = {
 # Credits (no texture, textured) per task, and add-ons (backends.md §1d).
 CREDITS = {"text": (10, 20), "image": (20, 30), "multiview": (20, 30), "p1_text": (30, 40), "p1_image": (40, 50)}
 ADDON_CREDITS = {"detailed_texture": 10, "quad": 5, "smart_low_poly": 10}
+POST_CREDITS: dict[str, Any] = {"texture": {"standard": 10, "detailed": 20, "extreme": 30}, "smart_low_poly": 30}
 
 # What Draft and Production mean on Tripo (also in modes.MODE_PARAMS for the UI and batches).
 MODE_DEFAULTS: dict[Mode, dict[str, Any]] = {
@@ -135,7 +136,12 @@ class TripoBackend(Backend):
 
     def _generation_fields(self, spec: JobSpec) -> dict[str, Any]:
         params = {**MODE_DEFAULTS[spec.mode], **{k: v for k, v in spec.params_dict.items()
-                                                 if k not in ("prepared_images", "views", "detail")}}
+                                                 if k not in ("prepared_images", "views", "detail", "target")}}
+        if spec.params_dict.get("target") == "film":
+            # Film keeps detail: detailed texture and (v3.x) detailed geometry, no face limit.
+            params["texture_quality"] = "detailed"
+            params.setdefault("geometry_quality", "detailed")
+            params.pop("face_limit", None)
         model = self._model(spec)
         fields: dict[str, Any] = {"model": model}
         for key in ("texture", "pbr", "texture_quality", "geometry_quality", "face_limit", "quad",
@@ -169,7 +175,13 @@ class TripoBackend(Backend):
         return "p1" if self._model(spec).startswith("P1") else "generation"
 
     def estimate_credits(self, spec: JobSpec) -> float:
+        if spec.kind is JobKind.TEXTURE:
+            return float(POST_CREDITS["texture"][spec.params_dict.get("texture_quality", "standard")])
+        if spec.kind is JobKind.REFINE:
+            return float(POST_CREDITS["smart_low_poly"])
         fields = {**MODE_DEFAULTS[spec.mode], **spec.params_dict}
+        if fields.get("target") == "film":
+            fields["texture_quality"] = "detailed"
         kind = "text" if spec.kind is JobKind.TEXT else "image"
         key = f"p1_{kind}" if self._model(spec).startswith("P1") else kind
         base = CREDITS[key][1 if fields.get("texture") or fields.get("pbr") else 0]
@@ -199,6 +211,23 @@ class TripoBackend(Backend):
                 slots[view] = {"type": "png", "file_token": self._upload(self._image_source(spec, number))}
             fields["files"] = [slots[v] for v in ("front", "left", "back", "right")]
             route = "/v3/generation/multiview-to-model"
+        elif spec.kind is JobKind.TEXTURE:
+            # A batch's shared look: texture an existing model with one texture prompt.
+            params = spec.params_dict
+            fields = {"original_model_task_id": params["original_task_id"], "model": DEFAULT_MODEL,
+                      "texture_prompt": {"text": str(params.get("texture_prompt") or spec.prompt)},
+                      "texture": True, "pbr": True,
+                      "texture_quality": params.get("texture_quality", "standard")}
+            if spec.seed:
+                fields["texture_seed"] = spec.seed
+            route = "/v3/models/texture"
+        elif spec.kind is JobKind.REFINE and spec.params_dict.get("operation") == "decimate":
+            # Smart low-poly: game-ready topology made by Tripo when the artist picks it.
+            params = spec.params_dict
+            fields = {"original_model_task_id": params["original_task_id"], "model_version": "v3.0",
+                      "face_limit": int(params.get("face_limit", 5000)), "quad": bool(params.get("quad", False)),
+                      "bake": True}
+            route = "/v3/mesh/decimate"
         else:
             raise BackendError("unsupported_input", f"Kiln's Tripo backend cannot do {spec.kind.value} jobs yet")
         data = self._call("POST", route, json=fields)

@@ -21,7 +21,7 @@ from ..backends.base import Backend, BackendError
 from ..batch import BatchOptions, Progress
 from ..jobs import Job, JobKind, JobSpec, JobState, spec_key
 from ..manifest import Manifest, ManifestError, PlannedAsset, seed_for
-from ..modes import MODE_PARAMS, image_spec, multiview_spec, text_specs
+from ..modes import MODE_PARAMS, image_spec, multiview_spec, target_params, text_specs
 from ..naming import asset_name, slug
 from ..scheduler import BatchSettings, SchedulerConfig
 from ..validation import InputError
@@ -79,7 +79,9 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
 
 def specs_for(manifest: Manifest, asset: PlannedAsset, inputs: Path) -> list[JobSpec]:
     base_seed = seed_for(manifest, asset)
-    common = {"mode": manifest.mode, "backend": manifest.backend, "batch": manifest.name, "index": asset.index}
+    budget = manifest.finish.face_budget if manifest.finish else 0
+    common = {"mode": manifest.mode, "backend": manifest.backend, "batch": manifest.name, "index": asset.index,
+              "extra": target_params(manifest.mode, manifest.target, budget)}
     if asset.kind == "text":
         return text_specs(asset.prompt, options=asset.options, seed=base_seed, **common)  # type: ignore[arg-type]
     if asset.kind == "image":

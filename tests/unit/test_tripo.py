@@ -221,3 +221,43 @@ def test_cost_estimates_follow_the_credit_table() -> None:
     p1 = JobSpec(kind=JobKind.IMAGE, backend="tripo", mode=Mode.PRODUCTION, image_paths=("a.png",),
                  params=JobSpec.make_params({"model": "P1-20260311"}))
     assert client.estimate_credits(p1) == 50 and client.concurrency_group(p1) == "p1"
+
+
+def test_texture_and_smart_low_poly_routes(sandbox: TripoSandbox, tmp_path: Path) -> None:
+    client = backend(sandbox)
+    source = client.submit(text_spec(), "source")
+    wait_for(lambda: any(u.status.value == "success" for u in client.watch([source], 0.5)), timeout=10)
+    texture = JobSpec(kind=JobKind.TEXTURE, backend="tripo", mode=Mode.PRODUCTION, prompt="mossy stone", seed=3,
+                      params=JobSpec.make_params({"original_task_id": source, "texture_prompt": "mossy stone"}))
+    decimate = JobSpec(kind=JobKind.REFINE, backend="tripo", mode=Mode.PRODUCTION,
+                       params=JobSpec.make_params({"original_task_id": source, "operation": "decimate",
+                                                   "face_limit": 3000}))
+    assert client.estimate_credits(texture) == 10 and client.estimate_credits(decimate) == 30
+    ids = [client.submit(texture, "t"), client.submit(decimate, "d")]
+    wait_for(lambda: sum(u.status.value == "success" for u in client.watch(ids, 0.5)) == 2, timeout=10)
+    for task_id in ids:
+        files = client.download(task_id, tmp_path / task_id)
+        read_glb_json(Path(files["model"]))
+    requests = {t.kind: t.request for t in sandbox.state.tasks.values()}
+    assert requests["texture"]["texture_prompt"] == {"text": "mossy stone"}
+    assert requests["decimate"]["face_limit"] == 3000 and requests["decimate"]["original_model_task_id"] == source
+    bad = JobSpec(kind=JobKind.TEXTURE, backend="tripo", params=JobSpec.make_params({"original_task_id": "nope"}))
+    with pytest.raises(BackendError, match="source task is not valid"):
+        client.submit(bad, "x")
+
+
+def test_targets_shape_the_request(sandbox: TripoSandbox) -> None:
+    client = backend(sandbox)
+    game = JobSpec(kind=JobKind.TEXT, backend="tripo", mode=Mode.PRODUCTION, prompt="crate",
+                   params=JobSpec.make_params({"target": "game", "face_limit": 4000}))
+    film = JobSpec(kind=JobKind.TEXT, backend="tripo", mode=Mode.PRODUCTION, prompt="crate",
+                   params=JobSpec.make_params({"target": "film", "face_limit": 4000}))
+    p1 = JobSpec(kind=JobKind.TEXT, backend="tripo", mode=Mode.PRODUCTION, prompt="crate",
+                 params=JobSpec.make_params({"model": "P1-20260311", "quad": True, "face_limit": 90000}))
+    for spec in (game, film, p1):
+        client.submit(spec, "r")
+    requests = [t.request for t in sorted(sandbox.state.tasks.values(), key=lambda t: t.created)]
+    assert requests[0]["face_limit"] == 4000 and requests[0]["texture"] and requests[0]["pbr"]
+    assert "face_limit" not in requests[1] and requests[1]["texture_quality"] == "detailed"
+    assert "quad" not in requests[2] and requests[2]["face_limit"] == 20000, "P1 rules"
+    assert client.estimate_credits(film) == 30
