@@ -19,6 +19,17 @@ def clean_prompt(prompt: str) -> str:
     return text
 
 
+MAX_NEGATIVE_PROMPT_CHARS = 255
+
+
+def clean_negative_prompt(text: str) -> str:
+    cleaned = " ".join(text.split())
+    if len(cleaned) > MAX_NEGATIVE_PROMPT_CHARS:
+        raise InputError(f"The negative prompt is {len(cleaned)} characters long; the limit is "
+                         f"{MAX_NEGATIVE_PROMPT_CHARS}")
+    return cleaned
+
+
 def check_network(backend: str, needs_network: bool, online_access: bool) -> None:
     if needs_network and not online_access:
         raise InputError(

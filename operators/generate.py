@@ -12,7 +12,7 @@ from ..addon.backends.base import BackendError
 from ..addon.blender import runtime
 from ..addon.jobs import Mode
 from ..addon.modes import target_params, text_specs
-from ..addon.validation import InputError, check_network, clean_prompt
+from ..addon.validation import InputError, check_network, clean_negative_prompt, clean_prompt
 from ..ui.preferences import api_key
 
 _log = logging.getLogger(__name__)
@@ -77,13 +77,14 @@ class KILN_OT_generate(bpy.types.Operator):
         settings = context.scene.kiln
         try:
             prompt = clean_prompt(self.prompt or settings.prompt)
+            negative = clean_negative_prompt(settings.negative_prompt)
             info = selected_backend(settings)
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         mode = selected_mode(settings)
         specs = text_specs(prompt, mode=mode, backend=info.name, options=settings.options, seed=settings.seed,
-                           negative_prompt=" ".join(settings.negative_prompt.split()),
+                           negative_prompt=negative,
                            extra=target_params(mode, settings.target, settings.face_budget))
         jobs = runtime.scheduler().add_many(specs)
         failed = [j for j in jobs if j.error is not None]

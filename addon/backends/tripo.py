@@ -230,7 +230,17 @@ class TripoBackend(Backend):
             route = "/v3/mesh/decimate"
         else:
             raise BackendError("unsupported_input", f"Kiln's Tripo backend cannot do {spec.kind.value} jobs yet")
-        data = self._call("POST", route, json=fields)
+        try:
+            data = self._call("POST", route, json=fields)
+        except BackendError as exc:
+            if exc.code == "2010":  # say how short the account is, which is what the artist needs
+                need = self.estimate_credits(spec)
+                try:
+                    have = f"{self.balance():g}"
+                except BackendError:
+                    have = "unknown"
+                raise BackendError("2010", f"not enough credits: need ~{need:g}, have {have}") from None
+            raise
         task_id = str(data["task_id"])
         with self._lock:
             if not self._submitted_at:

@@ -56,6 +56,14 @@ def test_unknown_noun_gets_a_generic_blockout_and_says_so(runtime: ModuleType) -
     assert job.warnings == ["local engine does not know 'dragon'; generic blockout used"]
 
 
+def test_an_over_long_negative_prompt_is_refused(runtime: ModuleType) -> None:
+    import bpy
+
+    bpy.context.scene.kiln.negative_prompt = "blurry " * 50
+    with pytest.raises(RuntimeError, match="negative prompt is 349 characters long; the limit is 255"):
+        bpy.ops.kiln.generate(prompt="crate")
+
+
 @pytest.mark.parametrize(("prompt", "message"), [("   ", "empty"), ("x" * 1100, "limit is 1024")])
 def test_bad_prompts_are_refused_and_queue_nothing(runtime: ModuleType, prompt: str, message: str) -> None:
     import bpy
