@@ -13,7 +13,6 @@ FakeBackend with fixed per-job latency L and concurrency limit C (N=200, C=10, L
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import statistics
@@ -23,7 +22,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
+
+from bench_common import write_result  # noqa: E402
 
 from addon.backends.fake import FakeBackend  # noqa: E402
 from addon.jobs import JobKind, JobSpec, JobState, Mode  # noqa: E402
@@ -132,10 +134,7 @@ def main() -> None:
         "threads_peak": headless["threads_peak"],
         "details": {"headless": headless, "ui_config": ui, "draft": draft, "pump": pump},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "details"}, indent=2))
-    print(f"written to {args.out}")
+    write_result(args.out, result, show={k: v for k, v in result.items() if k != "details"})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ at 1024x1024 (two with alpha), Draft and Production, three runs each. Multiview:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -18,20 +17,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path[:0] = [str(REPO), str(REPO / "tests/tools")]
 
+from bench_common import percentiles, write_result  # noqa: E402
 from test_images import draw, multiview_pair  # noqa: E402
 
 from addon.backends.local import generate_image, generate_multiview, generate_text  # noqa: E402
 from addon.backends.local.text import ARCHETYPES  # noqa: E402
 from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {"p50": round(statistics.median(ordered), 2),
-            "p95": round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 2),
-            "max": round(ordered[-1], 2), "n": len(ordered)}
 
 
 def summary(results: list[dict[str, float]]) -> dict[str, object]:
@@ -79,10 +73,7 @@ def main() -> None:
             spec = JobSpec(kind=JobKind.MULTIVIEW, backend="local", mode=mode)
             output[f"local_multiview_{mode.value}"] = summary(
                 [timed(generate_multiview, spec, views, folder / f"m_{r}_{mode.value}") for r in range(3)])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(output, indent=2))
-    print(json.dumps(output, indent=2))
-    print(f"written to {args.out}")
+    write_result(args.out, output)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
-import json
 import resource
 import statistics
 import sys
@@ -20,9 +19,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path[:0] = [str(REPO / "scripts"), str(REPO / "tests/tools")]
 
 import kiln_loader  # noqa: E402
+from bench_common import write_result  # noqa: E402
 
 kiln_loader.isolate_user_resources()
 bpy = importlib.import_module("bpy")
@@ -139,10 +140,7 @@ def main() -> None:
                                         "growth_mb": round(after - before, 1), "datablocks_before": counts_before,
                                         "datablocks_after": counts_after, "orphans_left": orphans,
                                         "peak_rss_mb": round(rss_mb(), 1)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    print(f"written to {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

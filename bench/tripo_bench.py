@@ -13,16 +13,17 @@ Polling here may go down to 30 ms near the expected finish; Kiln's default floor
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
+
+from bench_common import percentiles, write_result  # noqa: E402
 
 from addon.backends.tripo import TripoBackend  # noqa: E402
 from addon.jobs import JobKind, JobSpec, JobState, Mode  # noqa: E402
@@ -60,9 +61,7 @@ def main() -> None:
             scheduler.take_ready()
             scheduler.mark_imported(job)
         scheduler.shutdown()
-        ordered = sorted(overheads)
-        result["tripo_draft_overhead_ms"] = {"p50": round(statistics.median(ordered), 1),
-                                             "p95": round(ordered[round(0.95 * (len(ordered) - 1))], 1),
+        result["tripo_draft_overhead_ms"] = {**percentiles(overheads, 1),
                                              "target_ms": max(0.1 * latency * 1000, 250)}
 
         client = TripoBackend(KEY, sandbox.url, poll_min_s=POLL_MIN_S, poll_max_s=2.0)
@@ -87,10 +86,7 @@ def main() -> None:
                                  "finished": sum(j.state is JobState.FINISHED for j in jobs),
                                  "creates": sandbox.state.creates - 12}
         result["tripo_status_requests_per_job"] = round(client.status_requests / n, 3)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    print(f"written to {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import statistics
 import sys
 import tempfile
@@ -19,9 +18,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "scripts"))
 
 import kiln_loader  # noqa: E402
+from bench_common import percentiles, write_result  # noqa: E402
 
 kiln_loader.isolate_user_resources()
 bpy = importlib.import_module("bpy")
@@ -59,18 +60,12 @@ def main() -> None:
             bpy.ops.wm.read_homefile()
             _, seconds = capture.capture_camera(bpy.context.scene, Path(folder))
             captures.append(seconds * 1000)
-    ordered = sorted(clicks)
     result = {
         "benchmark": "ui",
-        "click_to_draft_ms": {"p50": round(statistics.median(clicks), 1),
-                              "p95": round(ordered[round(0.95 * (len(ordered) - 1))], 1),
-                              "max": round(ordered[-1], 1), "n": len(clicks)},
+        "click_to_draft_ms": percentiles(clicks, 1),
         "camera_capture_ms": {"median": round(statistics.median(captures), 1), "max": round(max(captures), 1)},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    print(f"written to {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,24 @@
+"""What every benchmark shares: percentile summaries and writing the JSON result."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+
+def percentiles(values: list[float], digits: int = 2) -> dict[str, float]:
+    """p50, p95 (nearest rank), max and count."""
+    ordered = sorted(values)
+    return {"p50": round(statistics.median(ordered), digits),
+            "p95": round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], digits),
+            "max": round(ordered[-1], digits), "n": len(ordered)}
+
+
+def write_result(path: Path, result: dict[str, Any], show: dict[str, Any] | None = None) -> None:
+    """Write the JSON result and print it (or the part given in `show`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result if show is None else show, indent=2))
+    print(f"written to {path}")
