@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import bpy
 
@@ -36,6 +37,16 @@ def _batch_settings(context: bpy.types.Context, prefix: str) -> BatchSettings:
     )
 
 
+def _list_ready(operator: type[bpy.types.Operator], items: Any, message: str) -> bool:
+    """Shared poll for list-driven operators: the engine runs and the list has a non-empty line."""
+    if not engine_ready(operator):
+        return False
+    if not any(item.text.strip() for item in items):
+        operator.poll_message_set(message)
+        return False
+    return True
+
+
 class KILN_OT_batch_prompts(bpy.types.Operator):
     """Queue a batch: the base prompt with each variation, times the options per prompt"""
 
@@ -45,12 +56,7 @@ class KILN_OT_batch_prompts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if not engine_ready(cls):
-            return False
-        if not any(item.text.strip() for item in context.scene.kiln.variations):
-            cls.poll_message_set("Add at least one variation to the list")
-            return False
-        return True
+        return _list_ready(cls, context.scene.kiln.variations, "Add at least one variation to the list")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = context.scene.kiln
@@ -153,12 +159,7 @@ class KILN_OT_generate_parts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if not engine_ready(cls):
-            return False
-        if not any(item.text.strip() for item in context.scene.kiln.parts):
-            cls.poll_message_set("Add the parts to the list first (head, torso, legs …)")
-            return False
-        return True
+        return _list_ready(cls, context.scene.kiln.parts, "Add the parts to the list first (head, torso, legs …)")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = context.scene.kiln

@@ -16,6 +16,7 @@ from typing import Any
 import bpy
 
 from ..naming import slug
+from .finishing import material_images
 
 _log = logging.getLogger(__name__)
 
@@ -95,15 +96,7 @@ def _faces(objects: list[bpy.types.Object]) -> int:
 
 
 def _texture_sizes(objects: list[bpy.types.Object]) -> list[list[int]]:
-    sizes = []
-    for obj in objects:
-        for slot in obj.material_slots:
-            tree = slot.material.node_tree if slot.material else None
-            for node in tree.nodes if tree else ():
-                image = getattr(node, "image", None)
-                if isinstance(image, bpy.types.Image):
-                    sizes.append([int(v) for v in image.size])  # type: ignore[attr-defined]
-    return sizes
+    return [[int(v) for v in image.size] for obj in objects for image in material_images(obj)]  # type: ignore[attr-defined]
 
 
 def _select_only(objects: list[bpy.types.Object]) -> None:

@@ -197,7 +197,7 @@ def bake_colour(source: bpy.types.Object, target: bpy.types.Object, size: int) -
 def power_of_two_textures(obj: bpy.types.Object, limit: int) -> dict[str, Any]:
     """Resize every texture the object uses to power-of-two sides no larger than `limit`."""
     sizes = []
-    for image in _images(obj):
+    for image in material_images(obj):
         width, height = (int(v) for v in image.size)  # type: ignore[attr-defined]
         if width == 0 or height == 0:
             continue
@@ -216,7 +216,8 @@ def _pow2_at_most(value: int, limit: int) -> int:
     return min(nearest, limit)
 
 
-def _images(obj: bpy.types.Object) -> list[bpy.types.Image]:
+def material_images(obj: bpy.types.Object) -> list[bpy.types.Image]:
+    """Every image a node of the object's materials uses, once."""
     images: list[bpy.types.Image] = []
     for slot in obj.material_slots:
         material = slot.material
