@@ -47,13 +47,27 @@ def selected_mode(settings: bpy.types.PropertyGroup) -> Mode:
     return Mode.PRODUCTION if settings.mode == "PRODUCTION" else Mode.DRAFT
 
 
-def engine_ready(operator: type[bpy.types.Operator]) -> bool:
-    """Shared poll: the engine runs and there is a scene; otherwise say why the button is grey."""
+def engine_running(operator: type[bpy.types.Operator]) -> bool:
+    """Poll for queue controls: the engine runs and there is a scene; otherwise say why it is grey."""
     if not runtime.is_running():
         operator.poll_message_set("Kiln's engine is not running; re-enable the add-on")
         return False
     if bpy.context.scene is None:
         operator.poll_message_set("There is no scene")
+        return False
+    return True
+
+
+def engine_ready(operator: type[bpy.types.Operator]) -> bool:
+    """Poll for generating: the engine runs and the chosen backend can run now."""
+    if not engine_running(operator):
+        return False
+    scene = bpy.context.scene
+    info = next((b for b in AVAILABLE if b.name == scene.kiln.backend), None) if scene else None
+    if info is not None and info.needs_network and not bpy.app.online_access:
+        # Greyed out, with the reason in the tooltip, rather than failing on click.
+        operator.poll_message_set(f"{info.label} needs the internet, but Blender's online access is off "
+                                  "(Preferences ▸ System ▸ Network); the Local backend works offline")
         return False
     return True
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bpy
 
 from ..addon.blender import runtime
-from .generate import engine_ready
+from .generate import engine_ready, engine_running
 
 
 class KILN_OT_cancel_job(bpy.types.Operator):
@@ -20,7 +20,7 @@ class KILN_OT_cancel_job(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return engine_ready(cls)
+        return engine_running(cls)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         if self.job_id not in runtime.scheduler().jobs:
@@ -41,7 +41,7 @@ class KILN_OT_retry_job(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return engine_ready(cls)
+        return engine_running(cls)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
@@ -61,7 +61,7 @@ class KILN_OT_pause_production(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return engine_ready(cls) and not runtime.scheduler().production_paused
+        return engine_running(cls) and not runtime.scheduler().production_paused
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         runtime.scheduler().pause_production()
@@ -77,7 +77,7 @@ class KILN_OT_resume_production(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return engine_ready(cls) and runtime.scheduler().production_paused
+        return engine_running(cls) and runtime.scheduler().production_paused
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         runtime.scheduler().resume_production()
@@ -93,7 +93,7 @@ class KILN_OT_clear_finished(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return engine_ready(cls)
+        return engine_running(cls)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         removed = runtime.scheduler().clear_finished()
