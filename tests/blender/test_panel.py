@@ -307,3 +307,17 @@ def test_no_generation_or_network_call_runs_on_the_main_thread(runtime: ModuleTy
     assert {kind for kind, _ in calls} == {"submit", "watch", "download"}
     main = threading.main_thread().name
     assert [call for call in calls if call[1] == main] == []
+
+
+def test_offline_greys_out_remote_generation_and_says_why(kiln: ModuleType) -> None:
+    import bpy
+
+    settings = bpy.context.scene.kiln
+    bpy.context.preferences.system.use_online_access = False
+    settings.backend = "tripo"
+    assert "Online access is off: only Local runs" in draw("KILN_PT_generate").labels()
+    assert not bpy.ops.kiln.generate.poll() and not bpy.ops.kiln.batch_images.poll()
+    assert bpy.ops.kiln.clear_finished.poll(), "queue controls still work offline"
+    settings.backend = "local"
+    assert "Online access is off" not in draw("KILN_PT_generate").labels()
+    assert bpy.ops.kiln.generate.poll(), "the local backend works offline"
