@@ -1,4 +1,4 @@
-# mypy: disable-error-code="union-attr,attr-defined,override,arg-type"
+# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,misc,untyped-decorator"
 """Kiln's settings: per scene (mode, backend, prompt, batch) and the queue rows the panel lists."""
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ class KILN_SceneSettings(bpy.types.PropertyGroup):
     priority: bpy.props.EnumProperty(name="Priority", items=_PRIORITY_ITEMS, default="NORMAL")  # type: ignore[valid-type]
     budget: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Budget", description="Credits this batch may spend (0: no limit)", default=0.0, min=0.0)
+    defaults_applied: bpy.props.BoolProperty(default=False, options={"HIDDEN"})  # type: ignore[valid-type]
     start_in_hours: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Start In", description="Hold the batch this many hours (off-peak runs); 0 starts now",
         default=0.0, min=0.0, max=72.0)
@@ -90,14 +91,38 @@ classes = (KILN_TextItem, KILN_JobRow, KILN_SceneSettings)
 _register, _unregister = bpy.utils.register_classes_factory(classes)
 
 
+def apply_default_settings() -> None:
+    """Give scenes Kiln has not seen yet the default mode and target from the preferences."""
+    from .. import __package__ as base_package
+
+    addon = bpy.context.preferences.addons.get(base_package)
+    if addon is None:
+        return
+    prefs = addon.preferences
+    for scene in bpy.data.scenes:
+        settings = scene.kiln
+        if not settings.defaults_applied:
+            settings.mode, settings.target = prefs.default_mode, prefs.default_target
+            settings.defaults_applied = True
+
+
+@bpy.app.handlers.persistent
+def _on_load(*_args: object) -> None:
+    apply_default_settings()
+
+
 def register() -> None:
     _register()
     bpy.types.Scene.kiln = bpy.props.PointerProperty(type=KILN_SceneSettings)
     bpy.types.WindowManager.kiln_jobs = bpy.props.CollectionProperty(type=KILN_JobRow)
     bpy.types.WindowManager.kiln_jobs_index = bpy.props.IntProperty()
+    if _on_load not in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.append(_on_load)
 
 
 def unregister() -> None:
+    if _on_load in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_on_load)
     del bpy.types.WindowManager.kiln_jobs_index
     del bpy.types.WindowManager.kiln_jobs
     del bpy.types.Scene.kiln

@@ -321,3 +321,21 @@ def test_offline_greys_out_remote_generation_and_says_why(kiln: ModuleType) -> N
     settings.backend = "local"
     assert "Online access is off" not in draw("KILN_PT_generate").labels()
     assert bpy.ops.kiln.generate.poll(), "the local backend works offline"
+
+
+def test_new_scenes_take_the_default_mode_and_target(kiln: ModuleType) -> None:
+    import bpy
+
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.default_mode, prefs.default_target = "PRODUCTION", "FILM"
+    try:
+        bpy.ops.wm.read_homefile(use_empty=True)
+        settings = bpy.context.scene.kiln
+        assert (settings.mode, settings.target) == ("PRODUCTION", "FILM")
+        settings.mode = "DRAFT"
+        bpy.ops.wm.save_as_mainfile(filepath=str(Path(bpy.app.tempdir or "/tmp") / "kiln_defaults.blend"))
+        bpy.ops.wm.open_mainfile(filepath=str(Path(bpy.app.tempdir or "/tmp") / "kiln_defaults.blend"))
+        assert bpy.context.scene.kiln.mode == "DRAFT", "an artist's choice in a saved file is kept"
+    finally:
+        prefs.default_mode, prefs.default_target = "DRAFT", "GAME"
+        bpy.ops.wm.read_homefile(use_empty=True)
