@@ -3,6 +3,7 @@
 Registration wiring only; the engine lives in `addon/`, the Blender classes in `operators/` and `ui/`.
 """
 
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -31,11 +32,20 @@ def _scheduler_config() -> SchedulerConfig:
                            concurrency_cap=prefs.concurrency_cap or None)
 
 
+def _cache_folder() -> Path | None:
+    """The results folder from the preferences, if the artist chose one."""
+    preferences = bpy.context.preferences
+    addon = preferences.addons.get(__package__) if preferences is not None else None
+    prefs: Any = addon.preferences if addon is not None else None
+    folder = bpy.path.abspath(prefs.cache_folder) if prefs is not None and prefs.cache_folder else ""
+    return Path(folder) if folder else None
+
+
 def register() -> None:
     global _cli_handle
     ui.register()
     operators.register()
-    runtime.register(__package__, config=_scheduler_config())
+    runtime.register(__package__, config=_scheduler_config(), cache_dir=_cache_folder())
     _cli_handle = bpy.utils.register_cli_command("kiln", _cli)
 
 

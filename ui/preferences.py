@@ -8,12 +8,27 @@ field, so a farm can inject keys without touching preferences.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import bpy
 
 from .. import __package__ as base_package
 
 KEY_VARIABLES = {"tripo_api_key": "KILN_TRIPO_API_KEY", "meshy_api_key": "KILN_MESHY_API_KEY"}
+
+
+def _restart_engine(self: bpy.types.AddonPreferences, context: bpy.types.Context) -> None:
+    """Scheduling and cache settings take effect at once: restart the engine (what was running is
+    journaled and reattached, so nothing is lost)."""
+    from ..addon.blender import runtime
+    from ..addon.scheduler import SchedulerConfig
+
+    if not runtime.is_running():
+        return
+    folder = bpy.path.abspath(self.cache_folder) if self.cache_folder else ""
+    runtime.register_settings(SchedulerConfig(draft_reserved_slots=self.draft_reserved_slots,
+                                              concurrency_cap=self.concurrency_cap or None),
+                              Path(folder) if folder else None)
 
 
 class KILN_AddonPreferences(bpy.types.AddonPreferences):
@@ -30,16 +45,16 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
     draft_reserved_slots: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Slots reserved for drafts",
         description="Concurrency slots per backend that production batches leave free, so a draft never waits",
-        default=1, min=0, max=4)
+        default=1, min=0, max=4, update=_restart_engine)
     concurrency_cap: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Max jobs in flight", description="Per backend, below the provider's own limit (0: the provider's)",
-        default=0, min=0, max=50)
+        default=0, min=0, max=50, update=_restart_engine)
     request_timeout_s: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Network timeout", description="Seconds to wait for a provider before treating a request as failed",
         default=30.0, min=5.0, max=300.0, subtype="TIME_ABSOLUTE")
     cache_folder: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Cache folder", description="Where results are downloaded (empty: the extension's user folder)",
-        subtype="DIR_PATH")
+        subtype="DIR_PATH", update=_restart_engine)
     default_mode: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Default mode", items=[("DRAFT", "Draft", ""), ("PRODUCTION", "Production", "")], default="DRAFT")
     default_target: bpy.props.EnumProperty(  # type: ignore[valid-type]

@@ -83,12 +83,17 @@ def start(
     apply: ApplyResult | None = None,
     finish: FinishResult | None = None,
     journal_dir: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> Scheduler:
     """Create and start the scheduler (recovering from the journal). Idempotent: stops any previous one."""
     global _runtime
     stop()
     journal_folder = journal_dir or user_folder(package, "journal")
-    cache = user_folder(package, "results") if journal_dir is None else journal_dir / "results"
+    if cache_dir is not None:
+        cache = Path(cache_dir)  # the artist's choice (preferences)
+        cache.mkdir(parents=True, exist_ok=True)
+    else:
+        cache = user_folder(package, "results") if journal_dir is None else journal_dir / "results"
     if backends is None:
         backends = [create_backend("local", scratch_dir=cache / "local_scratch")]
     if apply is None:
@@ -265,8 +270,18 @@ def _write_catalogs_on_save(*_args: object) -> None:
         _log.warning("could not write the asset catalogs: %s", exc)
 
 
-def register(package: str, config: SchedulerConfig | None = None) -> None:
-    start(package, config=config)
+def register_settings(config: SchedulerConfig, cache_dir: Path | None) -> None:
+    """Restart the engine with new settings (from the preferences); keeps the remote backends."""
+    if _runtime is None:
+        return
+    package = _runtime.package
+    backends = list(_runtime.scheduler.backends.values())
+    start(package, config=config, cache_dir=cache_dir,
+          backends=[b for b in backends if b.name != "local"] or None)
+
+
+def register(package: str, config: SchedulerConfig | None = None, cache_dir: Path | None = None) -> None:
+    start(package, config=config, cache_dir=cache_dir)
     if not bpy.app.background and not bpy.app.timers.is_registered(_timer):
         bpy.app.timers.register(_timer, first_interval=TIMER_INTERVAL_S, persistent=True)
     if _write_catalogs_on_save not in bpy.app.handlers.save_post:

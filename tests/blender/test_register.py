@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 from types import ModuleType
 
 from conftest import ADDON_MODULE, disable_kiln, enable_kiln
@@ -52,3 +53,18 @@ def test_unregister_leaves_nothing_and_reregister_works(kiln: ModuleType) -> Non
     bpy.ops.kiln.generate(prompt="wooden crate")
     assert runtime.run_until_done(timeout=30)
     assert "draft_wooden_crate_001" in bpy.data.objects
+
+
+def test_results_go_to_the_cache_folder_from_the_preferences(kiln: ModuleType, tmp_path: object) -> None:
+    import bpy
+
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    runtime = sys.modules[f"{ADDON_MODULE}.addon.blender.runtime"]
+    prefs.cache_folder = str(tmp_path)  # takes effect at once
+    try:
+        bpy.ops.kiln.generate(prompt="crate")
+        assert runtime.run_until_done(timeout=30)
+        job = runtime.scheduler().snapshot()[-1]
+        assert job.files["model"].startswith(str(tmp_path)) and Path(job.files["model"]).is_file()
+    finally:
+        prefs.cache_folder = ""
