@@ -214,3 +214,25 @@ def test_contact_sheet_renders_with_or_without_a_gpu(runtime: ModuleType, tmp_pa
         assert tile.std() > 10, f"tile {index} is blank"
     empty = pixels[128:, 128:]
     assert np.ptp(empty) == 0, "the unused cell stays empty"
+
+
+def test_ctrl_c_stops_cleanly_says_what_was_kept_and_resume_finishes(tmp_path: Path) -> None:
+    prompts = [f"{kind} {n}" for n in range(6) for kind in ("crate", "barrel", "rock", "pillar")]
+    manifest = write_manifest(tmp_path, "env_interrupt_01", prompts)
+    env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
+    process = subprocess.Popen([sys.executable, str(SCRIPT), str(manifest), "--out", str(tmp_path), "--jobs", "1"],
+                               stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    assert process.stderr is not None and process.stdout is not None
+    for line in process.stderr:
+        if "→ finished" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, stdout[-2000:]
+    assert "interrupted; kept" in stdout and "--resume" in stdout
+    report = json.loads((tmp_path / "env_interrupt_01/report.json").read_text())
+    assert report["interrupted"] and 0 < report["totals"]["finished"] < len(prompts)
+    resumed = run_script(str(manifest), "--out", str(tmp_path), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final = json.loads((tmp_path / "env_interrupt_01/report.json").read_text())
+    assert final["totals"]["finished"] == len(prompts) and not final["interrupted"]
