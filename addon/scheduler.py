@@ -677,7 +677,9 @@ class Scheduler:
                     job.fail("unknown_backend", f"backend '{job.spec.backend}' is not available after restart")
                     self._record(job)
                     continue
-                if not backend.capabilities.durable_tasks and job.state in (JobState.SUBMITTING, JobState.RUNNING):
+                if not backend.capabilities.durable_tasks and job.state in (
+                    JobState.SUBMITTING, JobState.RUNNING, JobState.DOWNLOADING
+                ):
                     # The embedded engine's work died with the process; it cost nothing, so start again.
                     job.state, job.task_id, job.progress = JobState.QUEUED, None, 0.0
                     self._record(job)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,8 +155,13 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
         jobs.append(scheduler.add(spec))
     interrupted = False
     last_save = time.monotonic()
+    stop_requested = threading.Event()
+    # Our own SIGINT handler: a KeyboardInterrupt raised inside Blender's C code (an import, a save)
+    # can be lost, so Ctrl-C sets a flag the loop checks between pump calls.
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: stop_requested.set()) \
+        if threading.current_thread() is threading.main_thread() else None
     try:
-        while True:
+        while not stop_requested.is_set():
             moved = runtime.pump(50.0)
             progress.update(jobs, scheduler.batch_eta(manifest.name))
             if moved and time.monotonic() - last_save > SAVE_INTERVAL_S:
@@ -165,7 +172,11 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
             if not moved:
                 time.sleep(0.01)
     except KeyboardInterrupt:
-        interrupted = True
+        stop_requested.set()
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+    interrupted = stop_requested.is_set() and not runtime.is_done()
     progress.update(jobs, 0.0)
     progress.close()
     exports: dict[str, list[dict[str, Any]]] = {}
