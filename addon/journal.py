@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .jobs import Job, JobState
+from .jobs import Job
 
 _log = logging.getLogger(__name__)
 
@@ -98,6 +98,3 @@ class Journal:
         with open(self.path, encoding="utf-8", errors="replace") as handle:
             return sum(1 for _ in handle)
 
-
-def unfinished(jobs: list[Job]) -> list[Job]:
-    return [job for job in jobs if job.state not in (JobState.FINISHED, JobState.CANCELLED, JobState.FAILED)]
