@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 from .jobs import JobKind, JobSpec, Mode
+from .naming import slug
 
 # Per-backend parameters each mode implies. Cloud backends add their entries as they land.
 MODE_PARAMS: dict[str, dict[Mode, dict[str, object]]] = {
@@ -14,6 +15,11 @@ MODE_PARAMS: dict[str, dict[Mode, dict[str, object]]] = {
         Mode.PRODUCTION: {"detail": "fine"},
     },
 }
+
+
+def mode_params(backend: str, mode: Mode, extra: dict[str, object] | None = None) -> dict[str, object]:
+    """What `mode` means for `backend`, plus any extra parameters (a target's face budget …)."""
+    return {**MODE_PARAMS.get(backend, {}).get(mode, {}), **(extra or {})}
 
 
 def target_params(mode: Mode, target: str, face_budget: int = 0) -> dict[str, object]:
@@ -45,7 +51,7 @@ def text_specs(
 ) -> list[JobSpec]:
     """One spec per option. Options share the prompt and differ by seed, so each is reproducible."""
     base_seed = seed or new_seed()
-    params = JobSpec.make_params({**MODE_PARAMS.get(backend, {}).get(mode, {}), **(extra or {})})
+    params = JobSpec.make_params(mode_params(backend, mode, extra))
     return [
         JobSpec(
             kind=JobKind.TEXT,
@@ -82,7 +88,7 @@ def image_spec(
 ) -> JobSpec:
     """One image → one job. The original path is what cloud backends upload; the prepared array is
     what the local engine reads."""
-    params = {**MODE_PARAMS.get(backend, {}).get(mode, {}), **(extra or {})}
+    params = mode_params(backend, mode, extra)
     params[PREPARED_IMAGES] = (prepared,)
     return JobSpec(kind=JobKind.IMAGE, backend=backend, mode=mode, image_paths=(source,),
                    params=JobSpec.make_params(params), batch=batch, index=index, seed=seed or new_seed(),
@@ -103,9 +109,30 @@ def multiview_spec(
     if "front" not in views or len(views) < 2:
         raise ValueError("multiview needs a front view and at least one more")
     order = [v for v in ("front", "left", "back", "right") if v in views]
-    params = {**MODE_PARAMS.get(backend, {}).get(mode, {}), **(extra or {})}
+    params = mode_params(backend, mode, extra)
     params[PREPARED_IMAGES] = tuple(views[v][1] for v in order)
     params[VIEWS] = tuple(order)
     return JobSpec(kind=JobKind.MULTIVIEW, backend=backend, mode=mode,
                    image_paths=tuple(views[v][0] for v in order), params=JobSpec.make_params(params),
                    batch=batch, index=index, seed=seed or new_seed())
+
+
+def parts_specs(
+    prefix: str,
+    parts: list[str] | tuple[str, ...],
+    *,
+    mode: Mode,
+    backend: str,
+    seed: int,
+    batch: str,
+    index: int = 0,
+) -> list[JobSpec]:
+    """A segmented asset: one text job per part (prefixed by the asset's own prompt, if any). The
+    importer assembles them under one parent empty, in part order."""
+    params = mode_params(backend, mode)
+    return [
+        JobSpec(kind=JobKind.TEXT, backend=backend, mode=mode, prompt=f"{prefix} {part}".strip(), batch=batch,
+                index=index, seed=seed + number,
+                params=JobSpec.make_params({**params, "part_name": slug(part, 24), "part_index": number}))
+        for number, part in enumerate(parts)
+    ]

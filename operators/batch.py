@@ -12,8 +12,7 @@ import bpy
 from ..addon.blender import runtime
 from ..addon.blender.capture import capture_camera, capture_folder
 from ..addon.blender.images import prepare_image
-from ..addon.jobs import JobKind, JobSpec
-from ..addon.modes import MODE_PARAMS, image_spec, new_seed, text_specs
+from ..addon.modes import image_spec, new_seed, parts_specs, text_specs
 from ..addon.naming import next_batch_name, slug
 from ..addon.presets import PRESETS
 from ..addon.scheduler import BatchSettings, Priority
@@ -173,12 +172,8 @@ class KILN_OT_generate_parts(bpy.types.Operator):
         batch = _batch_settings(context, slug(prefix or "parts", 24))
         runtime.scheduler().add_batch(batch)
         mode = selected_mode(settings)
-        seed = settings.seed or new_seed()
-        params = dict(MODE_PARAMS.get(info.name, {}).get(mode, {}))
-        specs = [JobSpec(kind=JobKind.TEXT, backend=info.name, mode=mode, prompt=f"{prefix} {part}".strip(),
-                         batch=batch.name, index=0, seed=seed + number,
-                         params=JobSpec.make_params({**params, "part_name": slug(part, 24), "part_index": number}))
-                 for number, part in enumerate(parts)]
+        specs = parts_specs(prefix, parts, mode=mode, backend=info.name, seed=settings.seed or new_seed(),
+                            batch=batch.name)
         runtime.scheduler().add_many(specs)
         self.report({"INFO"}, f"Kiln: queued {len(specs)} part(s) as {batch.name}_001")
         return {"FINISHED"}

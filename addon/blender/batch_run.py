@@ -21,10 +21,10 @@ import bpy
 from ..backends import create_backend
 from ..backends.base import Backend, BackendError
 from ..batch import BatchOptions, Progress
-from ..jobs import Job, JobKind, JobSpec, JobState, spec_key
+from ..jobs import Job, JobSpec, JobState, spec_key
 from ..manifest import Manifest, ManifestError, PlannedAsset, seed_for
-from ..modes import MODE_PARAMS, image_spec, multiview_spec, target_params, text_specs
-from ..naming import asset_name, slug
+from ..modes import image_spec, multiview_spec, parts_specs, target_params, text_specs
+from ..naming import asset_name
 from ..scheduler import BatchSettings, SchedulerConfig
 from ..validation import InputError
 from . import runtime
@@ -95,15 +95,8 @@ def specs_for(manifest: Manifest, asset: PlannedAsset, inputs: Path) -> list[Job
         views = {view: prepare_image(path, inputs) for view, path in asset.images}
         return [multiview_spec({v: (p.source, p.prepared) for v, p in views.items()}, seed=base_seed,
                                **common)]  # type: ignore[arg-type]
-    # Parts: one job per part, assembled under one parent empty by the importer.
-    params = dict(MODE_PARAMS.get(manifest.backend, {}).get(manifest.mode, {}))
-    return [
-        JobSpec(kind=JobKind.TEXT, backend=manifest.backend, mode=manifest.mode,
-                prompt=f"{asset.prompt} {part}".strip(), batch=manifest.name, index=asset.index,
-                seed=base_seed + number,
-                params=JobSpec.make_params({**params, "part_name": slug(part, 24), "part_index": number}))
-        for number, part in enumerate(asset.parts)
-    ]
+    return parts_specs(asset.prompt, asset.parts, mode=manifest.mode, backend=manifest.backend, seed=base_seed,
+                       batch=manifest.name, index=asset.index)
 
 
 def _save(path: Path) -> None:

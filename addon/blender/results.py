@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..jobs import JobKind, JobSpec, Mode
-from ..modes import MODE_PARAMS
+from ..modes import mode_params
 from ..naming import REJECTED_COLLECTION
 
 REPLACES = "replaces"
@@ -18,8 +18,7 @@ def promote_spec(draft: bpy.types.Object) -> JobSpec | None:
     if not prompt or draft.get("kiln_kind", "text") != "text":
         return None
     backend = str(draft.get("kiln_backend", "local"))
-    params = dict(MODE_PARAMS.get(backend, {}).get(Mode.PRODUCTION, {}))
-    params[REPLACES] = draft.name
+    params = mode_params(backend, Mode.PRODUCTION, {REPLACES: draft.name})
     return JobSpec(kind=JobKind.TEXT, backend=backend, mode=Mode.PRODUCTION, prompt=prompt,
                    negative_prompt=str(draft.get("kiln_negative_prompt", "")), seed=int(draft.get("kiln_seed", 0)),
                    batch=str(draft.get("kiln_batch", "")), index=int(draft.get("kiln_index", 0)),
