@@ -13,22 +13,35 @@ from pathlib import Path
 import bpy
 
 from .. import __package__ as base_package
+from ..addon.scheduler import SchedulerConfig
 
 KEY_VARIABLES = {"tripo_api_key": "KILN_TRIPO_API_KEY", "meshy_api_key": "KILN_MESHY_API_KEY"}
+
+
+def engine_settings(prefs: bpy.types.AddonPreferences | None) -> tuple[SchedulerConfig, Path | None]:
+    """The scheduler settings and results folder the preferences ask for (defaults without them)."""
+    if prefs is None:
+        return SchedulerConfig(), None
+    folder = bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else ""
+    config = SchedulerConfig(draft_reserved_slots=prefs.draft_reserved_slots,
+                             concurrency_cap=prefs.concurrency_cap or None)
+    return config, Path(folder) if folder else None
+
+
+def installed_engine_settings() -> tuple[SchedulerConfig, Path | None]:
+    """`engine_settings` for Kiln's own preferences, if the add-on has any yet."""
+    preferences = bpy.context.preferences
+    addon = preferences.addons.get(base_package) if preferences is not None else None
+    return engine_settings(addon.preferences if addon is not None else None)
 
 
 def _restart_engine(self: bpy.types.AddonPreferences, context: bpy.types.Context) -> None:
     """Scheduling and cache settings take effect at once: restart the engine (what was running is
     journaled and reattached, so nothing is lost)."""
     from ..addon.blender import runtime
-    from ..addon.scheduler import SchedulerConfig
 
-    if not runtime.is_running():
-        return
-    folder = bpy.path.abspath(self.cache_folder) if self.cache_folder else ""
-    runtime.register_settings(SchedulerConfig(draft_reserved_slots=self.draft_reserved_slots,
-                                              concurrency_cap=self.concurrency_cap or None),
-                              Path(folder) if folder else None)
+    if runtime.is_running():
+        runtime.register_settings(*engine_settings(self))
 
 
 class KILN_AddonPreferences(bpy.types.AddonPreferences):
