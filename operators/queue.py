@@ -1,4 +1,4 @@
-# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,unreachable"
+# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,unreachable,misc"
 """Queue control: cancel, retry, pause and resume production, clear finished jobs."""
 
 from __future__ import annotations
@@ -9,11 +9,9 @@ from ..addon.blender import runtime
 from .generate import engine_ready, engine_running
 
 
-class KILN_OT_cancel_job(bpy.types.Operator):
-    """Cancel this job (on the provider too, where it can cancel)"""
+class _JobAction:
+    """Shared by the per-row queue buttons: which job, and usable while the engine runs."""
 
-    bl_idname = "kiln.cancel_job"
-    bl_label = "Cancel Job"
     bl_options = {"REGISTER", "INTERNAL"}
 
     job_id: bpy.props.StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
@@ -21,6 +19,13 @@ class KILN_OT_cancel_job(bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return engine_running(cls)
+
+
+class KILN_OT_cancel_job(_JobAction, bpy.types.Operator):
+    """Cancel this job (on the provider too, where it can cancel)"""
+
+    bl_idname = "kiln.cancel_job"
+    bl_label = "Cancel Job"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         if self.job_id not in runtime.scheduler().jobs:
@@ -30,18 +35,11 @@ class KILN_OT_cancel_job(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class KILN_OT_retry_job(bpy.types.Operator):
+class KILN_OT_retry_job(_JobAction, bpy.types.Operator):
     """Queue this failed or cancelled job again, with the same settings"""
 
     bl_idname = "kiln.retry_job"
     bl_label = "Retry Job"
-    bl_options = {"REGISTER", "INTERNAL"}
-
-    job_id: bpy.props.StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return engine_running(cls)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:

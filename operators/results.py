@@ -17,6 +17,17 @@ def _selected_results(context: bpy.types.Context) -> list[bpy.types.Object]:
     return [o for o in context.selected_objects if o.get("kiln_job_id")]
 
 
+class _OnSelectedResults:
+    """Shared poll: the selection holds at least one Kiln result."""
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if not _selected_results(context):
+            cls.poll_message_set("Select one or more Kiln results")
+            return False
+        return True
+
+
 class KILN_OT_promote(bpy.types.Operator):
     """Regenerate the selected drafts as Production jobs with the same prompt and seed; each replaces
     its draft when done (the draft stays, hidden, in Kiln Drafts)"""
@@ -74,19 +85,13 @@ class KILN_OT_keep_option(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class KILN_OT_finish(bpy.types.Operator):
+class KILN_OT_finish(_OnSelectedResults, bpy.types.Operator):
     """Run the finishing preset (remesh, UV, bake, textures, LODs) on the selected results"""
 
     bl_idname = "kiln.finish"
     bl_label = "Finish Selected"
     bl_options = {"REGISTER", "UNDO"}
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        if not _selected_results(context):
-            cls.poll_message_set("Select one or more Kiln results")
-            return False
-        return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = context.scene.kiln
@@ -100,7 +105,7 @@ class KILN_OT_finish(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class KILN_OT_export_fbx(bpy.types.Operator):
+class KILN_OT_export_fbx(_OnSelectedResults, bpy.types.Operator):
     """Export the selected results (with their LODs) as FBX, one file per asset or one per batch"""
 
     bl_idname = "kiln.export_fbx"
@@ -115,12 +120,6 @@ class KILN_OT_export_fbx(bpy.types.Operator):
     gltf: bpy.props.BoolProperty(name="Also glTF", default=False)  # type: ignore[valid-type]
     filter_folder: bpy.props.BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        if not _selected_results(context):
-            cls.poll_message_set("Select one or more Kiln results")
-            return False
-        return True
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         context.window_manager.fileselect_add(self)
