@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .presets import FinishPreset, Theme
+
 
 class JobKind(enum.StrEnum):
     TEXT = "text"
@@ -26,6 +28,12 @@ class JobKind(enum.StrEnum):
 class Mode(enum.StrEnum):
     DRAFT = "draft"
     PRODUCTION = "production"
+
+
+class Priority(enum.IntEnum):
+    HIGH = 0
+    NORMAL = 1
+    LOW = 2
 
 
 class JobState(enum.StrEnum):
@@ -207,6 +215,30 @@ class Job:
             created_at=float(data.get("created_at", time.time())),
             retry_of=data.get("retry_of"),
         )
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """What a batch asks for as a whole, frozen when it is queued: how the scheduler orders and limits
+    it (priority, start time, budget) and what happens to each result after import (finishing preset,
+    target, theme). Every entry point builds one (`addon/requests.py`); a Draft has none."""
+
+    name: str
+    mode: Mode = Mode.PRODUCTION
+    backend: str = "local"
+    priority: Priority = Priority.NORMAL
+    start_at: float | None = None
+    """Wall-clock time (epoch seconds) before which nothing of this batch is submitted."""
+    budget: float | None = None
+    """Credits this batch may commit; None means no limit."""
+    finish: FinishPreset | None = None
+    """Applied to each Production result after import (None: leave results raw)."""
+    target: str = "game"
+    """"game" makes LODs; "film" keeps detail and makes none."""
+    theme: Theme | None = None
+    """One shared look for the whole batch."""
+    manifest_hash: str = ""
+    """For manifest batches: the hash of the manifest text, so a resume can tell an edit."""
 
 
 def spec_key(spec: JobSpec) -> str:

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .jobs import Mode
+from .jobs import Mode, Priority
 from .naming import asset_name, slug
 from .presets import FinishPreset, PresetError, Theme, preset_from_settings, theme_from_prompt
-from .scheduler import Priority
 from .validation import InputError, clean_prompt
 
 BATCH_KEYS = {"name", "mode", "backend", "target", "priority", "budget", "options_per_prompt", "seed", "theme",

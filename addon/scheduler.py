@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import enum
 import logging
 import threading
 import time
@@ -23,35 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends.base import Backend, BackendError, TaskStatus, TaskUpdate
-from .jobs import Job, JobSpec, JobState, Mode
+from .jobs import BatchSpec, Job, JobSpec, JobState, Mode, Priority
 from .journal import Journal
-from .presets import FinishPreset, Theme
 from .retry import backoff_delay
 
 _log = logging.getLogger(__name__)
-
-
-class Priority(enum.IntEnum):
-    HIGH = 0
-    NORMAL = 1
-    LOW = 2
-
-
-@dataclass
-class BatchSettings:
-    name: str
-    priority: Priority = Priority.NORMAL
-    start_at: float | None = None
-    """Wall-clock time (epoch seconds) before which nothing of this batch is submitted."""
-    budget: float | None = None
-    """Credits this batch may commit; None means no limit."""
-    finish: FinishPreset | None = None
-    """Applied to each Production result after import (None: leave results raw)."""
-    target: str = "game"
-    """"game" makes LODs; "film" keeps detail and makes none."""
-    theme: Theme | None = None
-    """One shared look for the whole batch."""
-    sequence: int = 0
 
 
 @dataclass
@@ -113,7 +88,8 @@ class Scheduler:
         self.cache_dir = Path(cache_dir) if cache_dir else (journal.folder / "results" if journal else None)
         self.on_change = on_change
         self.jobs: dict[str, Job] = {}
-        self.batches: dict[str, BatchSettings] = {}
+        self.batches: dict[str, BatchSpec] = {}
+        self._batch_order: dict[str, int] = {}
         self.production_paused = False
         self.budget_skipped: dict[str, list[str]] = collections.defaultdict(list)
         self.balances: dict[str, float | str | None] = {}
@@ -188,10 +164,10 @@ class Scheduler:
             if previous is not None and previous is not backend:
                 previous.close()
 
-    def add_batch(self, settings: BatchSettings) -> None:
+    def add_batch(self, settings: BatchSpec) -> None:
         with self._lock:
             self._batch_seq += 1
-            settings.sequence = self._batch_seq
+            self._batch_order[settings.name] = self._batch_seq
             self.batches[settings.name] = settings
             self._changed()
 
@@ -392,7 +368,7 @@ class Scheduler:
                 return (0, 0, 0, 0, job.created_at)
             batch = self.batches.get(job.spec.batch)
             priority = int(batch.priority) if batch else int(Priority.NORMAL)
-            return (1, priority, batch.sequence if batch else 0, job.spec.index, job.created_at)
+            return (1, priority, self._batch_order.get(job.spec.batch, 0), job.spec.index, job.created_at)
 
         return sorted(queued, key=order)
 
@@ -437,7 +413,7 @@ class Scheduler:
         self._track_threads()
         return next_wake
 
-    def _fits_budget(self, job: Job, batch: BatchSettings) -> bool:
+    def _fits_budget(self, job: Job, batch: BatchSpec) -> bool:
         """Whether the job may be sent now. Jobs that can never fit are failed and reported; jobs
         that fit only if a running job fails (and is refunded) wait."""
         members = [j for j in self.jobs.values() if j.spec.batch == batch.name and j is not job]

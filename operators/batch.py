@@ -12,21 +12,21 @@ import bpy
 from ..addon.blender import runtime
 from ..addon.blender.capture import capture_camera, capture_folder
 from ..addon.blender.images import prepare_image
+from ..addon.jobs import BatchSpec, Priority
 from ..addon.modes import image_spec, new_seed, parts_specs, text_specs
 from ..addon.naming import next_batch_name, slug
 from ..addon.presets import PRESETS
-from ..addon.scheduler import BatchSettings, Priority
 from ..addon.validation import InputError, clean_prompt
 from .generate import engine_ready, selected_backend, selected_mode
 
 
-def _batch_settings(context: bpy.types.Context, prefix: str) -> BatchSettings:
+def _batch_settings(context: bpy.types.Context, prefix: str) -> BatchSpec:
     """A new batch from the panel's batch fields, named by the convention (env_<prefix>_01 …)."""
     settings = context.scene.kiln
     existing = {c.name for c in bpy.data.collections} | set(runtime.scheduler().batches)
     name = slug(settings.batch_name) if settings.batch_name.strip() else next_batch_name(f"env_{prefix}", existing)
     production = selected_mode(settings).value == "production"
-    return BatchSettings(
+    return BatchSpec(
         name,
         priority=Priority[settings.priority],
         start_at=time.time() + settings.start_in_hours * 3600 if settings.start_in_hours else None,

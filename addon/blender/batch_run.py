@@ -21,11 +21,11 @@ import bpy
 from ..backends import create_backend
 from ..backends.base import Backend, BackendError
 from ..batch import BatchOptions, Progress
-from ..jobs import Job, JobSpec, JobState, spec_key
+from ..jobs import BatchSpec, Job, JobSpec, JobState, spec_key
 from ..manifest import Manifest, ManifestError, PlannedAsset, seed_for
 from ..modes import image_spec, multiview_spec, parts_specs, target_params, text_specs
 from ..naming import asset_name
-from ..scheduler import BatchSettings, SchedulerConfig
+from ..scheduler import SchedulerConfig
 from ..validation import InputError
 from . import runtime
 from .contact_sheet import render_contact_sheet
@@ -130,7 +130,7 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
         bpy.ops.wm.read_homefile(use_empty=True)
     config = SchedulerConfig(draft_reserved_slots=0, concurrency_cap=options.jobs)
     scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work)
-    scheduler.add_batch(BatchSettings(manifest.name, priority=manifest.priority, start_at=manifest.start_at,
+    scheduler.add_batch(BatchSpec(manifest.name, priority=manifest.priority, start_at=manifest.start_at,
                                       budget=manifest.budget, finish=manifest.finish, target=manifest.target,
                                       theme=manifest.theme))
     known = {spec_key(job.spec): job for job in scheduler.snapshot()}

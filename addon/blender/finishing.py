@@ -15,9 +15,8 @@ from typing import Any
 import bpy
 from bpy_extras import mesh_utils
 
-from ..jobs import Job
+from ..jobs import BatchSpec, Job
 from ..presets import FinishPreset
-from ..scheduler import BatchSettings
 from .importer import bake_transform, origin_to_bottom_centre
 from .quiet import quiet_stdout
 
@@ -302,7 +301,7 @@ def theme_material(batch: str, tint: tuple[float, float, float], roughness: floa
     return material
 
 
-def finish_result(job: Job, batch: BatchSettings) -> FinishReport | None:
+def finish_result(job: Job, batch: BatchSpec) -> FinishReport | None:
     """Finish the object imported for `job` with its batch's preset (the pump calls this)."""
     from .importer import find_result
 

@@ -19,9 +19,9 @@ import bpy
 
 from ..backends import create_backend
 from ..backends.base import Backend
-from ..jobs import Job, Mode
+from ..jobs import BatchSpec, Job, Mode
 from ..journal import Journal
-from ..scheduler import BatchSettings, Scheduler, SchedulerConfig
+from ..scheduler import Scheduler, SchedulerConfig
 
 _log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ FINISHING_TIMER_INTERVAL_S = 0.3
 redraw and take input before the next one."""
 
 ApplyResult = Callable[[Job], None]
-FinishResult = Callable[[Job, BatchSettings], object]
+FinishResult = Callable[[Job, BatchSpec], object]
 
 
 @dataclass

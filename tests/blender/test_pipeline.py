@@ -22,10 +22,10 @@ def run_batch(runtime: ModuleType, name: str, prompts: list[str], *, finish: str
     """Queue a Production batch through the scheduler and pump it to the end; returns its objects."""
     import bpy
 
-    scheduler_module, modes, presets = engine("scheduler"), engine("modes"), engine("presets")
+    modes, presets = engine("modes"), engine("presets")
     jobs = engine("jobs")
     scheduler = runtime.scheduler()
-    scheduler.add_batch(scheduler_module.BatchSettings(
+    scheduler.add_batch(jobs.BatchSpec(
         name, finish=presets.PRESETS[finish] if finish else None, target=target,
         theme=presets.theme_from_prompt(theme) if theme else None))
     for index, prompt in enumerate(prompts):

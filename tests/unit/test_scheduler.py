@@ -11,9 +11,9 @@ import pytest
 from helpers import drain, spec, wait_for
 
 from addon.backends.fake import FakeBackend
-from addon.jobs import JobState, Mode
+from addon.jobs import BatchSpec, JobState, Mode, Priority
 from addon.journal import Journal
-from addon.scheduler import BatchSettings, Priority, Scheduler, SchedulerConfig
+from addon.scheduler import Scheduler, SchedulerConfig
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_pause_stops_submission_and_keeps_running_jobs(make) -> None:
 def test_budget_stops_submission_and_reports_skipped_jobs(make) -> None:
     fake = FakeBackend(latency_s=0.02, limit=10, credits_per_task=10)
     scheduler = make(fake, draft_reserved_slots=0)
-    scheduler.add_batch(BatchSettings("env_rocks_01", budget=35))
+    scheduler.add_batch(BatchSpec("env_rocks_01", budget=35))
     jobs = scheduler.add_many(spec(batch="env_rocks_01", index=i) for i in range(5))
     drain(scheduler)
     finished = [j for j in jobs if j.state is JobState.FINISHED]
@@ -121,7 +121,7 @@ def test_budget_stops_submission_and_reports_skipped_jobs(make) -> None:
 def test_failed_tasks_are_refunded_against_the_budget(make) -> None:
     fake = FakeBackend(latency_s=0.02, limit=10, credits_per_task=10, fail_when=lambda s: s.index == 0)
     scheduler = make(fake, draft_reserved_slots=0)
-    scheduler.add_batch(BatchSettings("b", budget=20))
+    scheduler.add_batch(BatchSpec("b", budget=20))
     jobs = scheduler.add_many(spec(index=i) for i in range(3))
     drain(scheduler)
     assert jobs[0].state is JobState.FAILED and jobs[0].error and jobs[0].error.code == "2008"
@@ -132,9 +132,9 @@ def test_high_priority_batch_goes_first_and_start_time_is_respected(make) -> Non
     fake = FakeBackend(latency_s=0.02, limit=1)
     scheduler = make(fake, draft_reserved_slots=0)
     scheduler.pause_production()
-    scheduler.add_batch(BatchSettings("low", priority=Priority.LOW))
-    scheduler.add_batch(BatchSettings("high", priority=Priority.HIGH))
-    scheduler.add_batch(BatchSettings("later", priority=Priority.HIGH, start_at=time.time() + 0.6))
+    scheduler.add_batch(BatchSpec("low", priority=Priority.LOW))
+    scheduler.add_batch(BatchSpec("high", priority=Priority.HIGH))
+    scheduler.add_batch(BatchSpec("later", priority=Priority.HIGH, start_at=time.time() + 0.6))
     low = scheduler.add_many(spec(batch="low", index=i) for i in range(2))
     later = scheduler.add(spec(batch="later"))
     high = scheduler.add_many(spec(batch="high", index=i) for i in range(2))

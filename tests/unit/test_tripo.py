@@ -15,9 +15,9 @@ from addon.backends.base import BackendError
 from addon.backends.local.glb import read_glb_json
 from addon.backends.local.png import encode_png
 from addon.backends.tripo import TripoBackend, error_message
-from addon.jobs import JobKind, JobSpec, JobState, Mode
+from addon.jobs import BatchSpec, JobKind, JobSpec, JobState, Mode
 from addon.journal import Journal
-from addon.scheduler import BatchSettings, Scheduler, SchedulerConfig
+from addon.scheduler import Scheduler, SchedulerConfig
 from sandbox.tripo import SandboxState, TripoSandbox
 
 KEY = "tsk_test_key_do_not_log_0123456789"
@@ -151,7 +151,7 @@ def test_rate_limit_backs_off_and_retries_the_create(sandbox: TripoSandbox, sche
 def test_failed_task_is_refunded_and_not_counted(sandbox: TripoSandbox, scheduler: Scheduler) -> None:
     sandbox.state.failure_rates = {2008: 1.0}
     before = sandbox.state.balance
-    scheduler.add_batch(BatchSettings("b", budget=100))
+    scheduler.add_batch(BatchSpec("b", budget=100))
     job = scheduler.add(text_spec(mode=Mode.PRODUCTION, batch="b"))
     drain(scheduler)
     assert job.state is JobState.FAILED and job.error and job.error.message == error_message(2008)
