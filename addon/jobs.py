@@ -20,7 +20,6 @@ class JobKind(enum.StrEnum):
     TEXT = "text"
     IMAGE = "image"
     MULTIVIEW = "multiview"
-    PARTS = "parts"
     REFINE = "refine"
     TEXTURE = "texture"
 
@@ -94,6 +93,9 @@ class JobSpec:
     index: int = 0
     seed: int = 0
     option: int = 0
+    name: str = ""
+    """The result's name by the convention (`draft_barrel_001`, `gen_barrel_01_001_v2`), chosen by the
+    request builder; empty in journals written before names were part of the request."""
 
     @property
     def params_dict(self) -> dict[str, Any]:

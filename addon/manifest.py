@@ -280,8 +280,3 @@ def job_count(manifest: Manifest, assets: list[PlannedAsset] | None = None) -> i
     for asset in manifest.assets if assets is None else assets:
         total += len(asset.parts) if asset.kind == "parts" else 1 if asset.kind == "multiview" else asset.options
     return total
-
-
-def seed_for(manifest: Manifest, asset: PlannedAsset, option: int = 0) -> int:
-    """Deterministic per asset and option, so shards and resumed runs make the same things."""
-    return manifest.seed * 100_003 + asset.index * 101 + option + 1

@@ -1,10 +1,10 @@
-# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,unreachable"
+# mypy: disable-error-code="attr-defined,override,unreachable"
 """Operators that queue several jobs at once: variations, reference images, parts, the camera view."""
 
 from __future__ import annotations
 
 import os
-import time
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -12,28 +12,26 @@ import bpy
 from ..addon.blender import runtime
 from ..addon.blender.capture import capture_camera, capture_folder
 from ..addon.blender.images import prepare_image
-from ..addon.jobs import BatchSpec, Priority
-from ..addon.modes import image_spec, new_seed, parts_specs, text_specs
-from ..addon.naming import next_batch_name, slug
-from ..addon.presets import PRESETS
+from ..addon.blender.panel import (
+    camera_subjects,
+    is_reference_image,
+    panel_request,
+    prepare_reference,
+    queue,
+    reference_view,
+    scene_settings,
+    taken_names,
+)
+from ..addon.requests import (
+    PreparedInput,
+    camera_request,
+    image_request,
+    multiview_request,
+    parts_request,
+    prompt_batch_request,
+)
 from ..addon.validation import InputError, clean_prompt
-from .generate import engine_ready, selected_backend, selected_mode
-
-
-def _batch_settings(context: bpy.types.Context, prefix: str) -> BatchSpec:
-    """A new batch from the panel's batch fields, named by the convention (env_<prefix>_01 …)."""
-    settings = context.scene.kiln
-    existing = {c.name for c in bpy.data.collections} | set(runtime.scheduler().batches)
-    name = slug(settings.batch_name) if settings.batch_name.strip() else next_batch_name(f"env_{prefix}", existing)
-    production = selected_mode(settings).value == "production"
-    return BatchSpec(
-        name,
-        priority=Priority[settings.priority],
-        start_at=time.time() + settings.start_in_hours * 3600 if settings.start_in_hours else None,
-        budget=settings.budget or None,
-        finish=PRESETS.get(settings.finish_preset) if production else None,
-        target=settings.target.lower(),
-    )
+from .generate import engine_ready, report_queued, selected_backend
 
 
 def _list_ready(operator: type[bpy.types.Operator], items: Any, message: str) -> bool:
@@ -55,10 +53,11 @@ class KILN_OT_batch_prompts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _list_ready(cls, context.scene.kiln.variations, "Add at least one variation to the list")
+        return _list_ready(cls, scene_settings(context.scene).variations,
+                           "Add at least one variation to the list")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = context.scene.kiln
+        settings = scene_settings(context.scene)
         try:
             base = clean_prompt(settings.batch_base)
             info = selected_backend(settings)
@@ -66,20 +65,18 @@ class KILN_OT_batch_prompts(bpy.types.Operator):
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        batch = _batch_settings(context, slug(base, 24))
-        scheduler = runtime.scheduler()
-        scheduler.add_batch(batch)
-        specs = []
-        for index, variation in enumerate(variations):
-            specs += text_specs(f"{base} {variation}", mode=selected_mode(settings), backend=info.name,
-                                options=settings.options, seed=settings.seed, batch=batch.name, index=index)
-        scheduler.add_many(specs)
-        self.report({"INFO"}, f"Kiln: queued batch {batch.name}: {len(specs)} job(s)")
-        return {"FINISHED"}
+        request = prompt_batch_request(panel_request(context.scene, backend=info.name), base, variations,
+                                       taken_names())
+        return report_queued(self, request, queue(request), f"'{base}' with {len(variations)} variation(s)")
+
+
+def _selected_references(context: bpy.types.Context) -> list[bpy.types.Object]:
+    return sorted((o for o in context.selected_objects if is_reference_image(o)), key=lambda o: o.name)
 
 
 class KILN_OT_batch_images(bpy.types.Operator):
-    """Queue one job per chosen reference image; unreadable files are listed and skipped"""
+    """Generate from the reference images selected in the viewport (image empties), or from image files.
+    One job per image; with "Views of One Subject", a turnaround of references becomes one multiview job"""
 
     bl_idname = "kiln.batch_images"
     bl_label = "Generate from Images"
@@ -89,11 +86,13 @@ class KILN_OT_batch_images(bpy.types.Operator):
     directory: bpy.props.StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE"})  # type: ignore[valid-type]
     files: bpy.props.CollectionProperty(  # type: ignore[valid-type]
         type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
-    use_image_datablocks: bpy.props.BoolProperty(  # type: ignore[valid-type]
-        name="Use Image Data-Blocks", description="Use the images selected in Blender (names below) instead",
-        options={"SKIP_SAVE"})
     image_names: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Images", description="Comma-separated names of image data-blocks", options={"SKIP_SAVE"})
+    as_views: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Views of One Subject",
+        description="The selected references are views of one subject (front, side, back), placed as a "
+                    "turnaround: make one multiview job, each view named by the way its reference faces",
+        default=False)
     filter_image: bpy.props.BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
     filter_folder: bpy.props.BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
 
@@ -102,51 +101,79 @@ class KILN_OT_batch_images(bpy.types.Operator):
         return engine_ready(cls)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if _selected_references(context) or context.window_manager is None:
+            return self.execute(context)  # the selection is the input; no file browser needed
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
-    def chosen_paths(self) -> list[str]:
-        if self.image_names:
-            paths = []
-            for name in (n.strip() for n in self.image_names.split(",")):
-                image = bpy.data.images.get(name)
-                paths.append(bpy.path.abspath(image.filepath) if image and image.filepath else name)
-            return paths
+    def _files(self) -> list[str]:
         if self.files and self.directory:
             return [os.path.join(self.directory, f.name) for f in self.files if f.name]
         return [self.filepath] if self.filepath else []
 
+    def _gather(self, context: bpy.types.Context) -> tuple[list[PreparedInput], list[str]]:
+        """The chosen images, read and checked by Blender; unreadable ones are listed, not fatal."""
+        inputs: list[PreparedInput] = []
+        skipped: list[str] = []
+        if self.image_names:
+            for name in (n.strip() for n in self.image_names.split(",") if n.strip()):
+                image = bpy.data.images.get(name)
+                try:
+                    if image is None:
+                        raise InputError(f"'{name}': there is no image data-block with that name")
+                    path = bpy.path.abspath(image.filepath) if image.filepath else name
+                    prepared = prepare_image(path, runtime.inputs_folder())
+                    inputs.append(PreparedInput(prepared.source, prepared.prepared, label=name))
+                except InputError as exc:
+                    skipped.append(str(exc))
+            return inputs, skipped
+        paths = self._files()
+        if paths:
+            for path in paths:
+                try:
+                    prepared = prepare_image(path, runtime.inputs_folder())
+                    inputs.append(PreparedInput(prepared.source, prepared.prepared, label=Path(path).stem))
+                except InputError as exc:
+                    skipped.append(str(exc))
+            return inputs, skipped
+        for obj in _selected_references(context):
+            view = (reference_view(obj) or "") if self.as_views else "image"
+            if self.as_views and not view:
+                skipped.append(f"'{obj.name}' faces up or down, not front, side or back")
+                continue
+            try:
+                inputs.append(prepare_reference(obj, view))
+            except InputError as exc:
+                skipped.append(f"'{obj.name}': {exc}")
+        return inputs, skipped
+
     def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = context.scene.kiln
-        paths = self.chosen_paths()
         try:
-            if not paths:
-                raise InputError("Choose one or more reference images")
-            info = selected_backend(settings)
+            info = selected_backend(scene_settings(context.scene))
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        specs, skipped = [], []
-        for index, path in enumerate(paths):
-            try:
-                prepared = prepare_image(path, runtime.inputs_folder())
-            except InputError as exc:
-                skipped.append(str(exc))
-                continue
-            for note in prepared.notes:
-                self.report({"INFO"}, note)
-            for option in range(settings.options):
-                specs.append(image_spec(prepared.source, prepared.prepared, mode=selected_mode(settings),
-                                        backend=info.name, seed=(settings.seed or new_seed()) + option,
-                                        index=index, option=option))
+        inputs, skipped = self._gather(context)
         for message in skipped:
             self.report({"WARNING"}, f"Skipped {message}")
-        if not specs:
-            self.report({"ERROR"}, f"No usable image: {skipped[0]}" if skipped else "No usable image")
+        if not inputs:
+            hint = skipped[0] if skipped else ("select reference images in the viewport (Add ▸ Image ▸ Reference) "
+                                               "or choose image files")
+            self.report({"ERROR"}, f"No usable image: {hint}")
             return {"CANCELLED"}
-        runtime.scheduler().add_many(specs)
-        self.report({"INFO"}, f"Kiln: queued {len(specs)} image job(s), skipped {len(skipped)}")
-        return {"FINISHED"}
+        panel = panel_request(context.scene, backend=info.name)
+        if self.as_views:
+            views = {i.view for i in inputs}
+            if len(views) != len(inputs) or "front" not in views or len(inputs) < 2:
+                faced = ", ".join(f"{i.label} → {i.view}" for i in inputs)
+                self.report({"ERROR"}, "Views of one subject need a front reference (facing -Y) and at least one "
+                                       f"side or back, each facing a different way; got {faced}")
+                return {"CANCELLED"}
+            request = multiview_request(panel, inputs, taken_names())
+            return report_queued(self, request, queue(request), f"{len(inputs)} views of one subject")
+        request = image_request(panel, inputs, taken_names())
+        return report_queued(self, request, queue(request),
+                             f"{len(inputs)} image(s)" + (f", skipped {len(skipped)}" if skipped else ""))
 
 
 class KILN_OT_generate_parts(bpy.types.Operator):
@@ -158,10 +185,11 @@ class KILN_OT_generate_parts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _list_ready(cls, context.scene.kiln.parts, "Add the parts to the list first (head, torso, legs …)")
+        return _list_ready(cls, scene_settings(context.scene).parts,
+                           "Add the parts to the list first (head, torso, legs …)")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = context.scene.kiln
+        settings = scene_settings(context.scene)
         try:
             info = selected_backend(settings)
             parts = [clean_prompt(item.text) for item in settings.parts if item.text.strip()]
@@ -169,14 +197,8 @@ class KILN_OT_generate_parts(bpy.types.Operator):
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        batch = _batch_settings(context, slug(prefix or "parts", 24))
-        runtime.scheduler().add_batch(batch)
-        mode = selected_mode(settings)
-        specs = parts_specs(prefix, parts, mode=mode, backend=info.name, seed=settings.seed or new_seed(),
-                            batch=batch.name)
-        runtime.scheduler().add_many(specs)
-        self.report({"INFO"}, f"Kiln: queued {len(specs)} part(s) as {batch.name}_001")
-        return {"FINISHED"}
+        request = parts_request(panel_request(context.scene, backend=info.name), prefix, parts, taken_names())
+        return report_queued(self, request, queue(request), f"{len(parts)} part(s)")
 
 
 class KILN_OT_generate_from_camera(bpy.types.Operator):
@@ -196,10 +218,14 @@ class KILN_OT_generate_from_camera(bpy.types.Operator):
         return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = context.scene.kiln
+        scene = context.scene
         try:
+            settings = scene_settings(scene)
             info = selected_backend(settings)
-            path, seconds = capture_camera(context.scene, capture_folder(), settings.capture_engine)
+            if scene is None or scene.camera is None:
+                raise InputError("The scene has no active camera: add one, or set one with Ctrl+Numpad 0")
+            camera = scene.camera
+            path, seconds = capture_camera(scene, capture_folder(), settings.capture_engine)
             prepared = prepare_image(path, runtime.inputs_folder())
         except InputError as exc:
             message = str(exc)
@@ -207,11 +233,11 @@ class KILN_OT_generate_from_camera(bpy.types.Operator):
                 message = "The camera sees nothing to generate from (empty view): frame an object first"
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
-        spec = image_spec(prepared.source, prepared.prepared, mode=selected_mode(settings), backend=info.name,
-                          seed=settings.seed)
-        runtime.scheduler().add(spec)
-        self.report({"INFO"}, f"Kiln: captured the camera in {seconds * 1000:.0f} ms and queued 1 job")
-        return {"FINISHED"}
+        image = PreparedInput(prepared.source, prepared.prepared, label=f"camera_{camera.name}",
+                              beside=camera_subjects(scene))
+        request = camera_request(panel_request(scene, backend=info.name), image, camera.name, taken_names())
+        return report_queued(self, request, queue(request),
+                             f"the camera view (captured in {seconds * 1000:.0f} ms)")
 
 
 class KILN_OT_list_edit(bpy.types.Operator):
@@ -225,7 +251,7 @@ class KILN_OT_list_edit(bpy.types.Operator):
     action: bpy.props.EnumProperty(items=[("ADD", "Add", ""), ("REMOVE", "Remove", "")])  # type: ignore[valid-type]
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = context.scene.kiln
+        settings = scene_settings(context.scene)
         items = getattr(settings, self.target)
         index_name = f"{self.target}_index"
         if self.action == "ADD":

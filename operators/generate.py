@@ -10,8 +10,9 @@ import bpy
 from ..addon.backends import AVAILABLE, BackendInfo
 from ..addon.backends.base import BackendError
 from ..addon.blender import runtime
+from ..addon.blender.panel import panel_request, queue, scene_settings, taken_names
 from ..addon.jobs import Mode
-from ..addon.modes import target_params, text_specs
+from ..addon.requests import Request, text_request
 from ..addon.validation import InputError, check_network, clean_negative_prompt, clean_prompt
 from ..ui.preferences import api_key
 
@@ -88,7 +89,7 @@ class KILN_OT_generate(bpy.types.Operator):
         return engine_ready(cls)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = context.scene.kiln
+        settings = scene_settings(context.scene)
         try:
             prompt = clean_prompt(self.prompt or settings.prompt)
             negative = clean_negative_prompt(settings.negative_prompt)
@@ -96,18 +97,27 @@ class KILN_OT_generate(bpy.types.Operator):
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        mode = selected_mode(settings)
-        specs = text_specs(prompt, mode=mode, backend=info.name, options=settings.options, seed=settings.seed,
-                           negative_prompt=negative,
-                           extra=target_params(mode, settings.target, settings.face_budget))
-        jobs = runtime.scheduler().add_many(specs)
-        failed = [j for j in jobs if j.error is not None]
-        if failed:
-            self.report({"ERROR"}, failed[0].error.message if failed[0].error else "could not queue")
-            return {"CANCELLED"}
-        noun = "job" if len(jobs) == 1 else "jobs"
-        self.report({"INFO"}, f"Kiln: queued {len(jobs)} {mode.value} {noun} for '{prompt}' on {info.label}")
-        return {"FINISHED"}
+        panel = panel_request(context.scene, backend=info.name, negative_prompt=negative)
+        request = text_request(panel, prompt, taken_names())
+        return report_queued(self, request, queue(request), f"'{prompt}' on {info.label}")
+
+
+def report_queued(operator: bpy.types.Operator, request: Request, errors: list[str], what: str) -> set[str]:
+    """One message for every generate button: what was queued, in which mode, and where it will land."""
+    if errors:
+        operator.report({"ERROR"}, errors[0])
+        return {"CANCELLED"}
+    count = len(request.specs)
+    noun = "job" if count == 1 else "jobs"
+    if request.batch is not None:
+        where = f"batch {request.batch.name}"
+        if request.batch.finish is not None:
+            where += f", finished with '{request.batch.finish.name}'"
+    else:
+        where = "Kiln Drafts"
+    mode = request.specs[0].mode.value if request.specs else "draft"
+    operator.report({"INFO"}, f"Kiln: queued {count} {mode} {noun} for {what} ({where})")
+    return {"FINISHED"}
 
 
 classes = (KILN_OT_generate,)

@@ -1,15 +1,18 @@
-# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,unreachable"
+# mypy: disable-error-code="attr-defined,override,unreachable"
 """Work on results: promote drafts, keep one option, finish and export the selection."""
 
 from __future__ import annotations
 
+import json
+
 import bpy
 
-from ..addon.blender import runtime
 from ..addon.blender.exporter import ExportError, export
 from ..addon.blender.finishing import finish_object
-from ..addon.blender.results import kiln_roots, promote_spec, reject_other_options
+from ..addon.blender.panel import panel_request, queue, scene_settings, taken_names
+from ..addon.blender.results import kiln_roots, reject_other_options
 from ..addon.presets import PRESETS
+from ..addon.requests import promote_request
 from .generate import engine_ready
 
 
@@ -47,18 +50,29 @@ class KILN_OT_promote(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         drafts = [o for o in _selected_results(context) if o.get("kiln_mode") == "draft"]
-        specs = []
+        panel = panel_request(context.scene)
+        taken = taken_names()
+        errors: list[str] = []
+        promoted = []
         for draft in drafts:
-            spec = promote_spec(draft)
-            if spec is None:
-                self.report({"WARNING"}, f"'{draft.name}' has no prompt to promote (image drafts: use the image)")
+            try:
+                stored = json.loads(str(draft.get("kiln_spec", "")))
+                request = promote_request(panel, stored, draft.name, taken)
+            except (ValueError, KeyError, TypeError):
+                self.report({"WARNING"}, f"'{draft.name}' does not carry its request (made by an older Kiln); "
+                                         "generate it again to promote it")
                 continue
-            specs.append(spec)
-        if not specs:
+            taken |= {spec.name for spec in request.specs} | {request.batch.name if request.batch else ""}
+            errors += queue(request)
+            promoted.append(request)
+        if not promoted:
             self.report({"ERROR"}, "Nothing to promote")
             return {"CANCELLED"}
-        runtime.scheduler().add_many(specs)
-        self.report({"INFO"}, f"Kiln: promoting {len(specs)} draft(s) to Production")
+        if errors:
+            self.report({"ERROR"}, errors[0])
+            return {"CANCELLED"}
+        names = ", ".join(r.batch.name for r in promoted if r.batch)
+        self.report({"INFO"}, f"Kiln: promoting {len(promoted)} draft(s) to Production ({names})")
         return {"FINISHED"}
 
 
@@ -77,11 +91,15 @@ class KILN_OT_keep_option(bpy.types.Operator):
         return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        rejected = reject_other_options(context.active_object)
+        kept = context.active_object
+        if kept is None:
+            self.report({"ERROR"}, "Select the Kiln result to keep")
+            return {"CANCELLED"}
+        rejected = reject_other_options(kept)
         if not rejected:
             self.report({"WARNING"}, "This result has no other options to reject")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Kiln: kept {context.active_object.name}; moved {len(rejected)} option(s) to Rejected")
+        self.report({"INFO"}, f"Kiln: kept {kept.name}; moved {len(rejected)} option(s) to Rejected")
         return {"FINISHED"}
 
 
@@ -94,7 +112,7 @@ class KILN_OT_finish(_OnSelectedResults, bpy.types.Operator):
 
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = context.scene.kiln
+        settings = scene_settings(context.scene)
         preset = PRESETS[settings.finish_preset]
         reports = [finish_object(o, preset, game=settings.target == "GAME") for o in _selected_results(context)]
         failed = [f"{r.asset}: {s.step}: {s.error}" for r in reports for s in r.steps if not s.ok]
@@ -122,6 +140,8 @@ class KILN_OT_export_fbx(_OnSelectedResults, bpy.types.Operator):
 
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if context.window_manager is None:
+            return self.execute(context)
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 

@@ -25,17 +25,18 @@ class _KilnPanel:
 
 
 def _estimate(context: bpy.types.Context, jobs: int) -> str:
-    settings = context.scene.kiln
+    """What `jobs` text jobs with the panel's settings commit: built by the same request builder, and
+    priced by the same backend estimate, as what the scheduler records when they are queued."""
     if not runtime.is_running():
         return ""
-    backend = runtime.scheduler().backends.get(settings.backend)
+    from ..addon.blender.panel import panel_request
+    from ..addon.requests import estimate, text_request
+
+    panel = panel_request(context.scene, options=1, seed=1)
+    backend = runtime.scheduler().backends.get(panel.backend)
     if backend is None:
         return ""
-    from ..addon.modes import text_specs
-
-    mode = "production" if settings.mode == "PRODUCTION" else "draft"
-    spec = text_specs("estimate", mode=mode, backend=settings.backend, seed=1)[0]
-    return f"~{backend.estimate_credits(spec) * jobs:g} credits"
+    return f"~{estimate(text_request(panel, 'estimate', ()), backend.estimate_credits) * jobs:g} credits"
 
 
 def _balance_text(backend: str) -> str:

@@ -22,9 +22,9 @@ from ..backends import create_backend
 from ..backends.base import Backend, BackendError
 from ..batch import BatchOptions, Progress
 from ..jobs import BatchSpec, Job, JobSpec, JobState, spec_key
-from ..manifest import Manifest, ManifestError, PlannedAsset, seed_for
-from ..modes import image_spec, multiview_spec, parts_specs, target_params, text_specs
+from ..manifest import Manifest, ManifestError, PlannedAsset
 from ..naming import asset_name
+from ..requests import PreparedInput, manifest_asset_specs, manifest_batch
 from ..scheduler import SchedulerConfig
 from ..validation import InputError
 from . import runtime
@@ -79,24 +79,23 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
     return Plan(specs, sum(backend.estimate_credits(s) for s in specs), backend, out, work)
 
 
+def batch_spec(manifest: Manifest) -> BatchSpec:
+    text = manifest.path.read_text(encoding="utf-8", errors="replace") if manifest.path.is_file() else ""
+    return manifest_batch(name=manifest.name, mode=manifest.mode, backend=manifest.backend,
+                          priority=manifest.priority, start_at=manifest.start_at, budget=manifest.budget,
+                          finish=manifest.finish, target=manifest.target, theme=manifest.theme, manifest_text=text)
+
+
 def specs_for(manifest: Manifest, asset: PlannedAsset, inputs: Path) -> list[JobSpec]:
-    base_seed = seed_for(manifest, asset)
-    budget = manifest.finish.face_budget if manifest.finish else 0
-    common = {"mode": manifest.mode, "backend": manifest.backend, "batch": manifest.name, "index": asset.index,
-              "extra": target_params(manifest.mode, manifest.target, budget)}
-    if asset.kind == "text":
-        return text_specs(asset.prompt, options=asset.options, seed=base_seed, **common)  # type: ignore[arg-type]
-    if asset.kind == "image":
-        prepared = prepare_image(asset.images[0][1], inputs)
-        return [image_spec(prepared.source, prepared.prepared, seed=base_seed + option, option=option,
-                           **common)  # type: ignore[arg-type]
-                for option in range(asset.options)]
-    if asset.kind == "multiview":
-        views = {view: prepare_image(path, inputs) for view, path in asset.images}
-        return [multiview_spec({v: (p.source, p.prepared) for v, p in views.items()}, seed=base_seed,
-                               **common)]  # type: ignore[arg-type]
-    return parts_specs(asset.prompt, asset.parts, mode=manifest.mode, backend=manifest.backend, seed=base_seed,
-                       batch=manifest.name, index=asset.index)
+    """One asset's specs, through the same request builder as every button."""
+    images = []
+    for view, path in asset.images:
+        prepared = prepare_image(path, inputs)
+        images.append(PreparedInput(prepared.source, prepared.prepared, view=view, label=Path(path).stem))
+    return manifest_asset_specs(
+        batch_spec(manifest), kind=asset.kind, index=asset.index, name=asset_name(manifest.name, asset.index),
+        base_seed=manifest.seed, prompt=asset.prompt, images=images, parts=asset.parts, options=asset.options,
+        face_budget=manifest.finish.face_budget if manifest.finish else 0)
 
 
 def _save(path: Path) -> None:
@@ -130,9 +129,7 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
         bpy.ops.wm.read_homefile(use_empty=True)
     config = SchedulerConfig(draft_reserved_slots=0, concurrency_cap=options.jobs)
     scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work)
-    scheduler.add_batch(BatchSpec(manifest.name, priority=manifest.priority, start_at=manifest.start_at,
-                                      budget=manifest.budget, finish=manifest.finish, target=manifest.target,
-                                      theme=manifest.theme))
+    scheduler.add_batch(batch_spec(manifest))
     known = {spec_key(job.spec): job for job in scheduler.snapshot()}
     jobs: list[Job] = []
     redone_imports = 0

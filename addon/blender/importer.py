@@ -9,6 +9,7 @@ half-built in the scene.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -63,6 +64,8 @@ PART_SPACING = 0.3
 
 def object_name(job: Job) -> str:
     spec = job.spec
+    if spec.name:
+        return spec.name  # chosen by the request builder, by the convention
     part = spec.params_dict.get("part_name")
     if spec.batch:
         base = asset_name(spec.batch, spec.index, spec.option)
@@ -91,6 +94,8 @@ def metadata_properties(job: Job) -> dict[str, Any]:
         "kiln_credits": float(job.credits_spent),
         "kiln_generation_s": round(ready - started, 3) if started is not None and ready is not None else -1.0,
         "kiln_source_images": ";".join(spec.image_paths),
+        # The full request, so Promote reuses it exactly and changes only the mode.
+        "kiln_spec": json.dumps(spec.to_json(), separators=(",", ":")),
     }
     for key in ("model_version", "matched", "triangles"):
         value = job.metadata.get(key)

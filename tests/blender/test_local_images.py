@@ -69,20 +69,26 @@ def test_multiview_hull_matches_each_view(runtime: ModuleType, tmp_path: Path) -
     import bpy
 
     images = engine("blender.images")
-    modes = engine("modes")
+    requests = engine("requests")
     jobs_module = engine("jobs")
     views = multiview_pair()
     prepared = {}
     for view, (rgba, _) in views.items():
         path = write_png(rgba, tmp_path / f"{view}.png")
         result = images.prepare_image(path, runtime.inputs_folder())
-        prepared[view] = (result.source, result.prepared)
+        prepared[view] = requests.PreparedInput(result.source, result.prepared, view=view)
     for mode in (jobs_module.Mode.DRAFT, jobs_module.Mode.PRODUCTION):
         bpy.ops.wm.read_homefile(use_empty=True)
-        runtime.scheduler().add(modes.multiview_spec(prepared, mode=mode, backend="local"))
+        # Film with the "keep" preset: Production's own mesh, not decimated, so the silhouette is the engine's.
+        panel = requests.PanelRequest(mode=mode, target="film", finish_preset="keep")
+        request = requests.multiview_request(panel, list(prepared.values()), ())
+        if request.batch is not None:
+            runtime.scheduler().add_batch(request.batch)
+        runtime.scheduler().add_many(request.specs)
         assert runtime.run_until_done(timeout=60)
         (obj,) = generated_objects()
         assert obj["kiln_kind"] == "multiview"
+        obj.location = (0.0, 0.0, 0.0)  # the silhouette camera frames the mesh's own bounds, at the origin
         for view in ("front", "left"):
             score = silhouette_iou(obj, views[view][1], view)
             print(f"multiview IoU {mode.value} {view}: {score:.3f}")

@@ -22,15 +22,14 @@ def run_batch(runtime: ModuleType, name: str, prompts: list[str], *, finish: str
     """Queue a Production batch through the scheduler and pump it to the end; returns its objects."""
     import bpy
 
-    modes, presets = engine("modes"), engine("presets")
-    jobs = engine("jobs")
+    requests, presets, jobs = engine("requests"), engine("presets"), engine("jobs")
     scheduler = runtime.scheduler()
-    scheduler.add_batch(jobs.BatchSpec(
-        name, finish=presets.PRESETS[finish] if finish else None, target=target,
-        theme=presets.theme_from_prompt(theme) if theme else None))
+    batch = jobs.BatchSpec(name, finish=presets.PRESETS[finish] if finish else None, target=target,
+                           theme=presets.theme_from_prompt(theme) if theme else None)
+    scheduler.add_batch(batch)
     for index, prompt in enumerate(prompts):
-        scheduler.add_many(modes.text_specs(prompt, mode=jobs.Mode.PRODUCTION, backend="local", seed=11 + index,
-                                            batch=name, index=index))
+        scheduler.add_many(requests.manifest_asset_specs(batch, kind="text", index=index, name=f"{name}_{index}",
+                                                         base_seed=11, prompt=prompt))
     assert runtime.run_until_done(timeout=120)
     return sorted((o for o in bpy.data.objects if o.get("kiln_batch") == name), key=lambda o: o["kiln_index"])
 
@@ -54,7 +53,9 @@ def test_import_lands_named_in_its_batch_as_assets_in_a_catalog(runtime: ModuleT
     assert set(collection.objects) == set(objects)
     barrel = objects[0]
     assert barrel["kiln_prompt"] == "wooden barrel" and barrel["kiln_mode"] == "production"
-    assert barrel["kiln_seed"] == 11 and barrel["kiln_task_id"].startswith("local-")
+    (job,) = [j for j in runtime.scheduler().snapshot() if j.job_id == barrel["kiln_job_id"]]
+    assert barrel["kiln_seed"] == job.spec.seed and 0 <= job.spec.seed < 2**31
+    assert barrel["kiln_task_id"].startswith("local-")
     assert barrel["kiln_generation_s"] >= 0 and barrel["kiln_credits"] == 0.0
     data = barrel.asset_data
     assert data is not None and data.description == "wooden barrel"

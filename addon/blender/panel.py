@@ -1,0 +1,134 @@
+"""The scene, read as plain data for the request builder: typed accessors for Kiln's scene settings,
+the names already taken, and the reference images selected in the viewport."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import bpy
+from mathutils import Vector
+
+from ..jobs import Mode, Priority
+from ..requests import PanelRequest, PreparedInput, Request, view_facing
+from ..validation import InputError
+from . import runtime
+from .images import prepare_image
+
+_log = logging.getLogger(__name__)
+
+
+def scene_settings(scene: bpy.types.Scene | None) -> Any:
+    """Kiln's settings on `scene` (the `KILN_SceneSettings` group), or an InputError saying why not."""
+    if scene is None:
+        raise InputError("There is no scene")
+    return scene.kiln  # type: ignore[attr-defined]  # registered by ui/props.py
+
+
+def panel_request(scene: bpy.types.Scene | None, **overrides: Any) -> PanelRequest:
+    """What the panel asks for right now, as a frozen PanelRequest (`overrides` replace fields)."""
+    settings = scene_settings(scene)
+    values: dict[str, Any] = {
+        "mode": Mode.PRODUCTION if settings.mode == "PRODUCTION" else Mode.DRAFT,
+        "backend": str(settings.backend),
+        "target": str(settings.target).lower(),
+        "face_budget": int(settings.face_budget),
+        "texture_size": int(settings.texture_size),
+        "finish_preset": str(settings.finish_preset),
+        "options": int(settings.options),
+        "seed": int(settings.seed),
+        "negative_prompt": " ".join(str(settings.negative_prompt).split()),
+        "batch_name": str(settings.batch_name),
+        "priority": Priority[str(settings.priority)],
+        "budget": float(settings.budget) or None,
+        "start_in_hours": float(settings.start_in_hours),
+    }
+    values.update(overrides)
+    return PanelRequest(**values)
+
+
+def taken_names() -> set[str]:
+    """Every name a new result or batch must not reuse: objects, collections, batches and queued results."""
+    names = {o.name for o in bpy.data.objects} | {c.name for c in bpy.data.collections}
+    if runtime.is_running():
+        scheduler = runtime.scheduler()
+        names |= set(scheduler.batches)
+        names |= {job.spec.name for job in scheduler.snapshot() if job.spec.name}
+    return names
+
+
+def queue(request: Request) -> list[str]:
+    """Hand a built request to the engine; returns the error messages of jobs that could not be queued."""
+    scheduler = runtime.scheduler()
+    if request.batch is not None:
+        scheduler.add_batch(request.batch)
+    jobs = scheduler.add_many(request.specs)
+    return [job.error.message for job in jobs if job.error is not None]
+
+
+# ---------------------------------------------------------------------------------------------- references
+def is_reference_image(obj: bpy.types.Object) -> bool:
+    """An image empty (Add ▸ Image ▸ Reference/Background) showing an image with a file behind it."""
+    return (obj.type == "EMPTY" and obj.empty_display_type == "IMAGE"
+            and isinstance(obj.data, bpy.types.Image))
+
+
+def reference_view(obj: bpy.types.Object) -> str | None:
+    """front/left/back/right from the direction the reference's picture faces (its local +Z in world space)."""
+    facing = obj.matrix_world.to_3x3() @ Vector((0.0, 0.0, 1.0))
+    facing.normalize()
+    return view_facing((facing.x, facing.y, facing.z))
+
+
+def image_file(image: bpy.types.Image) -> Path:
+    """The file behind an image data-block; packed or generated images are saved to a temp file first."""
+    if image.filepath and not image.packed_file:
+        path = Path(bpy.path.abspath(image.filepath))
+        if path.is_file():
+            return path
+    size: Any = image.size
+    if not image.has_data and int(size[0]) == 0:
+        raise InputError(f"Image '{image.name}' has no pixels and no file")
+    folder = runtime.inputs_folder() / "from_blend"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{bpy.path.clean_name(image.name)}.png"
+    copy = image.copy()
+    if copy is None:
+        raise InputError(f"Image '{image.name}' could not be copied to a file")
+    try:
+        copy.filepath_raw = str(path)
+        copy.file_format = "PNG"
+        copy.save()
+    finally:
+        bpy.data.images.remove(copy)
+    return path
+
+
+def prepare_reference(obj: bpy.types.Object, view: str = "image") -> PreparedInput:
+    """A selected reference empty as a request input: read and checked by Blender, named after the empty."""
+    image: Any = obj.data  # the stubs type Object.data without Image, which image empties hold
+    if not isinstance(image, bpy.types.Image):
+        raise InputError(f"'{obj.name}' shows no image")
+    prepared = prepare_image(image_file(image), runtime.inputs_folder())
+    return PreparedInput(prepared.source, prepared.prepared, view=view, label=obj.name, beside=(obj.name,))
+
+
+def camera_subjects(scene: bpy.types.Scene) -> tuple[str, ...]:
+    """The visible mesh objects whose bounds' centre the active camera sees: what a capture shows, and
+    what its result should stand beside (not inside)."""
+    from bpy_extras.object_utils import world_to_camera_view
+
+    camera = scene.camera
+    if camera is None:
+        return ()
+    names = []
+    for obj in scene.objects:
+        if obj.type != "MESH" or not obj.visible_get() or obj.get("kiln_job_id"):
+            continue
+        corners = [obj.matrix_world @ Vector(corner) for corner in obj.bound_box]
+        centre = sum(corners, Vector()) / 8.0
+        view = world_to_camera_view(scene, camera, centre)
+        if 0.0 <= view.x <= 1.0 and 0.0 <= view.y <= 1.0 and view.z > 0.0:
+            names.append(obj.name)
+    return tuple(names)
