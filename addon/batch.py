@@ -16,13 +16,14 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from .backends import AVAILABLE
 from .backends.base import Backend
-from .jobs import Job, JobState
+from .jobs import JobState, JobView
 from .manifest import Manifest, ManifestError, PlannedAsset, job_count, load_manifest
 
 _log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class Progress:
     def live(self) -> bool:
         return self.stream.isatty() and not self.quiet
 
-    def update(self, jobs: list[Job], eta_s: float | None) -> None:
+    def update(self, jobs: Sequence[JobView], eta_s: float | None) -> None:
         counts = {state: 0 for state in JobState}
         for job in jobs:
             counts[job.state] += 1

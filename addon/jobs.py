@@ -10,7 +10,9 @@ import enum
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
 from .presets import FinishPreset, Theme
@@ -133,7 +135,7 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-@dataclass
+@dataclass(frozen=True)
 class JobError:
     """A failure as the artist reads it (`message`) and as code branches on it (`code`)."""
 
@@ -153,7 +155,6 @@ class Job:
     state: JobState = JobState.QUEUED
     task_id: str | None = None
     progress: float = 0.0
-    eta_s: float | None = None
     credits_estimated: float = 0.0
     credits_spent: float = 0.0
     error: JobError | None = None
@@ -182,6 +183,29 @@ class Job:
     @property
     def label(self) -> str:
         return self.spec.prompt or ", ".join(self.spec.image_paths) or self.spec.kind.value
+
+    def view(self, eta_s: float | None = None) -> JobView:
+        """An immutable copy for other threads (the UI, batch progress); the scheduler builds it under
+        its lock, so the copy is consistent even while workers move the job on."""
+        return JobView(
+            job_id=self.job_id,
+            spec=self.spec,
+            state=self.state,
+            label=self.label,
+            progress=self.progress,
+            eta_s=eta_s,
+            task_id=self.task_id,
+            credits_estimated=self.credits_estimated,
+            credits_spent=self.credits_spent,
+            error=self.error,
+            note=self.note,
+            warnings=tuple(self.warnings),
+            retry_of=self.retry_of,
+            files=MappingProxyType(dict(self.files)),
+            metadata=MappingProxyType(dict(self.metadata)),
+            created_at=self.created_at,
+            state_times=MappingProxyType(dict(self.state_times)),
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to rebuild this job after a restart (monotonic times are not kept)."""
@@ -217,6 +241,40 @@ class Job:
             created_at=float(data.get("created_at", time.time())),
             retry_of=data.get("retry_of"),
         )
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as it was at one moment, read-only: what the queue panel, the batch progress and reports
+    read, so no other thread ever holds a live `Job` the scheduler's workers are changing."""
+
+    job_id: str
+    spec: JobSpec
+    state: JobState
+    label: str
+    progress: float
+    eta_s: float | None
+    """Seconds until the result is ready, from the scheduler's latency model (None: not known)."""
+    task_id: str | None
+    credits_estimated: float
+    credits_spent: float
+    error: JobError | None
+    note: str
+    warnings: tuple[str, ...]
+    retry_of: str | None
+    files: Mapping[str, str]
+    metadata: Mapping[str, Any]
+    created_at: float
+    state_times: Mapping[str, float]
+    """Monotonic time each state was entered."""
+
+    @property
+    def can_cancel(self) -> bool:
+        return not self.state.is_terminal and self.state is not JobState.IMPORTED
+
+    @property
+    def can_retry(self) -> bool:
+        return self.state in (JobState.FAILED, JobState.CANCELLED)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .jobs import Job, JobState
+from .jobs import JobState, JobView
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,12 @@ def format_eta(seconds: float | None) -> str:
     return f"~{round(seconds / 60)}m"
 
 
-def job_row(job: Job, eta_s: float | None) -> JobRow:
+def job_row(job: JobView) -> JobRow:
     status = job.state.value
-    if job.state is JobState.RUNNING and eta_s:
-        status = f"running {format_eta(eta_s)}"
-    elif job.state is JobState.QUEUED and eta_s:
-        status = f"queued {format_eta(eta_s)}"
+    if job.state is JobState.RUNNING and job.eta_s:
+        status = f"running {format_eta(job.eta_s)}"
+    elif job.state is JobState.QUEUED and job.eta_s:
+        status = f"queued {format_eta(job.eta_s)}"
     elif job.error is not None:
         status = job.error.message
     elif job.warnings:
@@ -56,6 +56,6 @@ def job_row(job: Job, eta_s: float | None) -> JobRow:
         status=status,
         progress=job.progress,
         icon=_ICONS[job.state],
-        can_cancel=not job.state.is_terminal and job.state is not JobState.IMPORTED,
-        can_retry=job.state in (JobState.FAILED, JobState.CANCELLED),
+        can_cancel=job.can_cancel,
+        can_retry=job.can_retry,
     )

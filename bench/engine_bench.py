@@ -30,7 +30,7 @@ from bench_common import write_result  # noqa: E402
 from addon.backends.fake import FakeBackend  # noqa: E402
 from addon.jobs import JobKind, JobSpec, JobState, Mode  # noqa: E402
 from addon.journal import Journal  # noqa: E402
-from addon.scheduler import Scheduler, SchedulerConfig  # noqa: E402
+from addon.scheduling import Scheduler, SchedulerConfig  # noqa: E402
 
 N, C, L = 200, 10, 0.2
 

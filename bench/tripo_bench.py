@@ -28,7 +28,7 @@ from bench_common import percentiles, write_result  # noqa: E402
 from addon.backends.tripo import TripoBackend  # noqa: E402
 from addon.jobs import JobKind, JobSpec, JobState, Mode  # noqa: E402
 from addon.journal import Journal  # noqa: E402
-from addon.scheduler import Scheduler, SchedulerConfig  # noqa: E402
+from addon.scheduling import Scheduler, SchedulerConfig  # noqa: E402
 from sandbox.tripo import SandboxState, TripoSandbox  # noqa: E402
 
 KEY = "tsk_bench"

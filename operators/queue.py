@@ -28,7 +28,7 @@ class KILN_OT_cancel_job(_JobAction, bpy.types.Operator):
     bl_label = "Cancel Job"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        if self.job_id not in runtime.scheduler().jobs:
+        if runtime.scheduler().view(self.job_id) is None:
             self.report({"ERROR"}, "That job is no longer in the queue")
             return {"CANCELLED"}
         self.report({"INFO"}, runtime.scheduler().cancel(self.job_id))

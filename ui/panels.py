@@ -162,19 +162,17 @@ class KILN_PT_queue(_KilnPanel, bpy.types.Panel):
         if not runtime.is_running():
             layout.label(text="Kiln's engine is not running", icon="ERROR")
             return
-        scheduler = runtime.scheduler()
-        jobs = scheduler.snapshot()
-        counts = {state: sum(j.state is state for j in jobs) for state in JobState}
-        active = counts[JobState.QUEUED] + counts[JobState.SUBMITTING] + counts[JobState.RUNNING] \
-            + counts[JobState.DOWNLOADING] + counts[JobState.READY]
-        layout.label(text=f"{active} active · {counts[JobState.FINISHED]} done · {counts[JobState.FAILED]} failed")
+        summary = runtime.scheduler().summary()
+        counts = summary.counts
+        layout.label(text=f"{summary.active} active · {counts[JobState.FINISHED]} done · "
+                          f"{counts[JobState.FAILED]} failed")
         row = layout.row(align=True)
-        if scheduler.production_paused:
+        if summary.production_paused:
             row.operator("kiln.resume_production", icon="PLAY", text="Resume")
         else:
             row.operator("kiln.pause_production", icon="PAUSE", text="Pause")
         row.operator("kiln.clear_finished", icon="TRASH", text="Clear")
-        if not jobs:
+        if not summary.total:
             layout.label(text="No jobs yet")
             return
         layout.template_list("KILN_UL_jobs", "", context.window_manager, "kiln_jobs", context.window_manager,
@@ -216,15 +214,14 @@ def sync_job_rows() -> None:
     wm = bpy.context.window_manager
     if wm is None or not hasattr(wm, "kiln_jobs") or not runtime.is_running():
         return
-    scheduler = runtime.scheduler()
-    jobs = scheduler.snapshot()[-MAX_QUEUE_ROWS:]
+    jobs = runtime.scheduler().views(last=MAX_QUEUE_ROWS)
     rows = wm.kiln_jobs
     while len(rows) > len(jobs):
         rows.remove(len(rows) - 1)
     while len(rows) < len(jobs):
         rows.add()
     for row, job in zip(rows, reversed(jobs), strict=True):
-        data = job_row(job, scheduler.eta(job.job_id))
+        data = job_row(job)
         row.job_id, row.title, row.status, row.icon = data.job_id, data.title, data.status, data.icon
         row.progress, row.can_cancel, row.can_retry = data.progress, data.can_cancel, data.can_retry
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import bpy
 
 from .. import __package__ as base_package
-from ..addon.scheduler import SchedulerConfig
+from ..addon.scheduling import SchedulerConfig
 
 KEY_VARIABLES = {"tripo_api_key": "KILN_TRIPO_API_KEY", "meshy_api_key": "KILN_MESHY_API_KEY"}
 

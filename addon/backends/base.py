@@ -30,21 +30,17 @@ class TaskStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a provider can do; the scheduler and UI adapt to it instead of asking by name."""
+    """What a provider can do; the scheduler adapts to it instead of asking by name. (How a backend
+    watches, push or polling, is its own business inside `watch`; whether it needs the network or a
+    key is the registry's to say, before any backend is built.)"""
 
-    push: bool = False
-    """Status arrives by push (SSE, WebSocket): `watch` blocks until something happens."""
-    batch_status: bool = False
-    """One request returns the status of many tasks."""
     cancel: bool = False
-    refine: bool = False
+    """`cancel` stops a started task on the provider (without it, a cancelled task may still charge)."""
     reconcile: bool = False
     """`find_submitted` can tell whether an interrupted create reached the provider."""
     durable_tasks: bool = True
     """Tasks outlive Kiln's process (a remote provider). False for the embedded engine: after a
     restart its running tasks are gone, nothing was charged, and they are simply queued again."""
-    needs_network: bool = True
-    needs_key: bool = True
     concurrency: Mapping[str, int] = field(default_factory=lambda: {"default": 1})
     """Tasks in flight (queued + running) the provider allows per task group."""
     typical_latency_s: Mapping[str, float] = field(default_factory=lambda: {"draft": 30.0, "production": 120.0})

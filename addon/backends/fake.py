@@ -68,12 +68,8 @@ class FakeBackend(Backend):
         self.limit = limit
         self.credits_per_task = credits_per_task
         self.capabilities = Capabilities(
-            push=True,
-            batch_status=True,
             cancel=can_cancel,
             reconcile=state_dir is not None,
-            needs_network=False,
-            needs_key=False,
             concurrency={"generation": limit},
             typical_latency_s={"draft": latency_s, "production": latency_s},
         )

@@ -91,7 +91,7 @@ class TripoBackend(Backend):
             raise BackendError("no_key", "no Tripo API key: set it in Kiln's preferences or KILN_TRIPO_API_KEY")
         self.http = HttpClient(base_url, api_key, timeout_s=timeout_s, online=online)
         self.capabilities = Capabilities(
-            push=False, batch_status=True, cancel=False, refine=False, reconcile=False, durable_tasks=True,
+            cancel=False, reconcile=False, durable_tasks=True,
             concurrency={"generation": 10, "p1": 5},
             typical_latency_s={"draft": 20.0, "production": 60.0},
         )

@@ -12,6 +12,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,11 @@ import bpy
 from ..backends import create_backend
 from ..backends.base import Backend, BackendError
 from ..batch import BatchOptions, Progress
-from ..jobs import BatchSpec, Job, JobSpec, JobState, spec_key
+from ..jobs import BatchSpec, JobSpec, JobState, JobView, spec_key
 from ..manifest import Manifest, ManifestError, PlannedAsset
 from ..naming import asset_name
 from ..requests import PreparedInput, manifest_asset_specs, manifest_batch
-from ..scheduler import SchedulerConfig
+from ..scheduling import SchedulerConfig
 from ..validation import InputError
 from . import runtime
 from .contact_sheet import render_contact_sheet
@@ -103,7 +104,7 @@ def _save(path: Path) -> None:
         bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
 
 
-def _asset_root(job: Job) -> bpy.types.Object | None:
+def _asset_root(job: JobView) -> bpy.types.Object | None:
     obj = find_result(job.job_id)
     while obj is not None and obj.parent is not None:
         obj = obj.parent
@@ -130,19 +131,20 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
     config = SchedulerConfig(draft_reserved_slots=0, concurrency_cap=options.jobs)
     scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work)
     scheduler.add_batch(batch_spec(manifest))
-    known = {spec_key(job.spec): job for job in scheduler.snapshot()}
-    jobs: list[Job] = []
+    known = {spec_key(job.spec): job for job in scheduler.views()}
+    job_ids: list[str] = []
     redone_imports = 0
     for spec in plan.specs:
         previous = known.get(spec_key(spec))
         if previous is not None and previous.state not in (JobState.FAILED, JobState.CANCELLED):
             if previous.state is JobState.FINISHED and find_result(previous.job_id) is None:
                 # Finished before the last save: bring the downloaded result in again (no new generation).
-                runtime.reimport(previous)
+                # A finished job is no worker's any more, so the main thread may hand the live one on.
+                runtime.reimport(scheduler.jobs[previous.job_id])
                 redone_imports += 1
-            jobs.append(previous)
+            job_ids.append(previous.job_id)
             continue
-        jobs.append(scheduler.add(spec))
+        job_ids.append(scheduler.add(spec).job_id)
     interrupted = False
     last_save = time.monotonic()
     stop_requested = threading.Event()
@@ -153,7 +155,7 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
     try:
         while not stop_requested.is_set():
             moved = runtime.pump(50.0)
-            progress.update(jobs, scheduler.batch_eta(manifest.name))
+            progress.update(scheduler.views(job_ids), scheduler.batch_eta(manifest.name))
             if moved and time.monotonic() - last_save > SAVE_INTERVAL_S:
                 _save(blend)
                 last_save = time.monotonic()
@@ -167,6 +169,7 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
     interrupted = stop_requested.is_set() and not runtime.is_done()
+    jobs = scheduler.views(job_ids)
     progress.update(jobs, 0.0)
     progress.close()
     exports: dict[str, list[dict[str, Any]]] = {}
@@ -211,11 +214,11 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
     return report
 
 
-def build_report(manifest: Manifest, jobs: list[Job], plan: Plan, exports: dict[str, list[dict[str, Any]]],
+def build_report(manifest: Manifest, jobs: list[JobView], plan: Plan, exports: dict[str, list[dict[str, Any]]],
                  sheet: dict[str, int | str] | None, started: float, interrupted: bool, export_error: str,
                  redone_imports: int, export_folder: str | None) -> dict[str, Any]:
     entries = []
-    def span(times: dict[str, float], a: str, b: str) -> float | None:
+    def span(times: Mapping[str, float], a: str, b: str) -> float | None:
         return round(times[b] - times[a], 3) if a in times and b in times else None
 
     for job in jobs:
@@ -228,7 +231,7 @@ def build_report(manifest: Manifest, jobs: list[Job], plan: Plan, exports: dict[
             "asset": root.name if root is not None else name,
             "status": job.state.value,
             "error": job.error.to_json() if job.error else None,
-            "warnings": job.warnings,
+            "warnings": list(job.warnings),
             "prompt": job.spec.prompt,
             "images": list(job.spec.image_paths),
             "seed": job.spec.seed,
@@ -247,7 +250,7 @@ def build_report(manifest: Manifest, jobs: list[Job], plan: Plan, exports: dict[
             "faces": len(own.data.polygons) if own is not None and isinstance(own.data, bpy.types.Mesh) else 0,
             "lods": finish.get("lods", []),
             "files": {
-                "result": job.files,
+                "result": dict(job.files),
                 "exports": sorted({f["path"] for f in exports.get(root.name, [])}) if root else [],
             },
         })

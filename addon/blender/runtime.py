@@ -21,7 +21,7 @@ from ..backends import create_backend
 from ..backends.base import Backend
 from ..jobs import BatchSpec, Job, Mode
 from ..journal import Journal
-from ..scheduler import Scheduler, SchedulerConfig
+from ..scheduling import Scheduler, SchedulerConfig
 
 _log = logging.getLogger(__name__)
 

@@ -52,8 +52,8 @@ def test_unknown_noun_gets_a_generic_blockout_and_says_so(runtime: ModuleType) -
     (obj,) = drafts()
     assert obj["kiln_matched"] == ""
     assert "does not know 'dragon'" in obj["kiln_warnings"]
-    (job,) = [j for j in runtime.scheduler().snapshot() if j.spec.prompt == "dragon"]
-    assert job.warnings == ["local engine does not know 'dragon'; generic blockout used"]
+    (job,) = [j for j in runtime.scheduler().views() if j.spec.prompt == "dragon"]
+    assert job.warnings == ("local engine does not know 'dragon'; generic blockout used",)
 
 
 def test_an_over_long_negative_prompt_is_refused(runtime: ModuleType) -> None:
@@ -68,8 +68,8 @@ def test_an_over_long_negative_prompt_is_refused(runtime: ModuleType) -> None:
 def test_bad_prompts_are_refused_and_queue_nothing(runtime: ModuleType, prompt: str, message: str) -> None:
     import bpy
 
-    before = len(runtime.scheduler().snapshot())
+    before = len(runtime.scheduler().views())
     with pytest.raises(RuntimeError, match=message):
         bpy.ops.kiln.generate(prompt=prompt)
-    assert len(runtime.scheduler().snapshot()) == before
+    assert len(runtime.scheduler().views()) == before
     assert drafts() == []

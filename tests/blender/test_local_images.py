@@ -118,10 +118,10 @@ def test_bad_images_are_refused_before_queueing(runtime: ModuleType, tmp_path: P
         write_png(noise, path)
     else:
         path.write_bytes(content)  # type: ignore[arg-type]
-    before = len(runtime.scheduler().snapshot())
+    before = len(runtime.scheduler().views())
     with pytest.raises(RuntimeError, match=re.escape(message)):
         bpy.ops.kiln.batch_images(filepath=str(path))
-    assert len(runtime.scheduler().snapshot()) == before, "nothing queued, nothing spent"
+    assert len(runtime.scheduler().views()) == before, "nothing queued, nothing spent"
 
 
 def test_bad_files_in_a_selection_are_skipped_and_the_rest_still_run(runtime: ModuleType, tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def test_every_archetype_imports_closed_and_manifold(runtime: ModuleType, mode: 
     assert runtime.run_until_done(timeout=120)
     objects = [o for o in bpy.data.objects if o.get("kiln_prompt")]
     assert sorted(o["kiln_prompt"] for o in objects) == sorted(prompts)
-    failed = [j.error.message for j in runtime.scheduler().snapshot() if j.error]
+    failed = [j.error.message for j in runtime.scheduler().views() if j.error]
     assert failed == []
     for obj in objects:
         assert obj.type == "MESH"

@@ -251,20 +251,21 @@ def test_queue_control_operators(runtime: ModuleType) -> None:
     bpy.context.scene.kiln.mode = "PRODUCTION"
     assert bpy.ops.kiln.pause_production() == {"FINISHED"}
     bpy.ops.kiln.generate(prompt="crate")
-    (job,) = runtime.scheduler().snapshot()[-1:]
+    (job,) = runtime.scheduler().views()[-1:]
     assert job.state.value == "queued"
     assert bpy.ops.kiln.cancel_job(job_id=job.job_id) == {"FINISHED"}
-    assert job.state.value == "cancelled"
+    assert runtime.scheduler().view(job.job_id).state.value == "cancelled"
+    assert job.state.value == "queued", "a view is a snapshot: the engine's later changes do not reach it"
     assert bpy.ops.kiln.retry_job(job_id=job.job_id) == {"FINISHED"}
-    again = runtime.scheduler().snapshot()[-1]
+    again = runtime.scheduler().views()[-1]
     assert again.spec == job.spec and again.state.value == "queued"
     assert bpy.ops.kiln.resume_production() == {"FINISHED"}
     assert runtime.run_until_done(timeout=30)
-    assert again.state.value == "finished"
+    assert runtime.scheduler().view(again.job_id).state.value == "finished"
     with pytest.raises(RuntimeError, match="no longer in the queue"):
         bpy.ops.kiln.cancel_job(job_id="nope")
     assert bpy.ops.kiln.clear_finished() == {"FINISHED"}
-    assert runtime.scheduler().snapshot() == []
+    assert runtime.scheduler().views() == []
 
 
 def test_finish_and_export_the_selection(runtime: ModuleType, tmp_path: Path) -> None:

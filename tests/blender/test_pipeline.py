@@ -86,7 +86,7 @@ def test_finishing_presets_give_manifold_budgeted_uv_mapped_lods(runtime: Module
 
     budget = engine("presets").PRESETS[preset].face_budget
     run_batch(runtime, f"env_{preset}_01", ["mossy rock", "wooden barrel"], finish=preset)
-    jobs = [j for j in runtime.scheduler().snapshot() if j.spec.batch == f"env_{preset}_01"]
+    jobs = [j for j in runtime.scheduler().views() if j.spec.batch == f"env_{preset}_01"]
     assert all(j.state.value == "finished" for j in jobs)
     for job in jobs:
         report = job.metadata["finish"]

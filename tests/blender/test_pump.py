@@ -81,6 +81,6 @@ def test_disabling_mid_batch_neither_hangs_nor_loses_running_jobs(runtime: Modul
     again = fake_module.FakeBackend(latency_s=1.0, state_dir=provider)
     scheduler = runtime.start(ADDON_MODULE, backends=[again], apply=lambda job: None, journal_dir=tmp_path)
     assert runtime.run_until_done(timeout=30)
-    states = {j.job_id: j.state.value for j in scheduler.snapshot()}
+    states = {j.job_id: j.state.value for j in scheduler.views()}
     assert states == {j.job_id: "finished" for j in jobs}
     assert again.create_calls == 0, "reattached, not resubmitted"

@@ -64,7 +64,7 @@ def test_results_go_to_the_cache_folder_from_the_preferences(kiln: ModuleType, t
     try:
         bpy.ops.kiln.generate(prompt="crate")
         assert runtime.run_until_done(timeout=30)
-        job = runtime.scheduler().snapshot()[-1]
+        job = runtime.scheduler().views()[-1]
         assert job.files["model"].startswith(str(tmp_path)) and Path(job.files["model"]).is_file()
     finally:
         prefs.cache_folder = ""

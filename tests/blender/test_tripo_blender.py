@@ -67,7 +67,7 @@ def test_tripo_without_key_or_offline_says_so(runtime: ModuleType, sandbox: Trip
         monkeypatch.setenv("KILN_TRIPO_API_KEY", "tsk_wrong")
         bpy.ops.kiln.generate(prompt="crate")
         assert runtime.run_until_done(timeout=30)
-        job = runtime.scheduler().snapshot()[-1]
+        job = runtime.scheduler().views()[-1]
         assert job.state.value == "failed" and "API key rejected" in job.error.message
     finally:
         bpy.context.preferences.system.use_online_access = False

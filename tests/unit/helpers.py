@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from addon.jobs import JobKind, JobSpec, Mode
-from addon.scheduler import Scheduler
+from addon.scheduling import Scheduler
 
 
 def spec(

@@ -15,14 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from addon.backends.fake import FakeBackend
 from addon.jobs import JobKind, JobSpec, JobState, Mode
 from addon.journal import Journal
-from addon.scheduler import Scheduler, SchedulerConfig
+from addon.scheduling import Scheduler, SchedulerConfig
 
 
 def main(work: Path, count: int) -> None:
     fake = FakeBackend(latency_s=0.3, limit=4, state_dir=work / "provider")
     scheduler = Scheduler([fake], journal=Journal(work / "journal"), config=SchedulerConfig(draft_reserved_slots=0))
     scheduler.start()
-    known = {job.spec.index for job in scheduler.snapshot()}
+    known = {job.spec.index for job in scheduler.views()}
     for index in range(count):
         if index not in known:
             scheduler.add(JobSpec(kind=JobKind.TEXT, backend="fake", mode=Mode.PRODUCTION, prompt=f"rock {index}",
@@ -35,10 +35,10 @@ def main(work: Path, count: int) -> None:
         # The import (here: this line) happens before the journal records it, as in the real pump.
         print(f"imported {job.spec.index} {job.job_id}", flush=True)
         scheduler.mark_imported(job)
-    states = sorted({j.state.value for j in scheduler.snapshot()})
+    states = sorted({j.state.value for j in scheduler.views()})
     print(f"done {states}", flush=True)
     scheduler.shutdown()
-    assert all(j.state is JobState.FINISHED for j in scheduler.snapshot())
+    assert all(j.state is JobState.FINISHED for j in scheduler.views())
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from helpers import drain, spec, wait_for
 from addon.backends.fake import FakeBackend
 from addon.jobs import Job, JobState
 from addon.journal import TERMINAL_RETENTION_S, Journal
-from addon.scheduler import Scheduler, SchedulerConfig
+from addon.scheduling import Scheduler, SchedulerConfig
 
 WORKER = Path(__file__).with_name("recovery_worker.py")
 
@@ -84,7 +84,7 @@ def test_interrupted_submit_is_failed_honestly_when_the_provider_cannot_tell(tmp
     fake = FakeBackend()  # no state_dir: cannot reconcile
     scheduler = Scheduler([fake], journal=journal)
     scheduler.start()
-    (recovered,) = scheduler.snapshot()
+    (recovered,) = scheduler.views()
     scheduler.shutdown()
     assert recovered.state is JobState.FAILED and recovered.error
     assert recovered.error.code == "submit_interrupted" and "paying twice" in recovered.error.message

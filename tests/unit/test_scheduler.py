@@ -13,7 +13,7 @@ from helpers import drain, spec, wait_for
 from addon.backends.fake import FakeBackend
 from addon.jobs import BatchSpec, JobState, Mode, Priority
 from addon.journal import Journal
-from addon.scheduler import Scheduler, SchedulerConfig
+from addon.scheduling import Scheduler, SchedulerConfig
 
 
 @pytest.fixture
@@ -271,7 +271,54 @@ def test_threads_stay_bounded_with_many_jobs_and_adds_from_many_threads(make) ->
     for thread in adders:
         thread.join()
     drain(scheduler)
-    assert len(scheduler.snapshot()) == 200
-    assert all(j.state is JobState.FINISHED for j in scheduler.snapshot())
+    assert len(scheduler.views()) == 200
+    assert all(j.state is JobState.FINISHED for j in scheduler.views())
     # dispatcher + pool (4) + one watcher: independent of the 200 jobs
     assert 2 <= scheduler.threads_peak <= 1 + 4 + 1
+
+
+def test_views_are_snapshots_with_etas_that_later_changes_do_not_reach(make) -> None:
+    fake = FakeBackend(latency_s=0.05, limit=2)
+    scheduler = make(fake, draft_reserved_slots=0)
+    scheduler.pause_production()
+    jobs = scheduler.add_many(spec(index=i) for i in range(3))
+    before = scheduler.views()
+    assert [v.job_id for v in before] == [j.job_id for j in jobs]
+    assert all(v.state is JobState.QUEUED and v.eta_s is not None and v.eta_s > 0 for v in before)
+    assert before[2].eta_s > before[0].eta_s, "the third job waits for a second wave"  # type: ignore[operator]
+    with pytest.raises(AttributeError):
+        before[0].state = JobState.FAILED  # type: ignore[misc]
+    scheduler.resume_production()
+    drain(scheduler)
+    assert [v.state for v in before] == [JobState.QUEUED] * 3, "a view never changes under its reader"
+    after = scheduler.views([jobs[2].job_id, "unknown", jobs[0].job_id])
+    assert [(v.job_id, v.state, v.eta_s) for v in after] == [(jobs[2].job_id, JobState.FINISHED, 0.0),
+                                                             (jobs[0].job_id, JobState.FINISHED, 0.0)]
+    assert after[0].files["model"].endswith("model.glb") and after[0].credits_spent == fake.credits_per_task
+    assert [v.job_id for v in scheduler.views(last=2)] == [j.job_id for j in jobs[1:]]
+    assert scheduler.view("unknown") is None
+
+
+def test_summary_counts_states_and_says_whether_production_is_paused(make) -> None:
+    scheduler = make(FakeBackend(latency_s=0.02, limit=2), draft_reserved_slots=0)
+    done = scheduler.add(spec(index=0))
+    drain(scheduler)
+    scheduler.pause_production()
+    scheduler.add_many(spec(index=i) for i in range(1, 3))
+    scheduler.add(spec(backend="nope"))
+    summary = scheduler.summary()
+    assert summary.production_paused and summary.total == 4 and summary.active == 2
+    assert (summary.counts[JobState.FINISHED], summary.counts[JobState.FAILED]) == (1, 1)
+    assert done.state is JobState.FINISHED
+
+
+def test_budget_totals_follow_spending_across_dispatch_passes(make) -> None:
+    # A budget for three jobs of 10 credits and two slots: the third waits for a slot, the fourth waits
+    # while a refund could still make room, and is skipped (with the rest) once 30 are spent.
+    fake = FakeBackend(latency_s=0.05, limit=2, credits_per_task=10)
+    scheduler = make(fake, draft_reserved_slots=0)
+    scheduler.add_batch(BatchSpec("b", budget=30))
+    jobs = scheduler.add_many(spec(index=i) for i in range(6))
+    drain(scheduler)
+    assert [j.state for j in jobs] == [JobState.FINISHED] * 3 + [JobState.FAILED] * 3
+    assert fake.create_calls == 3 and scheduler.budget_skipped["b"] == [j.job_id for j in jobs[3:]]

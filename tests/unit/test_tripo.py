@@ -17,7 +17,7 @@ from addon.backends.local.png import encode_png
 from addon.backends.tripo import TripoBackend, error_message
 from addon.jobs import BatchSpec, JobKind, JobSpec, JobState, Mode
 from addon.journal import Journal
-from addon.scheduler import Scheduler, SchedulerConfig
+from addon.scheduling import Scheduler, SchedulerConfig
 from sandbox.tripo import SandboxState, TripoSandbox
 
 KEY = "tsk_test_key_do_not_log_0123456789"
@@ -183,7 +183,7 @@ def test_key_never_reaches_logs_or_the_cdn(sandbox: TripoSandbox, scheduler: Sch
     caplog.set_level(logging.DEBUG)
     sandbox.state.create_errors = [1004]
     sandbox.state.failure_rates = {2018: 1.0}
-    logging.getLogger("addon.scheduler").warning("while testing, the key was %s", KEY)
+    logging.getLogger("addon.scheduling.engine").warning("while testing, the key was %s", KEY)
     for index in range(2):
         scheduler.add(text_spec(index=index))
     drain(scheduler)
@@ -261,3 +261,19 @@ def test_targets_shape_the_request(sandbox: TripoSandbox) -> None:
     assert "face_limit" not in requests[1] and requests[1]["texture_quality"] == "detailed"
     assert "quad" not in requests[2] and requests[2]["face_limit"] == 20000, "P1 rules"
     assert client.estimate_credits(film) == 30
+
+
+def test_a_create_refused_by_the_rate_limit_is_given_up_after_the_configured_retries(sandbox: TripoSandbox,
+                                                                                     tmp_path: Path) -> None:
+    sandbox.state.create_errors = [1007] * 5
+    scheduler = Scheduler([backend(sandbox)], journal=Journal(tmp_path),
+                          config=SchedulerConfig(draft_reserved_slots=0, max_submit_retries=2))
+    scheduler.start()
+    try:
+        job = scheduler.add(text_spec())
+        drain(scheduler, timeout=30)
+    finally:
+        scheduler.shutdown()
+    assert job.state is JobState.FAILED and job.error and job.error.code == "1007"
+    assert sandbox.state.create_errors == [1007] * 2, "three creates were tried: the first and two resends"
+    assert sandbox.state.creates == 0

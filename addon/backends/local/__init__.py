@@ -182,12 +182,8 @@ class LocalBackend(Backend):
     def __init__(self, scratch_dir: Path | None = None, workers: int | None = None) -> None:
         limit = workers or max(1, min(2, os.cpu_count() or 1))
         self.capabilities = Capabilities(
-            push=True,
-            batch_status=True,
             cancel=True,
             durable_tasks=False,
-            needs_network=False,
-            needs_key=False,
             concurrency={"cpu": limit},
             typical_latency_s={"draft": 0.05, "production": 0.3},
         )

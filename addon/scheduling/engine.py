@@ -1,12 +1,15 @@
-"""The scheduler: one queue, two lanes, every backend's concurrency limit, budgets and recovery.
+"""The scheduler's engine: threads, the lock, the journal; `policy.py` decides, this module acts.
 
 Threads:
-- one dispatcher thread decides what to submit next (it never does network I/O itself);
+- one dispatcher thread asks the policy what to submit next (it never does network I/O itself);
 - one watcher thread per backend with tasks in flight calls `Backend.watch`;
-- a bounded pool of worker threads runs submits, downloads and cancels.
+- a small pool runs creates, so a freed slot is refilled at once, and a bounded pool runs downloads,
+  cancels and balance requests.
 So the thread count depends on the number of backends, never on the number of jobs. All job state
-is guarded by one lock; public methods are safe from any thread. Nothing here touches `bpy`: results
-wait in a ready queue that the main-thread pump drains (`addon/blender/runtime.py`).
+is guarded by one lock; public methods are safe from any thread. Other threads (the UI, the batch
+progress) read jobs as immutable `JobView`s (`views()`), never the live `Job`s the workers change.
+Nothing here touches `bpy`: results wait in a ready queue that the main-thread pump drains
+(`addon/blender/runtime.py`).
 """
 
 from __future__ import annotations
@@ -16,15 +19,19 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
-from .backends.base import Backend, BackendError, TaskStatus, TaskUpdate
-from .jobs import BatchSpec, Job, JobSpec, JobState, Mode, Priority
-from .journal import Journal
-from .retry import backoff_delay
+from ..backends.base import Backend, BackendError, TaskStatus, TaskUpdate
+from ..jobs import BatchSpec, Job, JobSpec, JobState, JobView, Mode
+from ..journal import Journal
+from ..retry import backoff_delay
+from . import eta as eta_model
+from . import policy, recovery
+from .policy import SlotKey, SlotState
 
 _log = logging.getLogger(__name__)
 
@@ -39,37 +46,28 @@ class SchedulerConfig:
     """At most this many tasks in flight per backend group, below the provider's limit (batch --jobs)."""
     watch_timeout_s: float = 0.25
     max_submit_retries: int = 8
+    """Resends of a create refused with nothing created, other than for concurrency (a concurrency
+    refusal only means "wait for a slot", so it is sent again as often as it takes)."""
     max_read_retries: int = 6
     read_backoff_cap_s: float = 10.0
 
 
-@dataclass
-class _GroupSlots:
-    declared: int
-    believed: int
-    in_flight: int = 0
-    not_before: float = 0.0
-    """Monotonic time before which no create is sent (after a concurrency refusal)."""
+@dataclass(frozen=True)
+class QueueSummary:
+    """The queue at a glance, for the panel's header (one lock, no job objects)."""
 
+    counts: Mapping[JobState, int]
+    production_paused: bool
 
-@dataclass
-class _LatencyModel:
-    """Observed create→ready seconds per (backend, mode), as an exponentially weighted mean."""
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
-    priors: dict[tuple[str, str], float] = field(default_factory=dict)
-    observed: dict[tuple[str, str], float] = field(default_factory=dict)
-    samples: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def expected(self, backend: str, mode: str) -> float:
-        key = (backend, mode)
-        return self.observed.get(key, self.priors.get(key, 60.0))
-
-    def observe(self, backend: str, mode: str, seconds: float) -> None:
-        key = (backend, mode)
-        count = self.samples.get(key, 0)
-        weight = 1.0 / (count + 1) if count < 10 else 0.1
-        self.observed[key] = (1 - weight) * self.observed.get(key, seconds) + weight * seconds
-        self.samples[key] = count + 1
+    @property
+    def active(self) -> int:
+        """Jobs still on their way to the scene."""
+        return sum(self.counts[s] for s in (JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING,
+                                            JobState.DOWNLOADING, JobState.READY))
 
 
 class Scheduler:
@@ -88,24 +86,31 @@ class Scheduler:
         self.cache_dir = Path(cache_dir) if cache_dir else (journal.folder / "results" if journal else None)
         self.on_change = on_change
         self.jobs: dict[str, Job] = {}
+        """The live jobs, owned by this engine: change them only through its methods, read them
+        from other threads through `views()`."""
         self.batches: dict[str, BatchSpec] = {}
-        self._batch_order: dict[str, int] = {}
+        """Every batch as it was added (the runtime reads how to finish its results; the engine reads
+        only its policy, copied into `_batch_policy`)."""
+        self._batch_policy: dict[str, policy.BatchPolicy] = {}
+        self._batch_seq = 0
         self.production_paused = False
         self.budget_skipped: dict[str, list[str]] = collections.defaultdict(list)
         self.balances: dict[str, float | str | None] = {}
-        self.latency = _LatencyModel()
+        self.latency = eta_model.LatencyModel()
         self.version = 0
         """Bumped on every change, so a UI can redraw only when something happened."""
 
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._stop = threading.Event()
-        self._slots: dict[tuple[str, str], _GroupSlots] = {}
+        self._slots: dict[SlotKey, SlotState] = {}
         self._ready: collections.deque[str] = collections.deque()
-        self._orphans: dict[tuple[str, str], _GroupSlots] = {}
+        self._orphans: dict[tuple[str, str], SlotKey] = {}
         """(backend, task id) cancelled in Kiln but maybe not yet on the provider: watched only to free
         its slot, because the provider counts it until it ends."""
-        self._batch_seq = 0
+        self._resends: dict[str, int] = {}
+        """Job id → creates sent again after a refusal other than concurrency (rate limit, refused
+        connection), so those stop after `max_submit_retries`."""
         self._thread_prefix = f"kiln-{id(self) & 0xFFFF:04x}"
         # Creates get their own small pool so a slot freed by a finished task is refilled at once,
         # never queued behind that task's (slower) download.
@@ -117,14 +122,13 @@ class Scheduler:
         self._dispatcher: threading.Thread | None = None
         self.threads_peak = 0
         for backend in self.backends.values():
-            for mode, seconds in backend.capabilities.typical_latency_s.items():
-                self.latency.priors[(backend.name, mode)] = seconds
+            self.latency.set_priors(backend.name, backend.capabilities.typical_latency_s)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Recover from the journal, then start dispatching."""
         if self.journal is not None:
-            self._recover(self.journal.load())
+            self._apply_recovery(recovery.recover(self.journal.load(), self.backends))
         self._dispatcher = threading.Thread(
             target=self._dispatch_loop, name=f"{self._thread_prefix}-dispatch", daemon=True
         )
@@ -159,20 +163,23 @@ class Scheduler:
         with self._lock:
             previous = self.backends.get(backend.name)
             self.backends[backend.name] = backend
-            for mode, seconds in backend.capabilities.typical_latency_s.items():
-                self.latency.priors[(backend.name, mode)] = seconds
+            self.latency.set_priors(backend.name, backend.capabilities.typical_latency_s)
             if previous is not None and previous is not backend:
                 previous.close()
 
-    def add_batch(self, settings: BatchSpec) -> None:
+    def add_batch(self, batch: BatchSpec) -> None:
+        """Declare a batch before its jobs: its priority, start time and budget apply to them."""
         with self._lock:
             self._batch_seq += 1
-            self._batch_order[settings.name] = self._batch_seq
-            self.batches[settings.name] = settings
+            self.batches[batch.name] = batch
+            self._batch_policy[batch.name] = policy.BatchPolicy(
+                name=batch.name, priority=int(batch.priority), order=self._batch_seq,
+                start_at=batch.start_at, budget=batch.budget)
             self._changed()
 
     def add(self, spec: JobSpec, *, retry_of: str | None = None) -> Job:
-        """Queue a spec. Unknown backends fail now, with a message, instead of waiting forever."""
+        """Queue a spec. Unknown backends fail now, with a message, instead of waiting forever.
+        The returned job is live (the engine's): other threads should read it through `view()`."""
         backend = self.backends.get(spec.backend)
         job = Job(spec=spec, retry_of=retry_of)
         with self._lock:
@@ -258,7 +265,8 @@ class Scheduler:
             return len(done)
 
     def take_ready(self) -> Job | None:
-        """Main thread: the next downloaded result to bring into the scene, or None."""
+        """Main thread: the next downloaded result to bring into the scene, or None. From here until
+        it is marked imported, failed or finished, the job belongs to the main thread."""
         with self._lock:
             while self._ready:
                 job = self.jobs.get(self._ready.popleft())
@@ -286,9 +294,28 @@ class Scheduler:
             self._record(job)
             self._changed()
 
-    def snapshot(self) -> list[Job]:
+    def views(self, job_ids: Sequence[str] | None = None, *, last: int | None = None) -> list[JobView]:
+        """Immutable copies of jobs, each with its ETA: all of them in the order they were added (only
+        the `last` N if given), or those of `job_ids` in that order, skipping unknown ids."""
         with self._lock:
-            return list(self.jobs.values())
+            if job_ids is not None:
+                jobs = [self.jobs[i] for i in job_ids if i in self.jobs]
+            else:
+                jobs = list(self.jobs.values())
+                if last is not None:
+                    jobs = jobs[-last:] if last > 0 else []
+            etas = self._etas(jobs)
+            return [job.view(etas[job.job_id]) for job in jobs]
+
+    def view(self, job_id: str) -> JobView | None:
+        found = self.views([job_id])
+        return found[0] if found else None
+
+    def summary(self) -> QueueSummary:
+        with self._lock:
+            counts = collections.Counter(j.state for j in self.jobs.values())
+            return QueueSummary(MappingProxyType({state: counts.get(state, 0) for state in JobState}),
+                                self.production_paused)
 
     def is_idle(self) -> bool:
         """True when no job can still change state without the pump (nothing queued or in flight)."""
@@ -309,29 +336,32 @@ class Scheduler:
     def eta(self, job_id: str) -> float | None:
         """Seconds until this job's result is ready, from observed latencies; None when not known."""
         with self._lock:
-            job = self.jobs[job_id]
-            if job.state.is_terminal or job.state in (JobState.READY, JobState.IMPORTED):
-                return 0.0
-            backend = self.backends.get(job.spec.backend)
-            if backend is None:
-                return None
-            expected = self.latency.expected(backend.name, job.spec.mode.value)
-            if job.state in (JobState.RUNNING, JobState.SUBMITTING, JobState.DOWNLOADING):
-                started = job.state_times.get(JobState.SUBMITTING.value, time.monotonic())
-                return max(0.0, expected - (time.monotonic() - started))
-            slots = self._slots_for(backend, job.spec)
-            order = self._queued_in_order()
-            ahead = sum(1 for other in order[: order.index(job)] if other.spec.backend == job.spec.backend)
-            waves = (ahead + slots.in_flight) // max(1, slots.believed)
-            return (waves + 1) * expected
+            return self._etas([self.jobs[job_id]])[job_id]
 
     def batch_eta(self, batch: str) -> float | None:
         with self._lock:
-            etas = [self.eta(j.job_id) for j in self.jobs.values() if j.spec.batch == batch]
-            known = [e for e in etas if e is not None]
+            etas = self._etas([j for j in self.jobs.values() if j.spec.batch == batch])
+            known = [e for e in etas.values() if e is not None]
             return max(known) if known else None
 
-    # ------------------------------------------------------------------ internals: dispatch
+    def _etas(self, jobs: Sequence[Job]) -> dict[str, float | None]:
+        """ETAs of these jobs, with the queue ordered once for all of them (lock held)."""
+        ahead: dict[str, int] = {}
+        if any(j.state is JobState.QUEUED for j in jobs):
+            ahead = eta_model.ahead_on_backend(policy.in_order(self._queued_facts(), self._batch_policy))
+        now = time.monotonic()
+        result: dict[str, float | None] = {}
+        for job in jobs:
+            backend = self.backends.get(job.spec.backend)
+            expected = self.latency.expected(backend.name, job.spec.mode.value) if backend else None
+            started = job.state_times.get(JobState.SUBMITTING.value, now)
+            slots = self._slots[self._slot_key(backend, job.spec)] \
+                if backend is not None and job.state is JobState.QUEUED else None
+            result[job.job_id] = eta_model.job_eta(job.state, expected, elapsed_s=now - started,
+                                                   ahead=ahead.get(job.job_id, 0), slots=slots)
+        return result
+
+    # ------------------------------------------------------------------ internals: bookkeeping
     def _changed(self) -> None:
         self.version += 1
         self._wake.notify_all()
@@ -348,30 +378,42 @@ class Scheduler:
             except OSError:
                 _log.exception("could not write the journal for job %s", job.job_id)
 
-    def _slots_for(self, backend: Backend, spec: JobSpec) -> _GroupSlots:
+    def _slot_key(self, backend: Backend, spec: JobSpec) -> SlotKey:
+        """The (backend, group) this spec counts against, with its slots created on first use."""
         group = backend.concurrency_group(spec)
         key = (backend.name, group)
-        slots = self._slots.get(key)
-        if slots is None:
-            declared = backend.capabilities.concurrency.get(group, 1)
-            if self.config.concurrency_cap:
-                declared = max(1, min(declared, self.config.concurrency_cap))
-            slots = self._slots[key] = _GroupSlots(declared=declared, believed=declared)
-        return slots
+        if key not in self._slots:
+            self._slots[key] = policy.new_slots(backend.capabilities.concurrency.get(group, 1),
+                                                self.config.concurrency_cap)
+        return key
 
-    def _queued_in_order(self) -> list[Job]:
-        """Drafts first (oldest first), then production by batch priority, batch age and index."""
-        queued = [j for j in self.jobs.values() if j.state is JobState.QUEUED]
+    def _queued_facts(self) -> list[policy.QueuedJob]:
+        """What the policy needs to know of each queued job whose backend is known (lock held)."""
+        facts = []
+        for job in self.jobs.values():
+            if job.state is not JobState.QUEUED:
+                continue
+            backend = self.backends.get(job.spec.backend)
+            if backend is None:
+                continue
+            _, group = self._slot_key(backend, job.spec)
+            facts.append(policy.QueuedJob(
+                job_id=job.job_id, backend=backend.name, group=group, draft=job.spec.mode is Mode.DRAFT,
+                batch=job.spec.batch, index=job.spec.index, created_at=job.created_at,
+                credits_estimated=job.credits_estimated))
+        return facts
 
-        def order(job: Job) -> tuple[int, int, int, int, float]:
-            if job.spec.mode is Mode.DRAFT:
-                return (0, 0, 0, 0, job.created_at)
-            batch = self.batches.get(job.spec.batch)
-            priority = int(batch.priority) if batch else int(Priority.NORMAL)
-            return (1, priority, self._batch_order.get(job.spec.batch, 0), job.spec.index, job.created_at)
+    def _queue_view(self) -> policy.QueueView:
+        """One pass over the jobs: the queued ones, and each batch's running credit totals."""
+        totals = policy.batch_totals(
+            (j.spec.batch, j.credits_spent, j.credits_estimated, j.state.is_in_flight)
+            for j in self.jobs.values() if j.spec.batch in self._batch_policy)
+        return policy.QueueView(
+            queued=tuple(self._queued_facts()), slots=dict(self._slots), batches=dict(self._batch_policy),
+            totals=totals, production_paused=self.production_paused,
+            draft_reserved_slots=self.config.draft_reserved_slots)
 
-        return sorted(queued, key=order)
-
+    # ------------------------------------------------------------------ internals: dispatch
     def _dispatch_loop(self) -> None:
         while not self._stop.is_set():
             with self._wake:
@@ -381,56 +423,26 @@ class Scheduler:
                 self._wake.wait(timeout=wait_s)
 
     def _dispatch_once(self) -> float:
-        """Send every job that may go now; returns how long to sleep if nothing wakes us sooner."""
-        now_mono = time.monotonic()
-        now_wall = time.time()
-        next_wake = 1.0
-        for job in self._queued_in_order():
+        """Send every job the policy lets go now; returns how long to sleep if nothing wakes us sooner."""
+        decision = policy.dispatch(self._queue_view(), now_mono=time.monotonic(), now_wall=time.time())
+        for skipped in decision.over_budget:
+            job = self.jobs[skipped.job_id]
+            job.fail("over_budget", skipped.message)
+            self.budget_skipped[skipped.batch].append(job.job_id)
+            self._record(job)
+        self._slots.update(decision.slots)
+        for job_id in decision.submit:
+            job = self.jobs[job_id]
             backend = self.backends[job.spec.backend]
-            slots = self._slots_for(backend, job.spec)
-            if now_mono < slots.not_before:
-                next_wake = min(next_wake, slots.not_before - now_mono)
-                continue
-            if job.spec.mode is Mode.DRAFT:
-                allowed = slots.believed
-            else:
-                if self.production_paused:
-                    continue
-                batch = self.batches.get(job.spec.batch)
-                if batch and batch.start_at and now_wall < batch.start_at:
-                    next_wake = min(next_wake, batch.start_at - now_wall)
-                    continue
-                if batch and batch.budget is not None and not self._fits_budget(job, batch):
-                    continue
-                reserve = min(self.config.draft_reserved_slots, slots.declared - 1)
-                allowed = slots.believed - max(0, reserve)
-            if slots.in_flight >= allowed:
-                continue
-            slots.in_flight += 1
             job.move_to(JobState.SUBMITTING)
             self._record(job)
-            self._submit_pool.submit(self._submit_worker, job, backend, slots)
-        self._track_threads()
-        return next_wake
-
-    def _fits_budget(self, job: Job, batch: BatchSpec) -> bool:
-        """Whether the job may be sent now. Jobs that can never fit are failed and reported; jobs
-        that fit only if a running job fails (and is refunded) wait."""
-        members = [j for j in self.jobs.values() if j.spec.batch == batch.name and j is not job]
-        spent = sum(j.credits_spent for j in members)
-        committed = sum(j.credits_estimated for j in members if j.state.is_in_flight)
-        budget = batch.budget or 0.0
-        if spent + job.credits_estimated > budget + 1e-9:
-            job.fail(
-                "over_budget",
-                f"skipped: needs ~{job.credits_estimated:g} credits, batch '{batch.name}' has "
-                f"{max(0.0, budget - spent):g} of {budget:g} left",
-            )
-            self.budget_skipped[batch.name].append(job.job_id)
-            self._record(job)
+            self._submit_pool.submit(self._submit_worker, job, backend, self._slot_key(backend, job.spec))
+        if decision.over_budget:
             self._changed()
-            return False
-        return spent + committed + job.credits_estimated <= budget + 1e-9
+        elif decision.submit:
+            self.version += 1  # the queue panel shows "submitting"; nothing else needs waking
+        self._track_threads()
+        return decision.sleep_s
 
     def _track_threads(self) -> None:
         """Peak of this scheduler's own threads (dispatcher, watchers, workers), for the benchmark."""
@@ -438,53 +450,49 @@ class Scheduler:
         self.threads_peak = max(self.threads_peak, count)
 
     # ------------------------------------------------------------------ internals: workers
-    def _submit_worker(self, job: Job, backend: Backend, slots: _GroupSlots) -> None:
-        attempt = 0
-        while True:
-            try:
-                task_id = backend.submit(job.spec, client_ref=job.job_id)
-            except BackendError as exc:
-                with self._lock:
-                    if exc.nothing_created and exc.retryable and attempt < self.config.max_submit_retries:
-                        # Safe to send again: the provider guarantees nothing was created or charged.
-                        attempt += 1
-                        slots.in_flight -= 1
-                        if exc.code == "concurrency_limit":
-                            slots.believed = max(1, min(slots.believed, slots.in_flight))
-                        delay = backoff_delay(attempt, base_s=0.05, retry_after_s=exc.retry_after_s)
-                        slots.not_before = time.monotonic() + delay
-                        if job.cancel_requested:
-                            job.move_to(JobState.CANCELLED)
-                        else:
-                            job.move_to(JobState.QUEUED)
-                        self._record(job)
-                        self._changed()
-                        return
-                    slots.in_flight -= 1
-                    job.fail(exc.code, exc.message)
-                    self._record(job)
-                    self._changed()
-                return
-            except Exception as exc:  # a bug in a backend must fail one job, not the scheduler
-                _log.exception("backend %s crashed on submit", backend.name)
-                with self._lock:
-                    slots.in_flight -= 1
-                    job.fail("internal_error", f"{backend.name} failed unexpectedly: {exc}")
-                    self._record(job)
-                    self._changed()
-                return
+    def _submit_worker(self, job: Job, backend: Backend, key: SlotKey) -> None:
+        try:
+            task_id = backend.submit(job.spec, client_ref=job.job_id)
+        except BackendError as exc:
             with self._lock:
-                job.task_id = task_id
-                job.metadata.update(backend.describe(job.spec))
-                job.move_to(JobState.RUNNING)
-                # Durable before anything else happens: this id is what stops a double charge.
-                self._record(job, durable=True)
-                if job.cancel_requested:
-                    job.note = self._cancel_running(job)
-                    self._record(job)
-                self._ensure_watcher(backend)
+                concurrency = exc.code == "concurrency_limit"
+                attempt = policy.resend_attempt(self._resends.get(job.job_id, 0), concurrency=concurrency,
+                                                max_retries=self.config.max_submit_retries) \
+                    if exc.nothing_created and exc.retryable else None
+                if attempt is not None:
+                    # Safe to send again: the provider guarantees nothing was created or charged.
+                    self._resends[job.job_id] = attempt
+                    delay = backoff_delay(max(1, attempt), base_s=0.05, retry_after_s=exc.retry_after_s)
+                    self._slots[key] = policy.refused(self._slots[key], concurrency=concurrency,
+                                                      retry_at=time.monotonic() + delay)
+                    job.move_to(JobState.CANCELLED if job.cancel_requested else JobState.QUEUED)
+                else:
+                    self._resends.pop(job.job_id, None)
+                    self._slots[key] = policy.failed_create(self._slots[key])
+                    job.fail(exc.code, exc.message)
+                self._record(job)
                 self._changed()
             return
+        except Exception as exc:  # a bug in a backend must fail one job, not the scheduler
+            _log.exception("backend %s crashed on submit", backend.name)
+            with self._lock:
+                self._slots[key] = policy.failed_create(self._slots[key])
+                job.fail("internal_error", f"{backend.name} failed unexpectedly: {exc}")
+                self._record(job)
+                self._changed()
+            return
+        with self._lock:
+            self._resends.pop(job.job_id, None)
+            job.task_id = task_id
+            job.metadata.update(backend.describe(job.spec))
+            job.move_to(JobState.RUNNING)
+            # Durable before anything else happens: this id is what stops a double charge.
+            self._record(job, durable=True)
+            if job.cancel_requested:
+                job.note = self._cancel_running(job)
+                self._record(job)
+            self._ensure_watcher(backend)
+            self._changed()
 
     def _ensure_watcher(self, backend: Backend) -> None:
         thread = self._watchers.get(backend.name)
@@ -499,11 +507,11 @@ class Scheduler:
         idle_since: float | None = None
         while not self._stop.is_set():
             with self._lock:
-                watched = {
-                    j.task_id: j
+                watched = [
+                    j.task_id
                     for j in self.jobs.values()
                     if j.spec.backend == backend.name and j.state is JobState.RUNNING and j.task_id
-                }
+                ]
                 orphans = [task for name, task in self._orphans if name == backend.name]
             task_ids = [*watched, *orphans]
             if not task_ids:
@@ -538,11 +546,11 @@ class Scheduler:
 
     def _apply_update(self, backend: Backend, update: TaskUpdate) -> None:
         with self._lock:
-            orphan_slots = self._orphans.get((backend.name, update.task_id))
-            if orphan_slots is not None:
+            orphan = self._orphans.get((backend.name, update.task_id))
+            if orphan is not None:
                 if update.status.is_terminal:
                     del self._orphans[(backend.name, update.task_id)]
-                    self._release(orphan_slots)
+                    self._slots[orphan] = policy.released(self._slots[orphan])
                     self._changed()
                 return
             job = next(
@@ -556,7 +564,8 @@ class Scheduler:
                     job.progress = update.progress
                     self.version += 1
                 return
-            self._release(self._slots_for(backend, job.spec))
+            key = self._slot_key(backend, job.spec)
+            self._slots[key] = policy.released(self._slots[key])
             if update.status is TaskStatus.SUCCESS:
                 job.progress = 1.0
                 job.credits_spent = update.credits or job.credits_estimated
@@ -573,13 +582,6 @@ class Scheduler:
                 job.fail(update.error_code or "task_failed", update.error_message or "the provider failed this task")
                 self._record(job)
             self._changed()
-
-    def _release(self, slots: _GroupSlots) -> None:
-        """The provider finished a task, so a slot is free. A refusal shrank the limit we believe in;
-        each freed slot earns one back, up to the declared limit."""
-        slots.in_flight = max(0, slots.in_flight - 1)
-        if slots.believed < slots.declared:
-            slots.believed += 1
 
     def _download_worker(self, job: Job, backend: Backend) -> None:
         assert job.task_id is not None
@@ -621,7 +623,7 @@ class Scheduler:
         backend = self.backends[job.spec.backend]
         assert job.task_id is not None
         job.move_to(JobState.CANCELLED)
-        self._orphans[(backend.name, job.task_id)] = self._slots_for(backend, job.spec)
+        self._orphans[(backend.name, job.task_id)] = self._slot_key(backend, job.spec)
         if backend.capabilities.cancel:
             self._pool.submit(self._cancel_worker, backend, job.task_id)
             return f"cancelled '{job.label}' on {backend.name}"
@@ -641,53 +643,19 @@ class Scheduler:
             self._ready.remove(job_id)
 
     # ------------------------------------------------------------------ internals: recovery
-    def _recover(self, jobs: list[Job]) -> None:
-        """Rebuild jobs from the journal. Nothing recorded as sent is ever sent again."""
+    def _apply_recovery(self, found: recovery.Recovery) -> None:
+        """Take in what the journal held (see `recovery.py`): reattach, download, queue for import."""
         with self._lock:
-            for job in jobs:
+            for job in found.jobs:
                 self.jobs[job.job_id] = job
-                backend = self.backends.get(job.spec.backend)
-                if job.state.is_terminal or job.state is JobState.IMPORTED:
-                    continue
-                if backend is None:
-                    job.fail("unknown_backend", f"backend '{job.spec.backend}' is not available after restart")
-                    self._record(job)
-                    continue
-                if not backend.capabilities.durable_tasks and job.state in (
-                    JobState.SUBMITTING, JobState.RUNNING, JobState.DOWNLOADING
-                ):
-                    # The embedded engine's work died with the process; it cost nothing, so start again.
-                    job.state, job.task_id, job.progress = JobState.QUEUED, None, 0.0
-                    self._record(job)
-                    continue
-                if job.state is JobState.SUBMITTING and job.task_id is None:
-                    self._recover_interrupted_submit(job, backend)
-                if job.state is JobState.RUNNING:
-                    self._slots_for(backend, job.spec).in_flight += 1
-                    self._ensure_watcher(backend)
-                elif job.state is JobState.DOWNLOADING:
-                    self._pool.submit(self._download_worker, job, backend)
-                elif job.state is JobState.READY:
-                    if all(Path(p).exists() for p in job.files.values()):
-                        self._ready.append(job.job_id)
-                    else:
-                        job.fail("result_missing", "the downloaded result is no longer in the cache")
-                        self._record(job)
+            for job, durable in found.records:
+                self._record(job, durable=durable)
+            for job in found.running:
+                backend = self.backends[job.spec.backend]
+                key = self._slot_key(backend, job.spec)
+                self._slots[key] = policy.occupied(self._slots[key])
+                self._ensure_watcher(backend)
+            for job in found.downloading:
+                self._pool.submit(self._download_worker, job, self.backends[job.spec.backend])
+            self._ready.extend(found.ready)
             self._changed()
-
-    def _recover_interrupted_submit(self, job: Job, backend: Backend) -> None:
-        found = backend.find_submitted(job.job_id) if backend.capabilities.reconcile else None
-        if found is not None:
-            job.task_id = found
-            job.move_to(JobState.RUNNING)
-            self._record(job, durable=True)
-        elif backend.capabilities.reconcile:
-            job.move_to(JobState.QUEUED)  # the provider confirms nothing was created
-            self._record(job)
-        else:
-            job.fail(
-                "submit_interrupted",
-                f"Kiln stopped while sending this job to {backend.name}; it may have been created there. "
-                "Check the provider's dashboard before retrying, to avoid paying twice",
-            )
-            self._record(job)

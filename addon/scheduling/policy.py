@@ -1,0 +1,256 @@
+"""The scheduling policy: pure functions over small frozen records, so every rule is tested without threads.
+
+The engine (`engine.py`) gathers plain facts under its lock (the queued jobs, the batches' limits and
+credit totals, the slots it believes each provider has) and asks `dispatch` what to do now: which jobs
+to submit, which to fail as over budget, and how long to sleep. It applies the answer; nothing here
+knows about threads, locks, backends or the journal.
+
+The rules:
+- order: drafts first (oldest first), then production by batch priority, batch age and index;
+- lanes: production leaves `draft_reserved_slots` of each (backend, group) free, so a draft never
+  waits behind a batch; pausing stops production only;
+- slots: a provider's declared concurrency (capped by `--jobs`) is what we start believing; a
+  concurrency refusal shrinks the belief to what is actually in flight, each freed slot earns one back;
+- budget: a job is sent only while the batch's spent plus committed credits stay within the budget;
+  one that could never fit (spent alone leaves too little) is failed as over budget;
+- start time: nothing of a batch goes before its `start_at`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+SlotKey = tuple[str, str]
+"""(backend name, the provider's concurrency group)."""
+
+DEFAULT_PRIORITY = 1
+"""`Priority.NORMAL`, for jobs whose batch was never declared."""
+IDLE_WAKE_S = 1.0
+"""The longest the dispatcher sleeps when nothing is due sooner (any change wakes it at once)."""
+EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """The facts about one queued job that the policy decides on."""
+
+    job_id: str
+    backend: str
+    group: str
+    draft: bool
+    batch: str = ""
+    index: int = 0
+    created_at: float = 0.0
+    credits_estimated: float = 0.0
+
+    @property
+    def slot_key(self) -> SlotKey:
+        return (self.backend, self.group)
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """What the scheduler reads of a batch: only its limits, never how it is finished."""
+
+    name: str
+    priority: int = DEFAULT_PRIORITY
+    """Lower goes first (`Priority.HIGH` is 0)."""
+    order: int = 0
+    """When it was added, among batches: an older batch of equal priority goes first."""
+    start_at: float | None = None
+    """Wall-clock (epoch) seconds before which nothing of it is sent."""
+    budget: float | None = None
+    """Credits it may commit; None: no limit."""
+
+
+@dataclass(frozen=True)
+class BatchTotals:
+    """A batch's credits: spent by results so far, and estimated for tasks in flight (not yet charged)."""
+
+    spent: float = 0.0
+    committed: float = 0.0
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What we believe about one (backend, group) of a provider's concurrency."""
+
+    declared: int
+    """The provider's documented limit, capped by the configuration."""
+    believed: int
+    """What the provider actually allows, as far as refusals taught us (never above `declared`)."""
+    in_flight: int = 0
+    not_before: float = 0.0
+    """Monotonic time before which no create is sent (after a concurrency refusal)."""
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """Everything `dispatch` needs, gathered by the engine at one moment."""
+
+    queued: tuple[QueuedJob, ...]
+    slots: Mapping[SlotKey, SlotState]
+    batches: Mapping[str, BatchPolicy]
+    totals: Mapping[str, BatchTotals]
+    production_paused: bool = False
+    draft_reserved_slots: int = 1
+
+
+@dataclass(frozen=True)
+class OverBudget:
+    """A job that can never fit its batch's budget; the engine fails it with `message`."""
+
+    job_id: str
+    batch: str
+    needed: float
+    left: float
+    budget: float
+
+    @property
+    def message(self) -> str:
+        return (f"skipped: needs ~{self.needed:g} credits, batch '{self.batch}' has "
+                f"{self.left:g} of {self.budget:g} left")
+
+
+@dataclass(frozen=True)
+class Decision:
+    submit: tuple[str, ...]
+    """Job ids to submit now, in this order (their slots are already counted in `slots`)."""
+    over_budget: tuple[OverBudget, ...]
+    sleep_s: float
+    """How long the dispatcher may sleep if nothing wakes it sooner."""
+    slots: Mapping[SlotKey, SlotState]
+    """Every slot state after the submissions."""
+
+
+class BudgetVerdict(enum.Enum):
+    FITS = "fits"
+    WAIT = "wait"
+    """Fits only if a task in flight fails (providers refund failures): keep it queued."""
+    NEVER = "never"
+
+
+# ---------------------------------------------------------------------------------------------- order
+def order_key(job: QueuedJob, batches: Mapping[str, BatchPolicy]) -> tuple[int, int, int, int, float]:
+    """Drafts first (oldest first), then production by batch priority, batch age and index."""
+    if job.draft:
+        return (0, 0, 0, 0, job.created_at)
+    batch = batches.get(job.batch)
+    priority = batch.priority if batch else DEFAULT_PRIORITY
+    order = batch.order if batch else 0
+    return (1, priority, order, job.index, job.created_at)
+
+
+def in_order(queued: Iterable[QueuedJob], batches: Mapping[str, BatchPolicy]) -> list[QueuedJob]:
+    return sorted(queued, key=lambda job: order_key(job, batches))
+
+
+# ---------------------------------------------------------------------------------------------- slots
+def new_slots(provider_limit: int, cap: int | None = None) -> SlotState:
+    """The slots of a group we have not used yet: believe the provider's limit (at most `cap`)."""
+    declared = max(1, min(provider_limit, cap)) if cap else max(1, provider_limit)
+    return SlotState(declared=declared, believed=declared)
+
+
+def occupied(slots: SlotState) -> SlotState:
+    """A create was sent (or a running task reattached after a restart)."""
+    return replace(slots, in_flight=slots.in_flight + 1)
+
+
+def refused(slots: SlotState, *, concurrency: bool, retry_at: float) -> SlotState:
+    """A create came back with nothing created: the slot is free again and no create goes before
+    `retry_at`. A concurrency refusal also means the provider allows no more than what is left in
+    flight, so the belief shrinks to that (never below one)."""
+    in_flight = max(0, slots.in_flight - 1)
+    believed = max(1, min(slots.believed, in_flight)) if concurrency else slots.believed
+    return replace(slots, in_flight=in_flight, believed=believed, not_before=retry_at)
+
+
+def failed_create(slots: SlotState) -> SlotState:
+    """A create failed for good (or crashed): its slot is free, the belief stands."""
+    return replace(slots, in_flight=max(0, slots.in_flight - 1))
+
+
+def released(slots: SlotState) -> SlotState:
+    """The provider finished a task, so a slot is free; each freed slot earns back one that a refusal
+    took, up to the declared limit."""
+    return replace(slots, in_flight=max(0, slots.in_flight - 1), believed=min(slots.declared, slots.believed + 1))
+
+
+def resend_attempt(resent: int, *, concurrency: bool, max_retries: int) -> int | None:
+    """A create came back refused with nothing created, after `resent` earlier resends: the count to
+    keep (it also sets the backoff), or None to give up. A concurrency refusal means "wait for a
+    slot" and never uses up attempts; a rate limit or a refused connection does."""
+    if concurrency:
+        return resent
+    return resent + 1 if resent < max_retries else None
+
+
+def allowance(slots: SlotState, *, draft: bool, draft_reserved_slots: int) -> int:
+    """How many tasks of this lane may be in flight in this group. Drafts may use every slot;
+    production leaves the reserve free, but never the group's only slot."""
+    if draft:
+        return slots.believed
+    reserve = max(0, min(draft_reserved_slots, slots.declared - 1))
+    return slots.believed - reserve
+
+
+# ---------------------------------------------------------------------------------------------- budget
+def budget_verdict(needed: float, totals: BatchTotals, budget: float) -> BudgetVerdict:
+    if totals.spent + needed > budget + EPSILON:
+        return BudgetVerdict.NEVER
+    if totals.spent + totals.committed + needed > budget + EPSILON:
+        return BudgetVerdict.WAIT
+    return BudgetVerdict.FITS
+
+
+def batch_totals(members: Iterable[tuple[str, float, float, bool]]) -> dict[str, BatchTotals]:
+    """Running totals per batch from (batch, credits spent, credits estimated, in flight), in one pass."""
+    spent: dict[str, float] = {}
+    committed: dict[str, float] = {}
+    for batch, job_spent, estimated, in_flight in members:
+        spent[batch] = spent.get(batch, 0.0) + job_spent
+        if in_flight:
+            committed[batch] = committed.get(batch, 0.0) + estimated
+    return {name: BatchTotals(spent[name], committed.get(name, 0.0)) for name in spent}
+
+
+# ---------------------------------------------------------------------------------------------- dispatch
+def dispatch(view: QueueView, *, now_mono: float, now_wall: float) -> Decision:
+    """Decide what may go now. Each submission counts against its slots and its batch's committed
+    credits at once, so later jobs in the same pass see it."""
+    slots = dict(view.slots)
+    totals = dict(view.totals)
+    submit: list[str] = []
+    over: list[OverBudget] = []
+    sleep_s = IDLE_WAKE_S
+    for job in in_order(view.queued, view.batches):
+        group = slots[job.slot_key]
+        if now_mono < group.not_before:
+            sleep_s = min(sleep_s, group.not_before - now_mono)
+            continue
+        if not job.draft:
+            if view.production_paused:
+                continue
+            batch = view.batches.get(job.batch)
+            if batch is not None and batch.start_at and now_wall < batch.start_at:
+                sleep_s = min(sleep_s, batch.start_at - now_wall)
+                continue
+            if batch is not None and batch.budget is not None:
+                current = totals.get(job.batch, BatchTotals())
+                verdict = budget_verdict(job.credits_estimated, current, batch.budget)
+                if verdict is BudgetVerdict.NEVER:
+                    over.append(OverBudget(job.job_id, batch.name, job.credits_estimated,
+                                           max(0.0, batch.budget - current.spent), batch.budget))
+                    continue
+                if verdict is BudgetVerdict.WAIT:
+                    continue
+        if group.in_flight >= allowance(group, draft=job.draft, draft_reserved_slots=view.draft_reserved_slots):
+            continue
+        slots[job.slot_key] = occupied(group)
+        current = totals.get(job.batch, BatchTotals())
+        totals[job.batch] = replace(current, committed=current.committed + job.credits_estimated)
+        submit.append(job.job_id)
+    return Decision(tuple(submit), tuple(over), max(0.0, sleep_s), slots)
