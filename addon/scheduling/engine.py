@@ -461,11 +461,15 @@ class Scheduler:
                     if exc.nothing_created and exc.retryable else None
                 if attempt is not None:
                     # Safe to send again: the provider guarantees nothing was created or charged.
-                    self._resends[job.job_id] = attempt
                     delay = backoff_delay(max(1, attempt), base_s=0.05, retry_after_s=exc.retry_after_s)
                     self._slots[key] = policy.refused(self._slots[key], concurrency=concurrency,
                                                       retry_at=time.monotonic() + delay)
-                    job.move_to(JobState.CANCELLED if job.cancel_requested else JobState.QUEUED)
+                    if job.cancel_requested:
+                        self._resends.pop(job.job_id, None)
+                        job.move_to(JobState.CANCELLED)
+                    else:
+                        self._resends[job.job_id] = attempt
+                        job.move_to(JobState.QUEUED)
                 else:
                     self._resends.pop(job.job_id, None)
                     self._slots[key] = policy.failed_create(self._slots[key])
@@ -476,6 +480,7 @@ class Scheduler:
         except Exception as exc:  # a bug in a backend must fail one job, not the scheduler
             _log.exception("backend %s crashed on submit", backend.name)
             with self._lock:
+                self._resends.pop(job.job_id, None)
                 self._slots[key] = policy.failed_create(self._slots[key])
                 job.fail("internal_error", f"{backend.name} failed unexpectedly: {exc}")
                 self._record(job)
