@@ -54,7 +54,7 @@ def taken_names() -> set[str]:
     if runtime.is_running():
         scheduler = runtime.scheduler()
         names |= set(scheduler.batches)
-        names |= {job.spec.name for job in scheduler.snapshot() if job.spec.name}
+        names |= {job.spec.name for job in scheduler.views() if job.spec.name}
     return names
 
 

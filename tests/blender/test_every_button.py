@@ -156,7 +156,7 @@ def test_generate_from_selected_references_in_production_lands_finished(runtime:
     ref = reference_empty("crate_ref", write_subject_png(tmp_path / "crate.png", "box"), (math.radians(90), 0, 0))
     select_only([ref])
     assert bpy.ops.kiln.batch_images() == {"FINISHED"}
-    (job,) = runtime.scheduler().snapshot()
+    (job,) = runtime.scheduler().views()
     assert job.spec.kind.value == "image" and job.spec.params_dict["beside"] == ("crate_ref",)
     assert runtime.run_until_done(timeout=120)
     assert_finished_production("gen_crate_ref_01")
@@ -222,7 +222,7 @@ def test_three_selected_references_give_three_jobs(runtime: ModuleType, tmp_path
     bpy.data.objects.new("not_a_reference", None)  # an empty that shows no image is ignored
     select_only(refs)
     assert bpy.ops.kiln.batch_images() == {"FINISHED"}
-    jobs = runtime.scheduler().snapshot()
+    jobs = runtime.scheduler().views()
     assert sorted(j.spec.name for j in jobs) == ["draft_ref_0_001", "draft_ref_1_001", "draft_ref_2_001"]
     assert all(j.spec.kind.value == "image" for j in jobs)
     assert runtime.run_until_done(timeout=60)
@@ -237,7 +237,7 @@ def test_front_and_side_references_as_views_give_one_multiview_job(runtime: Modu
                            (math.radians(90), 0, math.radians(90)), location=(3, 0, 0))
     select_only([front, side])
     assert bpy.ops.kiln.batch_images(as_views=True) == {"FINISHED"}
-    (job,) = runtime.scheduler().snapshot()
+    (job,) = runtime.scheduler().views()
     assert job.spec.kind.value == "multiview"
     assert job.spec.params_dict["views"] == ("front", "right")
     assert runtime.run_until_done(timeout=60)
@@ -253,7 +253,7 @@ def test_references_that_are_not_a_turnaround_are_refused_as_views(runtime: Modu
     select_only(refs)
     with pytest.raises(RuntimeError, match=r"need a front reference .* each facing a different way"):
         bpy.ops.kiln.batch_images(as_views=True)
-    assert runtime.scheduler().snapshot() == []
+    assert runtime.scheduler().views() == []
 
 
 def test_a_reference_without_readable_pixels_is_skipped_with_a_message(runtime: ModuleType, tmp_path: Path) -> None:
@@ -266,7 +266,7 @@ def test_a_reference_without_readable_pixels_is_skipped_with_a_message(runtime: 
     select_only([ref])
     with pytest.raises(RuntimeError, match="No usable image"):
         bpy.ops.kiln.batch_images()
-    assert runtime.scheduler().snapshot() == []
+    assert runtime.scheduler().views() == []
 
 
 # ------------------------------------------------------------------------------------------ the panel's estimate
@@ -298,9 +298,9 @@ def test_the_panels_estimate_is_what_the_scheduler_commits_on_tripo(runtime: Mod
             assert bpy.ops.kiln.generate(prompt="stone pillar") == {"FINISHED"}
             shown = re.search(r"~([\d.]+) credits", draw("KILN_PT_generate").labels())
             assert shown is not None
-            committed = sum(j.credits_estimated for j in runtime.scheduler().snapshot())
+            committed = sum(j.credits_estimated for j in runtime.scheduler().views())
             assert float(shown.group(1)) == committed > 0
-            for job in runtime.scheduler().snapshot():
+            for job in runtime.scheduler().views():
                 runtime.scheduler().cancel(job.job_id)
     finally:
         system.use_online_access = saved

@@ -53,7 +53,7 @@ def test_import_lands_named_in_its_batch_as_assets_in_a_catalog(runtime: ModuleT
     assert set(collection.objects) == set(objects)
     barrel = objects[0]
     assert barrel["kiln_prompt"] == "wooden barrel" and barrel["kiln_mode"] == "production"
-    (job,) = [j for j in runtime.scheduler().snapshot() if j.job_id == barrel["kiln_job_id"]]
+    (job,) = [j for j in runtime.scheduler().views() if j.job_id == barrel["kiln_job_id"]]
     assert barrel["kiln_seed"] == job.spec.seed and 0 <= job.spec.seed < 2**31
     assert barrel["kiln_task_id"].startswith("local-")
     assert barrel["kiln_generation_s"] >= 0 and barrel["kiln_credits"] == 0.0
