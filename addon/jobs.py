@@ -55,10 +55,11 @@ class JobState(enum.StrEnum):
     @property
     def is_in_flight(self) -> bool:
         """The provider counts this job against the account's concurrency limit."""
-        return self in (JobState.SUBMITTING, JobState.RUNNING)
+        return self in IN_FLIGHT_STATES
 
 
 TERMINAL_STATES = frozenset({JobState.FINISHED, JobState.FAILED, JobState.CANCELLED})
+IN_FLIGHT_STATES = frozenset({JobState.SUBMITTING, JobState.RUNNING})
 
 # The only legal moves. SUBMITTING → QUEUED is the provider refusing for concurrency (nothing
 # was created), so the job goes back to wait for a slot. RUNNING → RUNNING is not listed:

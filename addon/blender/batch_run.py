@@ -41,6 +41,10 @@ SAVE_INTERVAL_S = 5.0
 """Save the .blend at most this often while results land, so a crash loses little and --resume skips it."""
 
 
+PROGRESS_INTERVAL_S = 1.0
+"""Progress is redrawn when a job changed, and at least this often (the elapsed time and ETA move)."""
+
+
 def _warnings_and_up(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING
 
@@ -147,6 +151,7 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
         job_ids.append(scheduler.add(spec).job_id)
     interrupted = False
     last_save = time.monotonic()
+    shown_version, shown_at = -1, 0.0
     stop_requested = threading.Event()
     # Our own SIGINT handler: a KeyboardInterrupt raised inside Blender's C code (an import, a save)
     # can be lost, so Ctrl-C sets a flag the loop checks between pump calls.
@@ -155,7 +160,9 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
     try:
         while not stop_requested.is_set():
             moved = runtime.pump(50.0)
-            progress.update(scheduler.views(job_ids), scheduler.batch_eta(manifest.name))
+            if scheduler.version != shown_version or time.monotonic() - shown_at >= PROGRESS_INTERVAL_S:
+                shown_version, shown_at = scheduler.version, time.monotonic()
+                progress.update(scheduler.views(job_ids), scheduler.batch_eta(manifest.name))
             if moved and time.monotonic() - last_save > SAVE_INTERVAL_S:
                 _save(blend)
                 last_save = time.monotonic()

@@ -108,6 +108,8 @@ class Scheduler:
         self._orphans: dict[tuple[str, str], SlotKey] = {}
         """(backend, task id) cancelled in Kiln but maybe not yet on the provider: watched only to free
         its slot, because the provider counts it until it ends."""
+        self._facts: dict[str, policy.QueuedJob] = {}
+        """Job id → what the policy reads of it (see `_queued_facts`)."""
         self._resends: dict[str, int] = {}
         """Job id → creates sent again after a refusal other than concurrency (rate limit, refused
         connection), so those stop after `max_submit_retries`."""
@@ -261,6 +263,7 @@ class Scheduler:
             done = [j for j in self.jobs.values() if j.state.is_terminal]
             for job in done:
                 del self.jobs[job.job_id]
+                self._facts.pop(job.job_id, None)
             self._changed()
             return len(done)
 
@@ -388,26 +391,31 @@ class Scheduler:
         return key
 
     def _queued_facts(self) -> list[policy.QueuedJob]:
-        """What the policy needs to know of each queued job whose backend is known (lock held)."""
+        """What the policy needs to know of each queued job whose backend is known (lock held). A job's
+        facts never change (its spec is frozen, its estimate set once), so each is built only once."""
         facts = []
         for job in self.jobs.values():
             if job.state is not JobState.QUEUED:
                 continue
-            backend = self.backends.get(job.spec.backend)
-            if backend is None:
-                continue
-            _, group = self._slot_key(backend, job.spec)
-            facts.append(policy.QueuedJob(
-                job_id=job.job_id, backend=backend.name, group=group, draft=job.spec.mode is Mode.DRAFT,
-                batch=job.spec.batch, index=job.spec.index, created_at=job.created_at,
-                credits_estimated=job.credits_estimated))
+            fact = self._facts.get(job.job_id)
+            if fact is None:
+                backend = self.backends.get(job.spec.backend)
+                if backend is None:
+                    continue
+                _, group = self._slot_key(backend, job.spec)
+                fact = self._facts[job.job_id] = policy.QueuedJob(
+                    job_id=job.job_id, backend=backend.name, group=group, draft=job.spec.mode is Mode.DRAFT,
+                    batch=job.spec.batch, index=job.spec.index, created_at=job.created_at,
+                    credits_estimated=job.credits_estimated)
+            facts.append(fact)
         return facts
 
     def _queue_view(self) -> policy.QueueView:
-        """One pass over the jobs: the queued ones, and each batch's running credit totals."""
+        """One pass over the jobs: the queued ones, and the running credit totals of batches with a budget."""
+        budgeted = {name for name, batch in self._batch_policy.items() if batch.budget is not None}
         totals = policy.batch_totals(
             (j.spec.batch, j.credits_spent, j.credits_estimated, j.state.is_in_flight)
-            for j in self.jobs.values() if j.spec.batch in self._batch_policy)
+            for j in self.jobs.values() if j.spec.batch in budgeted) if budgeted else {}
         return policy.QueueView(
             queued=tuple(self._queued_facts()), slots=dict(self._slots), batches=dict(self._batch_policy),
             totals=totals, production_paused=self.production_paused,

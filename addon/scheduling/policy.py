@@ -73,6 +73,9 @@ class BatchTotals:
     committed: float = 0.0
 
 
+NO_CREDITS = BatchTotals()
+
+
 @dataclass(frozen=True)
 class SlotState:
     """What we believe about one (backend, group) of a provider's concurrency."""
@@ -239,7 +242,7 @@ def dispatch(view: QueueView, *, now_mono: float, now_wall: float) -> Decision:
                 sleep_s = min(sleep_s, batch.start_at - now_wall)
                 continue
             if batch is not None and batch.budget is not None:
-                current = totals.get(job.batch, BatchTotals())
+                current = totals.get(job.batch, NO_CREDITS)
                 verdict = budget_verdict(job.credits_estimated, current, batch.budget)
                 if verdict is BudgetVerdict.NEVER:
                     over.append(OverBudget(job.job_id, batch.name, job.credits_estimated,
@@ -250,7 +253,7 @@ def dispatch(view: QueueView, *, now_mono: float, now_wall: float) -> Decision:
         if group.in_flight >= allowance(group, draft=job.draft, draft_reserved_slots=view.draft_reserved_slots):
             continue
         slots[job.slot_key] = occupied(group)
-        current = totals.get(job.batch, BatchTotals())
+        current = totals.get(job.batch, NO_CREDITS)
         totals[job.batch] = replace(current, committed=current.committed + job.credits_estimated)
         submit.append(job.job_id)
     return Decision(tuple(submit), tuple(over), max(0.0, sleep_s), slots)
