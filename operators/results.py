@@ -8,13 +8,17 @@ import bpy
 from ..addon.blender import runtime
 from ..addon.blender.exporter import ExportError, export
 from ..addon.blender.finishing import finish_object
-from ..addon.blender.results import kiln_roots, promote_spec, reject_other_options
+from ..addon.blender.results import kiln_roots, promote_spec, reject_other_options, result_of, results_of
 from ..addon.presets import PRESETS
 from .generate import engine_ready
 
 
 def _selected_results(context: bpy.types.Context) -> list[bpy.types.Object]:
-    return [o for o in context.selected_objects if o.get("kiln_job_id")]
+    """The Kiln results behind the selection, once each, whichever part of an asset was clicked."""
+    found: list[bpy.types.Object] = []
+    for obj in context.selected_objects:
+        found += [r for r in results_of(obj) if r not in found]
+    return found
 
 
 class _OnSelectedResults:
@@ -71,17 +75,18 @@ class KILN_OT_keep_option(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if context.active_object is None or not context.active_object.get("kiln_job_id"):
+        if result_of(context.active_object) is None:
             cls.poll_message_set("Select the Kiln result to keep")
             return False
         return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        rejected = reject_other_options(context.active_object)
+        kept = result_of(context.active_object)
+        rejected = reject_other_options(kept)
         if not rejected:
             self.report({"WARNING"}, "This result has no other options to reject")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Kiln: kept {context.active_object.name}; moved {len(rejected)} option(s) to Rejected")
+        self.report({"INFO"}, f"Kiln: kept {kept.name}; moved {len(rejected)} option(s) to Rejected")
         return {"FINISHED"}
 
 
@@ -96,7 +101,16 @@ class KILN_OT_finish(_OnSelectedResults, bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = context.scene.kiln
         preset = PRESETS[settings.finish_preset]
-        reports = [finish_object(o, preset, game=settings.target == "GAME") for o in _selected_results(context)]
+        results = _selected_results(context)
+        # Selecting an asset's LOD group now reaches its LOD0: finishing that again would nest a second
+        # LOD chain inside the first, so finished results are skipped and named.
+        done = [o for o in results if o.get("kiln_finished")]
+        for obj in done:
+            self.report({"WARNING"}, f"'{obj.name}' is already finished ('{obj['kiln_finished']}'): skipped")
+        reports = [finish_object(o, preset, game=settings.target == "GAME") for o in results if o not in done]
+        if not reports:
+            self.report({"ERROR"}, "The selected results are already finished")
+            return {"CANCELLED"}
         failed = [f"{r.asset}: {s.step}: {s.error}" for r in reports for s in r.steps if not s.ok]
         for message in failed:
             self.report({"WARNING"}, message)
