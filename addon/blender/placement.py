@@ -248,6 +248,7 @@ def place_for_camera(root: bpy.types.Object, camera: bpy.types.Object, subject_n
     location = place_beside(obstacles, any_heading(local), subject_box, (right.x, right.y, 0.0))
     lens = camera.matrix_world.translation
     root.location = location
+    root.rotation_mode = "XYZ"  # glTF imports come in quaternion mode, which ignores rotation_euler
     root.rotation_euler = (0.0, 0.0, facing_angle(location, (lens.x, lens.y, lens.z)))
     return True
 
