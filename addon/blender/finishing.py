@@ -78,13 +78,15 @@ def _apply_modifier(obj: bpy.types.Object, kind: str, **settings: Any) -> None:
         obj.modifiers.remove(modifier)
     old = obj.data
     assert isinstance(old, bpy.types.Mesh)
-    new_mesh.name = old.name
+    old_name = old.name
+    new_mesh.name = old_name
     for material in old.materials:
         if material is not None and material.name not in new_mesh.materials:
             new_mesh.materials.append(material)
     obj.data = new_mesh
     if old.users == 0:
         bpy.data.meshes.remove(old)
+        new_mesh.name = old_name  # it got a ".001" while the old mesh still held the name
 
 
 def triangle_count(obj: bpy.types.Object) -> int:
