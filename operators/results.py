@@ -14,9 +14,16 @@ from .generate import engine_ready
 
 
 def _selected_results(context: bpy.types.Context) -> list[bpy.types.Object]:
-    """The Kiln results behind the selection, once each, whichever part of an asset was clicked."""
+    """The Kiln results behind the selection, once each, whichever part of an asset was clicked.
+
+    A hidden object (LOD1…) cannot be selected: clicked in the Outliner it only becomes active, so the
+    active object counts too when it is hidden."""
+    clicked = list(context.selected_objects)
+    active = context.active_object
+    if active is not None and not active.visible_get() and active not in clicked:
+        clicked.append(active)
     found: list[bpy.types.Object] = []
-    for obj in context.selected_objects:
+    for obj in clicked:
         found += [r for r in results_of(obj) if r not in found]
     return found
 
