@@ -37,7 +37,8 @@ BESIDE = "beside"
 """Spec parameter: names of the objects a result should land next to (its references, the captured
 subject)."""
 CAPTURE = "capture"
-"""Spec parameter: {"camera": name} for a job made from the active camera's view."""
+"""Spec parameter of a camera job: `camera` (object name) and `objects` (names of what it captured), so
+the result stands beside its subject, facing the camera."""
 
 DEFAULT_PRESET = "game"
 TEXTURE_SIZES = (512, 1024, 2048, 4096)
@@ -271,7 +272,7 @@ def camera_request(panel: PanelRequest, image: PreparedInput, camera: str, taken
     names = _Names(taken)
     label = names.asset(batch.name, 0, 1)[0] if batch else names.draft(subject, 1)[0]
     params = JobSpec.make_params(_panel_params(panel, extra={
-        PREPARED_IMAGES: (image.prepared,), CAPTURE: {"camera": camera}, BESIDE: image.beside}))
+        PREPARED_IMAGES: (image.prepared,), CAPTURE: {"camera": camera, "objects": list(image.beside)}}))
     spec = JobSpec(kind=JobKind.IMAGE, backend=panel.backend, mode=panel.mode, image_paths=(image.source,),
                    params=params, batch=batch.name if batch else "", seed=_seeds(panel, 1)[0], name=label)
     return Request(batch, [spec])

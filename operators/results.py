@@ -10,14 +10,25 @@ import bpy
 from ..addon.blender.exporter import ExportError, export
 from ..addon.blender.finishing import finish_object
 from ..addon.blender.panel import panel_request, queue, scene_settings, taken_names
-from ..addon.blender.results import kiln_roots, reject_other_options
+from ..addon.blender.results import kiln_roots, reject_other_options, result_of, results_of
 from ..addon.presets import PRESETS
 from ..addon.requests import promote_request
 from .generate import engine_ready
 
 
 def _selected_results(context: bpy.types.Context) -> list[bpy.types.Object]:
-    return [o for o in context.selected_objects if o.get("kiln_job_id")]
+    """The Kiln results behind the selection, once each, whichever part of an asset was clicked.
+
+    A hidden object (LOD1…) cannot be selected: clicked in the Outliner it only becomes active, so the
+    active object counts too when it is hidden."""
+    clicked = list(context.selected_objects)
+    active = context.active_object
+    if active is not None and not active.visible_get() and active not in clicked:
+        clicked.append(active)
+    found: list[bpy.types.Object] = []
+    for obj in clicked:
+        found += [r for r in results_of(obj) if r not in found]
+    return found
 
 
 class _OnSelectedResults:
@@ -85,13 +96,13 @@ class KILN_OT_keep_option(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if context.active_object is None or not context.active_object.get("kiln_job_id"):
+        if result_of(context.active_object) is None:
             cls.poll_message_set("Select the Kiln result to keep")
             return False
         return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        kept = context.active_object
+        kept = result_of(context.active_object)
         if kept is None:
             self.report({"ERROR"}, "Select the Kiln result to keep")
             return {"CANCELLED"}
@@ -114,7 +125,16 @@ class KILN_OT_finish(_OnSelectedResults, bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = scene_settings(context.scene)
         preset = PRESETS[settings.finish_preset]
-        reports = [finish_object(o, preset, game=settings.target == "GAME") for o in _selected_results(context)]
+        results = _selected_results(context)
+        # Selecting an asset's LOD group now reaches its LOD0: finishing that again would nest a second
+        # LOD chain inside the first, so finished results are skipped and named.
+        done = [o for o in results if o.get("kiln_finished")]
+        for obj in done:
+            self.report({"WARNING"}, f"'{obj.name}' is already finished ('{obj['kiln_finished']}'): skipped")
+        reports = [finish_object(o, preset, game=settings.target == "GAME") for o in results if o not in done]
+        if not reports:
+            self.report({"ERROR"}, "The selected results are already finished")
+            return {"CANCELLED"}
         failed = [f"{r.asset}: {s.step}: {s.error}" for r in reports for s in r.steps if not s.ok]
         for message in failed:
             self.report({"WARNING"}, message)

@@ -9,6 +9,7 @@ import bpy
 
 from ..addon.backends import AVAILABLE
 from ..addon.blender import runtime
+from ..addon.blender.results import result_of
 from ..addon.jobs import JobState
 from ..addon.presentation import job_row
 
@@ -186,11 +187,10 @@ class KILN_PT_result(_KilnPanel, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        obj = context.active_object
-        return obj is not None and bool(obj.get("kiln_job_id"))
+        return result_of(context.active_object) is not None
 
     def draw(self, context: bpy.types.Context) -> None:
-        obj = context.active_object
+        obj = result_of(context.active_object)  # the LOD group, an LOD or a part shows its asset's result
         layout = self.layout
         if obj.preview is not None:
             layout.template_icon(icon_value=obj.preview.icon_id, scale=5.0)

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,27 @@ def _select_only(objects: list[bpy.types.Object]) -> None:
     view_layer.objects.active = objects[0]
 
 
+@contextlib.contextmanager
+def _shown(objects: list[bpy.types.Object]) -> Iterator[None]:
+    """Show hidden members (LOD1… are hidden in the scene) while the exporters run: both export only
+    selectable objects, and FBX writes an object's viewport visibility, which engines import as a
+    disabled renderer. Every flag is put back afterwards."""
+    view_layer = bpy.context.view_layer
+    in_layer = set(view_layer.objects) if view_layer is not None else set()
+    saved = [(obj, obj.hide_viewport, obj in in_layer and obj.hide_get()) for obj in objects]
+    try:
+        for obj, _, hidden in saved:
+            obj.hide_viewport = False
+            if hidden:
+                obj.hide_set(False)
+        yield
+    finally:
+        for obj, disabled, hidden in saved:
+            obj.hide_viewport = disabled
+            if hidden:
+                obj.hide_set(True)
+
+
 def export(objects: list[bpy.types.Object], folder: str, *, per: str = "asset", preset: str = "unity",
            gltf: bool = False, batch_name: str = "batch") -> list[ExportedFile]:
     """Export `objects` (with their LODs) as FBX, one file per asset or one per batch; writes
@@ -125,22 +147,8 @@ def export(objects: list[bpy.types.Object], folder: str, *, per: str = "asset", 
     written: list[ExportedFile] = []
     taken: set[Path] = set()
     for name, members in units:
-        _select_only(members)
-        stem = slug(name)
-        fbx_path = free_path(target, stem, ".fbx", taken)
-        started = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints two lines per file
-            bpy.ops.export_scene.fbx(filepath=str(fbx_path), use_selection=True, object_types={"EMPTY", "MESH"},
-                                     path_mode="COPY", embed_textures=True, **FBX_PRESETS[preset])
-        written.append(ExportedFile(str(fbx_path), "fbx", [o.name for o in members], _faces(members),
-                                    _texture_sizes(members), round((time.perf_counter() - started) * 1000, 2)))
-        if gltf:
-            glb_path = free_path(target, stem, ".glb", taken)
-            started = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):
-                bpy.ops.export_scene.gltf(filepath=str(glb_path), use_selection=True, export_format="GLB")
-            written.append(ExportedFile(str(glb_path), "glb", [o.name for o in members], _faces(members),
-                                        _texture_sizes(members), round((time.perf_counter() - started) * 1000, 2)))
+        with _shown(members):
+            written += _export_unit(target, name, members, preset, gltf, taken)
     manifest = target / "export_manifest.json"
     previous = json.loads(manifest.read_text()) if manifest.exists() else {"files": []}
     previous["files"] += [f.__dict__ for f in written]
@@ -148,4 +156,27 @@ def export(objects: list[bpy.types.Object], folder: str, *, per: str = "asset", 
     tmp = manifest.with_suffix(".json.part")
     tmp.write_text(json.dumps(previous, indent=2))
     tmp.replace(manifest)
+    return written
+
+
+def _export_unit(target: Path, name: str, members: list[bpy.types.Object], preset: str, gltf: bool,
+                 taken: set[Path]) -> list[ExportedFile]:
+    """One FBX (and optionally one GLB) holding `members`, which must be selectable."""
+    _select_only(members)
+    stem = slug(name)
+    written: list[ExportedFile] = []
+    fbx_path = free_path(target, stem, ".fbx", taken)
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints two lines per file
+        bpy.ops.export_scene.fbx(filepath=str(fbx_path), use_selection=True, object_types={"EMPTY", "MESH"},
+                                 path_mode="COPY", embed_textures=True, **FBX_PRESETS[preset])
+    written.append(ExportedFile(str(fbx_path), "fbx", [o.name for o in members], _faces(members),
+                                _texture_sizes(members), round((time.perf_counter() - started) * 1000, 2)))
+    if gltf:
+        glb_path = free_path(target, stem, ".glb", taken)
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            bpy.ops.export_scene.gltf(filepath=str(glb_path), use_selection=True, export_format="GLB")
+        written.append(ExportedFile(str(glb_path), "glb", [o.name for o in members], _faces(members),
+                                    _texture_sizes(members), round((time.perf_counter() - started) * 1000, 2)))
     return written

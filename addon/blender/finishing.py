@@ -18,6 +18,7 @@ from bpy_extras import mesh_utils
 from ..jobs import BatchSpec, Job
 from ..presets import FinishPreset
 from .importer import bake_transform, origin_to_bottom_centre
+from .placement import settle
 from .quiet import quiet_stdout
 
 _log = logging.getLogger(__name__)
@@ -77,13 +78,15 @@ def _apply_modifier(obj: bpy.types.Object, kind: str, **settings: Any) -> None:
         obj.modifiers.remove(modifier)
     old = obj.data
     assert isinstance(old, bpy.types.Mesh)
-    new_mesh.name = old.name
+    old_name = old.name
+    new_mesh.name = old_name
     for material in old.materials:
         if material is not None and material.name not in new_mesh.materials:
             new_mesh.materials.append(material)
     obj.data = new_mesh
     if old.users == 0:
         bpy.data.meshes.remove(old)
+        new_mesh.name = old_name  # it got a ".001" while the old mesh still held the name
 
 
 def triangle_count(obj: bpy.types.Object) -> int:
@@ -261,10 +264,22 @@ def make_lods(obj: bpy.types.Object, asset: str, ratios: tuple[float, ...]) -> l
         collection.objects.link(lod)
         lod.name = f"{asset}_LOD{level}"
         lod_mesh.name = lod.name
-        _apply_modifier(lod, "DECIMATE", decimate_type="COLLAPSE", ratio=ratio)
+        _apply_modifier(lod, "DECIMATE", decimate_type="COLLAPSE", ratio=ratio)  # before hiding: a
+        # viewport-disabled object is not evaluated, so the decimation would read nothing
         lod["kiln_lod"] = level
+        hide_lod(lod)
         names.append(lod.name)
     return names
+
+
+def hide_lod(lod: bpy.types.Object) -> None:
+    """LOD1… stay in the file for export but out of sight: one mesh shows per asset, not three stacked.
+
+    `hide_viewport` (not `hide_set`): it is a flag of the object itself, so it survives saving, a
+    headless run and appending the asset into another file, where a view layer's eye icon is lost.
+    The exporter shows them again while it writes, so engines get every LOD visible."""
+    lod.hide_viewport = True
+    lod.hide_render = True
 
 
 def apply_theme(obj: bpy.types.Object, material: bpy.types.Material) -> dict[str, Any]:
@@ -312,6 +327,10 @@ def finish_result(job: Job, batch: BatchSpec) -> FinishReport | None:
         if batch.theme is not None else None
     report = finish_object(obj, batch.finish, game=batch.target == "game", theme=theme)
     job.metadata["finish"] = report.to_json()
+    root = obj
+    while root.parent is not None:
+        root = root.parent
+    settle(root)  # remeshing or a target height can grow an asset into its neighbours
     return report
 
 
@@ -381,7 +400,7 @@ def finish_object(obj: bpy.types.Object, preset: FinishPreset, *, game: bool = T
 
 
 def _transforms(obj: bpy.types.Object, height_m: float) -> dict[str, Any]:
-    bake_transform(obj)
+    bake_transform(obj, keep_heading=True)
     if height_m > 0 and obj.dimensions.z > 0:
         factor = height_m / obj.dimensions.z
         mesh = obj.data

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,12 @@ from mathutils import Matrix, Vector
 
 from ..jobs import Job
 from ..naming import DRAFTS_COLLECTION, asset_name, draft_name
+from ..requests import REPLACES
 from .assets import mark_asset
-from .results import REPLACES, replace_draft
+from .placement import place_in_row_of, place_new_result, settle
+from .results import replace_draft
 
 _log = logging.getLogger(__name__)
-
-DRAFT_SPACING = 0.5
-"""Metres left between a new draft and the previous one, so drafts line up instead of stacking."""
 
 # Rotation (about Z, radians) that turns a provider's model to face -Y after Blender's glTF importer
 # has already made it Z-up. The local engine builds facing -Y; providers are added as they land.
@@ -176,19 +176,20 @@ def _assemble(job: Job, created: list[bpy.types.Object], meshes: list[bpy.types.
     replaces = job.spec.params_dict.get(REPLACES)
     if replaces:
         replace_draft(root, str(replaces))
+        settle(root)  # a production result may be larger than the draft whose place it takes
     elif "part_name" in job.spec.params_dict:
         _attach_part(root, job, collection)
-    elif not job.spec.batch:
-        _place_beside_previous(root, collection)
     else:
-        _place_in_batch_row(root, collection, job.spec.option)
+        place_new_result(root, job, collection)
     mark_asset(root, batch=job.spec.batch, prompt=job.spec.prompt or job.label, mode=job.spec.mode.value,
                backend=job.spec.backend, preview=job.files.get("preview"))
     return root
 
 
-def bake_transform(obj: bpy.types.Object, extra: Matrix | None = None) -> None:
-    """Apply the object's transform (and `extra`) to its mesh, leaving an identity transform."""
+def bake_transform(obj: bpy.types.Object, extra: Matrix | None = None, *, keep_heading: bool = False) -> None:
+    """Apply the object's transform (and `extra`) to its mesh, leaving an identity transform; with
+    `keep_heading`, the turn about Z stays on the object (a camera result turned to face its camera
+    must still face -Y in its own mesh, as engines expect of an exported asset)."""
     mesh = obj.data
     assert isinstance(mesh, bpy.types.Mesh)
     view_layer = bpy.context.view_layer
@@ -197,12 +198,18 @@ def bake_transform(obj: bpy.types.Object, extra: Matrix | None = None) -> None:
     matrix = obj.matrix_world.copy()
     if extra is not None:
         matrix = extra @ matrix
+    kept = Matrix.Identity(4)
+    if keep_heading:
+        front = matrix.to_3x3() @ Vector((0.0, -1.0, 0.0))
+        if math.hypot(front.x, front.y) > 1e-9:
+            kept = Matrix.Rotation(math.atan2(front.x, -front.y), 4, "Z")
+    matrix = kept.inverted() @ matrix
     if matrix == Matrix.Identity(4):
         return  # nothing to apply (the usual case straight from the importer)
     mesh.transform(matrix)
     if matrix.determinant() < 0:
         mesh.flip_normals()
-    obj.matrix_world = Matrix.Identity(4)
+    obj.matrix_world = kept
 
 
 def origin_to_bottom_centre(obj: bpy.types.Object) -> None:
@@ -214,7 +221,8 @@ def origin_to_bottom_centre(obj: bpy.types.Object) -> None:
     low, high = mesh_bounds(mesh)
     offset = Vector(((low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]))
     mesh.transform(Matrix.Translation((-offset.x, -offset.y, -offset.z)))
-    obj.location = obj.location + offset  # the asset stays where it was; only its origin moved
+    # The asset stays where it was; only its origin moved (by the offset as the object turns and scales it).
+    obj.location = obj.location + obj.matrix_basis.to_3x3() @ offset
     obj["kiln_width"] = float(high[0] - low[0])
     mesh.update()
 
@@ -264,14 +272,20 @@ def _attach_part(obj: bpy.types.Object, job: Job, collection: bpy.types.Collecti
     spec = job.spec
     group_name = asset_name(spec.batch, spec.index, spec.option) if spec.batch else draft_name("parts", spec.index)
     group = bpy.data.objects.get(group_name)
+    new = group is None
     if group is None:
         group = bpy.data.objects.new(group_name, None)
         collection.objects.link(group)
         group["kiln_parts_group"] = True
+        group["kiln_option"] = spec.option
     obj.parent = group
     order = int(spec.params_dict.get("part_index", 0))
     obj["kiln_part_index"] = order
     _relayout_parts(group)
+    if new:  # the group takes a place in its row; as later parts widen it, it moves only if it must
+        place_in_row_of(group, collection, spec.option if spec.batch else None)
+    else:
+        settle(group)
 
 
 def _relayout_parts(group: bpy.types.Object) -> None:
@@ -297,42 +311,6 @@ def mesh_width(obj: bpy.types.Object) -> float:
         return 0.0
     low, high = mesh_bounds(mesh)
     return float(high[0] - low[0]) * obj.scale.x
-
-
-BATCH_ROW_SPACING = 2.5
-"""Metres between the rows of a batch's options (option 1 in the first row, option 2 behind it …)."""
-
-
-def _place_in_batch_row(obj: bpy.types.Object, collection: bpy.types.Collection, option: int) -> None:
-    """Batch results line up along +X in arrival order, one row per option, instead of stacking."""
-    row = [o for o in collection.objects if o is not obj and o.parent is None
-           and int(o.get("kiln_option", -1)) == option]
-    y = option * BATCH_ROW_SPACING
-    if not row:
-        obj.location = (mesh_width(obj) / 2, y, 0.0)
-        return
-    right_edge = max(o.location.x + mesh_width(_first_mesh(o)) / 2 for o in row)
-    obj.location = (right_edge + DRAFT_SPACING + mesh_width(obj) / 2, y, 0.0)
-
-
-def _first_mesh(obj: bpy.types.Object) -> bpy.types.Object:
-    """An LOD group's or parts group's first mesh, for its width."""
-    if isinstance(obj.data, bpy.types.Mesh):
-        return obj
-    meshes = [c for c in obj.children_recursive if isinstance(c.data, bpy.types.Mesh)]
-    return meshes[0] if meshes else obj
-
-
-def _place_beside_previous(obj: bpy.types.Object, collection: bpy.types.Collection) -> None:
-    """New drafts line up along +X after the previous ones; the first goes to the 3D cursor."""
-    others = [o for o in collection.objects if o is not obj and o.parent is None]
-    scene = bpy.context.scene
-    if not others:
-        if scene is not None:
-            obj.location = scene.cursor.location.copy()
-        return
-    right_edge = max(o.location.x + mesh_width(o) / 2 for o in others)
-    obj.location = (right_edge + DRAFT_SPACING + mesh_width(obj) / 2, others[-1].location.y, others[-1].location.z)
 
 
 def _datablock_ids() -> set[int]:

@@ -1,29 +1,14 @@
-"""What the artist does with results: promote a draft, keep one option, find an asset's root."""
+"""What the artist does with results: promote a draft, keep one option, find an asset's root, and tell
+which result any part of an asset belongs to."""
 
 from __future__ import annotations
 
 import bpy
 
-from ..jobs import JobKind, JobSpec, Mode
-from ..modes import mode_params
 from ..naming import REJECTED_COLLECTION
 
-REPLACES = "replaces"
-"""Spec parameter: the draft object a promoted job replaces when it lands."""
-
-
-def promote_spec(draft: bpy.types.Object) -> JobSpec | None:
-    """The Production job for a text draft: same prompt, same seed (so the same shape family)."""
-    prompt = str(draft.get("kiln_prompt", ""))
-    if not prompt or draft.get("kiln_kind", "text") != "text":
-        return None
-    backend = str(draft.get("kiln_backend", "local"))
-    params = mode_params(backend, Mode.PRODUCTION, {REPLACES: draft.name})
-    return JobSpec(kind=JobKind.TEXT, backend=backend, mode=Mode.PRODUCTION, prompt=prompt,
-                   negative_prompt=str(draft.get("kiln_negative_prompt", "")), seed=int(draft.get("kiln_seed", 0)),
-                   batch=str(draft.get("kiln_batch", "")), index=int(draft.get("kiln_index", 0)),
-                   params=JobSpec.make_params(params))
-
+JOB_ID = "kiln_job_id"
+"""Carried by the object a job imported: its LOD0 once finished, each part of a segmented asset."""
 
 def replace_draft(new: bpy.types.Object, draft_name: str) -> None:
     """The promoted result takes the draft's place; the draft stays in Kiln Drafts, hidden."""
@@ -54,7 +39,7 @@ def reject_other_options(kept: bpy.types.Object) -> list[str]:
     """Move the other options of the kept result's prompt to 'Rejected'; returns their names."""
     key = (kept.get("kiln_batch"), kept.get("kiln_index"), kept.get("kiln_prompt"))
     others = [o for o in bpy.data.objects
-              if o is not kept and o.get("kiln_job_id") and not o.get("kiln_rejected")
+              if o is not kept and o.get(JOB_ID) and not o.get("kiln_rejected")
               and (o.get("kiln_batch"), o.get("kiln_index"), o.get("kiln_prompt")) == key]
     if not others:
         return []
@@ -84,3 +69,31 @@ def kiln_roots(objects: list[bpy.types.Object]) -> list[bpy.types.Object]:
         if root not in roots:
             roots.append(root)
     return roots
+
+
+def results_of(obj: bpy.types.Object) -> list[bpy.types.Object]:
+    """The Kiln results `obj` stands for, in part order: itself when it carries a job id; for an
+    LOD (whose copied properties were stripped) or an LOD group, the LOD0 that carries them; for a
+    parts group, every part. Empty for anything that is not part of a Kiln asset.
+
+    The Result panel shows the first; actions on the selection act on all of them, so an artist may
+    click an asset anywhere (Outliner root, viewport outline of an LOD, a part) and get the same result."""
+    if obj.get(JOB_ID):
+        return [obj]
+    if obj.get("kiln_lod") is not None and obj.parent is not None:
+        obj = obj.parent  # LOD1…: its group holds the LOD0
+    if not (obj.get("kiln_lod_group") or obj.get("kiln_parts_group")):
+        return []
+    found: list[bpy.types.Object] = []
+    for child in sorted(obj.children, key=lambda c: (int(c.get("kiln_part_index", 0)), c.name)):
+        if child.get(JOB_ID):
+            found.append(child)
+        elif child.get("kiln_lod_group"):  # a finished part: its own LOD group
+            found += results_of(child)
+    return found
+
+
+def result_of(obj: bpy.types.Object | None) -> bpy.types.Object | None:
+    """The one result the Result panel shows for `obj` (see `results_of`)."""
+    found = results_of(obj) if obj is not None else []
+    return found[0] if found else None
