@@ -36,7 +36,7 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from addon.backends.local import generate_image, generate_text  # noqa: E402
-from addon.backends.local.png import decode_own_png  # noqa: E402
+from addon.imaging.png import decode_own_png  # noqa: E402
 from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
 
 CREDIT_TABLE = {"text": (10, 20), "image": (20, 30), "multiview": (20, 30), "texture": (10, 10),

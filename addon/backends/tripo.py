@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..http import HttpClient, retry_after
+from ..imaging.png import encode_png
 from ..jobs import JobKind, JobSpec, Mode
 from .base import Backend, BackendError, Capabilities, ConcurrencyRefused, TaskStatus, TaskUpdate
 
@@ -349,8 +350,6 @@ def _upload_bytes(path: str) -> tuple[bytes, str, str]:
     as PNG; files already in an accepted format go as they are."""
     source = Path(path)
     if source.suffix.lower() == ".npy":
-        from .local.png import encode_png
-
         return encode_png(np.load(source)), source.stem + ".png", "image/png"
     data = source.read_bytes()
     mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}.get(

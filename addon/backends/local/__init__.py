@@ -22,17 +22,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ...imaging.glb import Material, MeshPart, write_glb
+from ...imaging.png import encode_png
+from ...imaging.preview import render_preview
+from ...imaging.raster import resample_area, work_shape
+from ...imaging.silhouette import NoSubject, Silhouette, extract
 from ...jobs import JobKind, JobSpec, Mode
 from ...modes import PREPARED_IMAGES
 from ...modes import VIEWS as VIEWS_PARAM
 from ..base import Backend, BackendError, Capabilities, TaskStatus, TaskUpdate
 from . import text
-from .glb import Material, MeshPart, write_glb
 from .hull import VIEWS, carve, surface
 from .inflate import inflate
-from .png import encode_png
-from .preview import render_preview
-from .silhouette import NoSubject, Silhouette, extract, resample_area, work_shape
 
 ENGINE_VERSION = "kiln-local-1"
 
