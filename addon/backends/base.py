@@ -43,8 +43,6 @@ class Capabilities:
     durable_tasks: bool = True
     """Tasks outlive Kiln's process (a remote provider). False for the embedded engine: after a
     restart its running tasks are gone, nothing was charged, and they are simply queued again."""
-    needs_network: bool = True
-    needs_key: bool = True
     concurrency: Mapping[str, int] = field(default_factory=lambda: {"default": 1})
     """Tasks in flight (queued + running) the provider allows per task group."""
     typical_latency_s: Mapping[str, float] = field(default_factory=lambda: {"draft": 30.0, "production": 120.0})

@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -179,19 +179,19 @@ def _subject_crop(rgba: npt.NDArray[np.uint8], silhouette: Silhouette) -> npt.ND
 
 class LocalBackend(Backend):
     name = "local"
+    capabilities = Capabilities(
+        push=True,
+        batch_status=True,
+        cancel=True,
+        durable_tasks=False,
+        concurrency={"cpu": max(1, min(2, os.cpu_count() or 1))},
+        typical_latency_s={"draft": 0.05, "production": 0.3},
+    )
 
     def __init__(self, scratch_dir: Path | None = None, workers: int | None = None) -> None:
-        limit = workers or max(1, min(2, os.cpu_count() or 1))
-        self.capabilities = Capabilities(
-            push=True,
-            batch_status=True,
-            cancel=True,
-            durable_tasks=False,
-            needs_network=False,
-            needs_key=False,
-            concurrency={"cpu": limit},
-            typical_latency_s={"draft": 0.05, "production": 0.3},
-        )
+        if workers:
+            self.capabilities = replace(self.capabilities, concurrency={"cpu": workers})
+        limit = self.capabilities.concurrency["cpu"]
         self._scratch = Path(scratch_dir or tempfile.mkdtemp(prefix="kiln-local-"))
         self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="kiln-local")
         self._futures: dict[str, Future[LocalResult]] = {}
