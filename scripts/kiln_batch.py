@@ -7,7 +7,7 @@ Both forms run `addon/batch.py` in the Kiln extension: an installed one if Blend
 otherwise this checkout, registered as a local extension repository. Under plain Python, Blender's
 user resources go to a private temporary folder, so your own preferences are never touched.
 Remote backends need network access: `--online-mode` (Blender's own flag) allows it. Keys are found
-as `blender -c kiln batch` finds them: KILN_TRIPO_API_KEY and the like first, then the enabled add-on's
+as `blender -c kiln batch` finds them: the KILN_<BACKEND>_API_KEY variables first, then the enabled add-on's
 preferences (under plain Python those are private and empty, so only the environment counts).
 Exit codes: 0 all succeeded, 1 some assets failed, 2 bad manifest or setup, 130 interrupted.
 """
