@@ -13,16 +13,17 @@ _cli_handle = None
 
 
 def _cli(argv: list[str]) -> int:
-    """`blender -c kiln batch MANIFEST …`: the same code path as scripts/kiln_batch.py."""
-    return batch.cli_command(list(argv), online_access=bpy.app.online_access)
+    """`blender -c kiln batch MANIFEST …`: the same code path as scripts/kiln_batch.py, and keys are
+    found the same way (the environment, then these preferences)."""
+    return batch.cli_command(list(argv), online_access=bpy.app.online_access,
+                             backends=ui.preferences.installed_engine_settings().backends)
 
 
 def register() -> None:
     global _cli_handle
     ui.register()
     operators.register()
-    config, cache_dir = ui.preferences.installed_engine_settings()
-    runtime.register(__package__, config=config, cache_dir=cache_dir)
+    runtime.register(__package__, ui.preferences.installed_engine_settings())
     _cli_handle = bpy.utils.register_cli_command("kiln", _cli)
 
 

@@ -16,13 +16,14 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from .backends import AVAILABLE
+from .backends import registry
 from .backends.base import Backend
+from .backends.registry import BackendSettings
 from .jobs import JobState, JobView
 from .manifest import Manifest, ManifestError, PlannedAsset, job_count, load_manifest
 
@@ -67,14 +68,14 @@ def parse_args(argv: list[str]) -> BatchOptions:
                         args.quiet, args.json)
 
 
-def check_backend(manifest: Manifest, online_access: bool, has_key: bool) -> None:
-    info = next(b for b in AVAILABLE if b.name == manifest.backend)
+def check_backend(manifest: Manifest, online_access: bool, settings: BackendSettings) -> None:
+    info = registry.info(manifest.backend)
     if info.needs_network and not online_access:
         raise ManifestError(f"[batch] backend: '{info.name}' needs the internet, but online access is off "
                             "(run Blender with --online-mode, or use backend = \"local\")")
-    if info.needs_network and not has_key:
-        raise ManifestError(f"[batch] backend: no API key for '{info.name}' (set it in Kiln's preferences or the "
-                            "environment)")
+    if info.needs_key and not settings.api_key:
+        raise ManifestError(f"[batch] backend: no API key for '{info.name}' (set {info.key_variable}, or the key "
+                            "in Kiln's preferences)")
 
 
 def check_budget(manifest: Manifest, estimated: float) -> None:
@@ -143,13 +144,17 @@ def describe_plan(manifest: Manifest, assets: list[PlannedAsset], cost: float, s
         stream.write(f"  {name}  {asset.kind:9s} {what}\n")
 
 
-def main(argv: list[str], *, online_access: bool = False, has_key: bool = False,
+def main(argv: list[str], *, online_access: bool = False, backends: Mapping[str, BackendSettings] | None = None,
          backend: Backend | None = None) -> int:
-    """Run a batch; returns the process exit code. `backend` replaces the manifest's (tests)."""
+    """Run a batch; returns the process exit code. `backends` holds each backend's key and endpoint as
+    the caller found them (`ui.preferences.installed_engine_settings`: the environment, then the
+    add-on's preferences); without it the environment alone decides. `backend` replaces the
+    manifest's (tests)."""
     options = parse_args(argv)
     try:
-        manifest = load_manifest(options.manifest, {b.name for b in AVAILABLE})
-        check_backend(manifest, online_access, has_key)
+        manifest = load_manifest(options.manifest, set(registry.names()))
+        settings = (backends or {}).get(manifest.backend) or registry.resolve(manifest.backend)
+        check_backend(manifest, online_access, settings)
     except ManifestError as exc:
         print(f"kiln batch: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -161,7 +166,7 @@ def main(argv: list[str], *, online_access: bool = False, has_key: bool = False,
     from .blender import batch_run  # Blender is needed from here on
 
     try:
-        plan = batch_run.prepare(manifest, assets, options, backend)
+        plan = batch_run.prepare(manifest, assets, options, backend, settings)
         check_budget(manifest, plan.estimated_credits)
     except ManifestError as exc:
         print(f"kiln batch: error: {exc}", file=sys.stderr)
@@ -187,10 +192,11 @@ def main(argv: list[str], *, online_access: bool = False, has_key: bool = False,
     return EXIT_OK if report["totals"]["failed"] == 0 else EXIT_SOME_FAILED
 
 
-def cli_command(argv: list[str], *, online_access: bool = False) -> int:
+def cli_command(argv: list[str], *, online_access: bool = False,
+                backends: Mapping[str, BackendSettings] | None = None) -> int:
     """`blender -c kiln batch …` (registered with bpy.utils.register_cli_command in the add-on)."""
     if not argv or argv[0] != "batch":
         print("usage: blender -c kiln batch MANIFEST [--out DIR] [--resume] [--shard I/N] [--dry-run] "
               "[--jobs N] [--quiet|--json]", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return main(argv[1:], online_access=online_access)
+    return main(argv[1:], online_access=online_access, backends=backends)

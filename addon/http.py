@@ -74,7 +74,6 @@ class HttpClient:
         self.online = online
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
-        self.requests_made = 0
         protect_secret(api_key)
 
     def _check_online(self) -> None:
@@ -93,7 +92,6 @@ class HttpClient:
         retry = method in ("GET", "HEAD") if retry is None else retry
         attempt = 0
         while True:
-            self.requests_made += 1
             try:
                 response = self.session.request(method, url, json=json, files=files, headers=self._auth(url),
                                                 timeout=self.timeout_s, allow_redirects=False)
@@ -129,7 +127,6 @@ class HttpClient:
         received = 0
         try:
             with self.session.get(url, headers=self._auth(url), stream=True, timeout=self.timeout_s) as response:
-                self.requests_made += 1
                 if response.status_code in (403, 404):
                     raise BackendError("url_expired", "the result link has expired", retryable=True)
                 if response.status_code >= 400:

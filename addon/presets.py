@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from .imaging.materials import MATERIAL_WORDS
+
 REMESH_MODES = ("keep", "voxel", "quadriflow")
 UV_MODES = ("auto", "smart", "lightmap", "keep")
 
@@ -60,8 +62,6 @@ class Theme:
 def theme_from_prompt(prompt: str) -> Theme:
     """Material words in the theme prompt ("mossy green stone") set a tint and roughness; words like
     weathered or rough add noise. Unknown words leave a neutral grey, never a guess."""
-    from .backends.local.text import MATERIAL_WORDS
-
     words = prompt.lower().replace(",", " ").split()
     hits = [MATERIAL_WORDS[w] for w in words if w in MATERIAL_WORDS]
     if "mossy" in words or "moss" in words:

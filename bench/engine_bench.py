@@ -27,10 +27,10 @@ sys.path.insert(0, str(REPO))
 
 from bench_common import write_result  # noqa: E402
 
-from addon.backends.fake import FakeBackend  # noqa: E402
 from addon.jobs import JobKind, JobSpec, JobState, Mode  # noqa: E402
 from addon.journal import Journal  # noqa: E402
 from addon.scheduling import Scheduler, SchedulerConfig  # noqa: E402
+from sandbox.fake import FakeBackend  # noqa: E402
 
 N, C, L = 200, 10, 0.2
 

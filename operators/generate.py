@@ -1,4 +1,4 @@
-# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,unreachable"
+# mypy: disable-error-code="attr-defined,override,unreachable"
 """kiln.generate: a text prompt becomes job(s) in the current mode."""
 
 from __future__ import annotations
@@ -7,41 +7,31 @@ import logging
 
 import bpy
 
-from ..addon.backends import AVAILABLE, BackendInfo
-from ..addon.backends.base import BackendError
+from ..addon.backends import registry
+from ..addon.backends.registry import BackendInfo
 from ..addon.blender import runtime
 from ..addon.blender.panel import panel_request, queue, scene_settings, taken_names
 from ..addon.jobs import Mode
 from ..addon.requests import Request, text_request
 from ..addon.validation import InputError, check_network, clean_negative_prompt, clean_prompt
-from ..ui.preferences import api_key
+from ..ui.preferences import installed_engine_settings
 
 _log = logging.getLogger(__name__)
 
 
 def selected_backend(settings: bpy.types.PropertyGroup) -> BackendInfo:
-    """The panel's backend, if it may run now; otherwise an InputError saying why. Remote backends are
-    created here on first use, with the key from the environment or the preferences."""
-    info = next((b for b in AVAILABLE if b.name == settings.backend), None)
+    """The panel's backend, if it may run now; otherwise an InputError saying why (offline, no key).
+    The preferences and the environment are read again first: a key exported since the last edit of
+    the preferences is used, and an unchanged one rebuilds nothing."""
+    info = registry.find(settings.backend)
     if info is None:
         raise InputError(f"Backend '{settings.backend}' is not available")
     check_network(info.label, info.needs_network, bpy.app.online_access)
-    if info.needs_network:
-        prefs = bpy.context.preferences.addons[_base_package()].preferences
-        key = api_key(prefs, f"{info.name}_api_key")
-        if not key:
-            raise InputError(f"No {info.label} API key: set it in Preferences ▸ Add-ons ▸ Kiln "
-                             f"(or KILN_{info.name.upper()}_API_KEY)")
-        try:
-            runtime.ensure_backend(info.name, api_key=key, base_url=prefs.self_hosted_url,
-                                   timeout_s=prefs.request_timeout_s)
-        except BackendError as exc:
-            raise InputError(exc.message) from exc
+    runtime.settings_changed(installed_engine_settings())
+    problem = runtime.backend_error(info.name)
+    if problem is not None:
+        raise InputError(problem.message)
     return info
-
-
-def _base_package() -> str:
-    return __package__.rsplit(".", 1)[0]
 
 
 def selected_mode(settings: bpy.types.PropertyGroup) -> Mode:
@@ -64,7 +54,7 @@ def engine_ready(operator: type[bpy.types.Operator]) -> bool:
     if not engine_running(operator):
         return False
     scene = bpy.context.scene
-    info = next((b for b in AVAILABLE if b.name == scene.kiln.backend), None) if scene else None
+    info = registry.find(scene.kiln.backend) if scene else None
     if info is not None and info.needs_network and not bpy.app.online_access:
         # Greyed out, with the reason in the tooltip, rather than failing on click.
         operator.poll_message_set(f"{info.label} needs the internet, but Blender's online access is off "

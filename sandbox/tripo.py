@@ -1,5 +1,6 @@
 """A Tripo API v3 sandbox: the routes and shapes Kiln uses, on 127.0.0.1, with results made by Kiln's
-local engine. Standard library only (http.server), so it runs anywhere Kiln's tests run.
+local engine (built through the backend registry and driven through the Backend interface, as any
+caller would). Standard library only (http.server), so it runs anywhere Kiln's tests run.
 
     python -m sandbox.tripo --port 0 [--latency 2] [--limit 10] [--url-lifetime 300] [--balance 1000]
 
@@ -35,9 +36,11 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from addon.backends.local import generate_image, generate_text  # noqa: E402
-from addon.backends.local.png import decode_own_png  # noqa: E402
+from addon.backends import registry  # noqa: E402
+from addon.backends.base import BackendError, TaskStatus  # noqa: E402
+from addon.imaging.png import decode_own_png  # noqa: E402
 from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
+from addon.modes import PREPARED_IMAGES  # noqa: E402
 
 CREDIT_TABLE = {"text": (10, 20), "image": (20, 30), "multiview": (20, 30), "texture": (10, 10),
                 "decimate": (30, 30)}
@@ -93,6 +96,21 @@ class SandboxState:
     secret: bytes = field(default_factory=lambda: uuid.uuid4().bytes)
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tripo-sandbox-")))
     _rate_window: list[float] = field(default_factory=list)
+    def generate(self, spec: JobSpec, folder: Path) -> dict[str, str]:
+        """Run `spec` on Kiln's local engine, the (simulated) provider's GPUs; returns role → file in
+        `folder` ("model", "preview"). One engine per task: a provider's GPUs do not queue behind each
+        other the way the add-on's own two local workers do."""
+        engine = registry.build("local", scratch_dir=self.work / f"engine_{folder.name}")
+        try:
+            task_id = engine.submit(spec, folder.name)
+            while True:
+                update = next((u for u in engine.watch([task_id], 60.0) if u.task_id == task_id), None)
+                if update is not None and update.status is TaskStatus.SUCCESS:
+                    return engine.download(task_id, folder)
+                if update is not None and update.status.is_terminal:
+                    raise BackendError(update.error_code, update.error_message)
+        finally:
+            engine.close()
 
     def in_flight(self) -> int:
         return sum(1 for t in self.tasks.values() if t.status in ("queued", "running"))
@@ -152,7 +170,6 @@ class SandboxState:
         if task.kind == "text":
             spec = JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=task.request.get("prompt", "x"),
                            seed=int(task.request.get("model_seed", 1) or 1))
-            result = generate_text(spec, folder)
         else:
             token = task.request.get("input") or next(f["file_token"] for f in task.request["files"] if f)
             try:
@@ -161,8 +178,12 @@ class SandboxState:
                 rgb = np.zeros((64, 64, 3), np.uint8)
             rgba = np.concatenate([rgb[:, :, :3], np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2) \
                 if rgb.shape[2] == 3 else rgb
-            result = generate_image(JobSpec(kind=JobKind.IMAGE, backend="local", mode=mode), rgba, folder)
-        model, preview = (Path(result.files[role]).read_bytes() for role in ("model", "preview"))
+            prepared = self.work / f"{task.task_id}_input.npy"
+            np.save(prepared, rgba)  # the engine reads the arrays Kiln prepares, as in the add-on
+            spec = JobSpec(kind=JobKind.IMAGE, backend="local", mode=mode,
+                           params=JobSpec.make_params({PREPARED_IMAGES: (str(prepared),)}))
+        files = self.generate(spec, folder)
+        model, preview = (Path(files[role]).read_bytes() for role in ("model", "preview"))
         with self.lock:
             self.files[f"{task.task_id}_model"] = model
             self.files[f"{task.task_id}_preview"] = preview

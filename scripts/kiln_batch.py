@@ -6,14 +6,15 @@
 Both forms run `addon/batch.py` in the Kiln extension: an installed one if Blender has it enabled,
 otherwise this checkout, registered as a local extension repository. Under plain Python, Blender's
 user resources go to a private temporary folder, so your own preferences are never touched.
-Remote backends need network access: `--online-mode` (Blender's own flag) allows it.
+Remote backends need network access: `--online-mode` (Blender's own flag) allows it. Keys are found
+as `blender -c kiln batch` finds them: the KILN_<BACKEND>_API_KEY variables first, then the enabled add-on's
+preferences (under plain Python those are private and empty, so only the environment counts).
 Exit codes: 0 all succeeded, 1 some assets failed, 2 bad manifest or setup, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
 
@@ -40,9 +41,9 @@ def main() -> int:
         bpy.context.preferences.system.use_online_access = True
     kiln = kiln_loader.load_kiln()
     batch = importlib.import_module(f"{kiln.__name__}.addon.batch")
+    preferences = importlib.import_module(f"{kiln.__name__}.ui.preferences")
     online = bool(bpy.app.online_access)
-    has_key = bool(os.environ.get("KILN_TRIPO_API_KEY") or os.environ.get("KILN_MESHY_API_KEY"))
-    return int(batch.main(arguments, online_access=online, has_key=has_key))
+    return int(batch.main(arguments, online_access=online, backends=preferences.installed_engine_settings().backends))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any
 
 import bpy
 
-from ..addon.backends import AVAILABLE
+from ..addon.backends import registry
 from ..addon.blender import runtime
 from ..addon.blender.results import result_of
 from ..addon.jobs import JobState
@@ -43,6 +43,9 @@ def _estimate(context: bpy.types.Context, jobs: int) -> str:
 def _balance_text(backend: str) -> str:
     if not runtime.is_running():
         return ""
+    error = runtime.backend_error(backend)
+    if error is not None:
+        return "Balance: no key" if error.code == "no_key" else f"Balance unavailable: {error.message}"
     balances = runtime.scheduler().balances
     if backend not in balances:
         return "Balance: press refresh"
@@ -62,7 +65,7 @@ class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
         settings = context.scene.kiln
         layout = self.layout
         layout.row().prop(settings, "mode", expand=True)
-        info = next((b for b in AVAILABLE if b.name == settings.backend), None)
+        info = registry.find(settings.backend)
         row = layout.row(align=True)
         row.prop(settings, "backend", text="")
         row.operator("kiln.refresh_balance", icon="FILE_REFRESH", text="")

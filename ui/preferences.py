@@ -2,72 +2,85 @@
 """Add-on preferences: keys, endpoints, concurrency, cache folder, defaults.
 
 Keys live in Blender's user preferences, never in a .blend; an environment variable wins over the
-field, so a farm can inject keys without touching preferences.
+field, so a farm can inject keys without touching preferences. Which backends have a key or an
+endpoint, and under which names, comes from the backend registry.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import bpy
 
 from .. import __package__ as base_package
+from ..addon.backends import registry
+from ..addon.blender import runtime
 from ..addon.scheduling import SchedulerConfig
 
-KEY_VARIABLES = {"tripo_api_key": "KILN_TRIPO_API_KEY", "meshy_api_key": "KILN_MESHY_API_KEY"}
 
-
-def engine_settings(prefs: bpy.types.AddonPreferences | None) -> tuple[SchedulerConfig, Path | None]:
-    """The scheduler settings and results folder the preferences ask for (defaults without them)."""
+def engine_settings(prefs: bpy.types.AddonPreferences | None) -> runtime.EngineSettings:
+    """What the preferences ask of the engine: scheduling, the results folder, and every backend's key,
+    endpoint and timeout (the environment first). Without preferences the environment alone decides."""
     if prefs is None:
-        return SchedulerConfig(), None
+        return runtime.EngineSettings(backends=registry.resolve_all())
     folder = bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else ""
     config = SchedulerConfig(draft_reserved_slots=prefs.draft_reserved_slots,
                              concurrency_cap=prefs.concurrency_cap or None)
-    return config, Path(folder) if folder else None
+    values = {entry.name: {"api_key": getattr(prefs, entry.key_property) if entry.key_property else "",
+                           "base_url": getattr(prefs, entry.url_property) if entry.url_property else ""}
+              for entry in registry.BACKENDS}
+    backends = registry.resolve_all(values, timeout_s=prefs.request_timeout_s)
+    return runtime.EngineSettings(backends, config, Path(folder) if folder else None)
 
 
-def installed_engine_settings() -> tuple[SchedulerConfig, Path | None]:
-    """`engine_settings` for Kiln's own preferences, if the add-on has any yet."""
+def installed_engine_settings() -> runtime.EngineSettings:
+    """`engine_settings` for Kiln's own preferences, if the add-on has any yet. The add-on, the
+    `blender -c kiln batch` command and scripts/kiln_batch.py all find keys through this."""
     preferences = bpy.context.preferences
     addon = preferences.addons.get(base_package) if preferences is not None else None
     return engine_settings(addon.preferences if addon is not None else None)
 
 
-def _restart_engine(self: bpy.types.AddonPreferences, context: bpy.types.Context) -> None:
-    """Scheduling and cache settings take effect at once: restart the engine (what was running is
-    journaled and reattached, so nothing is lost)."""
-    from ..addon.blender import runtime
+def _settings_changed(self: bpy.types.AddonPreferences, context: bpy.types.Context) -> None:
+    """Every engine setting takes effect at once (see `runtime.settings_changed`)."""
+    runtime.settings_changed(engine_settings(self))
 
-    if runtime.is_running():
-        runtime.register_settings(*engine_settings(self))
+
+def _backend_properties() -> dict[str, Any]:
+    """A key field and an endpoint field per remote backend, named as the registry says."""
+    properties: dict[str, Any] = {}
+    for entry in registry.BACKENDS:
+        if entry.key_property:
+            properties[entry.key_property] = bpy.props.StringProperty(
+                name=f"{entry.label} API key", description=f"Your {entry.label} key; {entry.key_variable} wins "
+                "over this field", subtype="PASSWORD", update=_settings_changed)
+        if entry.url_property:
+            properties[entry.url_property] = bpy.props.StringProperty(
+                name=f"{entry.label} endpoint", description=f"Base URL of the {entry.label} API, e.g. a proxy "
+                f"(empty: {entry.default_base_url}); {entry.url_variable} wins over this field",
+                update=_settings_changed)
+    return properties
 
 
 class KILN_AddonPreferences(bpy.types.AddonPreferences):
     bl_idname = base_package
 
-    tripo_api_key: bpy.props.StringProperty(  # type: ignore[valid-type]
-        name="Tripo API key", description="Your Tripo key (tsk_…); KILN_TRIPO_API_KEY wins over this field",
-        subtype="PASSWORD")
-    meshy_api_key: bpy.props.StringProperty(  # type: ignore[valid-type]
-        name="Meshy API key", description="Your Meshy key (msy_…); KILN_MESHY_API_KEY wins over this field",
-        subtype="PASSWORD")
-    self_hosted_url: bpy.props.StringProperty(  # type: ignore[valid-type]
-        name="Self-hosted endpoint", description="Base URL of a self-hosted generation server (https://…)")
+    # The backends' key and endpoint fields are added from the registry below the class.
     draft_reserved_slots: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Slots reserved for drafts",
         description="Concurrency slots per backend that production batches leave free, so a draft never waits",
-        default=1, min=0, max=4, update=_restart_engine)
+        default=1, min=0, max=4, update=_settings_changed)
     concurrency_cap: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Max jobs in flight", description="Per backend, below the provider's own limit (0: the provider's)",
-        default=0, min=0, max=50, update=_restart_engine)
+        default=0, min=0, max=50, update=_settings_changed)
     request_timeout_s: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Network timeout", description="Seconds to wait for a provider before treating a request as failed",
-        default=30.0, min=5.0, max=300.0, subtype="TIME_ABSOLUTE")
+        default=30.0, min=5.0, max=300.0, subtype="TIME_ABSOLUTE", update=_settings_changed)
     cache_folder: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Cache folder", description="Where results are downloaded (empty: the extension's user folder)",
-        subtype="DIR_PATH", update=_restart_engine)
+        subtype="DIR_PATH", update=_settings_changed)
     default_mode: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Default mode", items=[("DRAFT", "Draft", ""), ("PRODUCTION", "Production", "")], default="DRAFT")
     default_target: bpy.props.EnumProperty(  # type: ignore[valid-type]
@@ -75,14 +88,16 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        column = layout.column(heading="API keys")
-        for prop, variable in KEY_VARIABLES.items():
-            row = column.row()
-            row.enabled = not os.environ.get(variable)
-            row.prop(self, prop)
-            if os.environ.get(variable):
-                column.label(text=f"Using {variable} from the environment", icon="INFO")
-        column.prop(self, "self_hosted_url")
+        column = layout.column(heading="Backends")
+        for entry in registry.BACKENDS:
+            for prop, variable in ((entry.key_property, entry.key_variable), (entry.url_property, entry.url_variable)):
+                if not prop:
+                    continue
+                row = column.row()
+                row.enabled = not os.environ.get(variable)
+                row.prop(self, prop)
+                if os.environ.get(variable):
+                    column.label(text=f"Using {variable} from the environment", icon="INFO")
         column = layout.column(heading="Scheduling")
         column.prop(self, "draft_reserved_slots")
         column.prop(self, "concurrency_cap")
@@ -96,10 +111,7 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
                          icon="INTERNET_OFFLINE")
 
 
-def api_key(preferences: KILN_AddonPreferences, prop: str) -> str:
-    """The key for a provider: the environment variable first, then the preferences field."""
-    return os.environ.get(KEY_VARIABLES[prop], "") or getattr(preferences, prop)
-
+KILN_AddonPreferences.__annotations__.update(_backend_properties())
 
 classes = (KILN_AddonPreferences,)
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..addon.backends import AVAILABLE
+from ..addon.backends import registry
 from ..addon.presets import PRESETS
 
 _MODE_ITEMS = [
@@ -25,7 +25,7 @@ _CAPTURE_ITEMS = [
 
 
 def _backend_items(self: bpy.types.PropertyGroup, context: bpy.types.Context | None) -> list[tuple[str, str, str]]:
-    return [(info.name, info.label, info.description) for info in AVAILABLE]
+    return [(info.name, info.label, info.description) for info in registry.BACKENDS]
 
 
 def _preset_items(self: bpy.types.PropertyGroup, context: bpy.types.Context | None) -> list[tuple[str, str, str]]:

@@ -9,7 +9,6 @@ paced by the latency observed for the mode. Creates are re-sent only on code 200
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -20,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from ..http import HttpClient, retry_after
+from ..imaging.png import encode_png
 from ..jobs import JobKind, JobSpec, Mode
 from .base import Backend, BackendError, Capabilities, ConcurrencyRefused, TaskStatus, TaskUpdate
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://openapi.tripo3d.ai"
 DEFAULT_MODEL = "v3.0-20250812"
 P1_MODEL = "P1-20260311"
 LIST_BATCH = 100
@@ -68,14 +67,6 @@ MODE_DEFAULTS: dict[Mode, dict[str, Any]] = {
 }
 
 
-def resolve_key(preference_value: str = "") -> str:
-    return os.environ.get("KILN_TRIPO_API_KEY", "") or preference_value
-
-
-def resolve_base_url(preference_value: str = "") -> str:
-    return os.environ.get("KILN_TRIPO_BASE_URL", "") or preference_value or DEFAULT_BASE_URL
-
-
 def error_message(code: int, message: str = "", extra: str = "") -> str:
     known = ERRORS.get(code)
     text = known[0] if known else f"Tripo error {code}: {message or 'unknown'}"
@@ -83,18 +74,20 @@ def error_message(code: int, message: str = "", extra: str = "") -> str:
 
 
 class TripoBackend(Backend):
-    name = "tripo"
+    """Built through `registry.build`, which resolves the key and endpoint (environment, preferences)."""
 
-    def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, *, online: Callable[[], bool] = lambda: True,
+    name = "tripo"
+    capabilities = Capabilities(
+        cancel=False, reconcile=False, durable_tasks=True,
+        concurrency={"generation": 10, "p1": 5},
+        typical_latency_s={"draft": 20.0, "production": 60.0},
+    )
+
+    def __init__(self, api_key: str, base_url: str, *, online: Callable[[], bool] = lambda: True,
                  timeout_s: float = 30.0, poll_min_s: float = 0.5, poll_max_s: float = 10.0) -> None:
         if not api_key:
-            raise BackendError("no_key", "no Tripo API key: set it in Kiln's preferences or KILN_TRIPO_API_KEY")
+            raise BackendError("no_key", "no Tripo API key")
         self.http = HttpClient(base_url, api_key, timeout_s=timeout_s, online=online)
-        self.capabilities = Capabilities(
-            cancel=False, reconcile=False, durable_tasks=True,
-            concurrency={"generation": 10, "p1": 5},
-            typical_latency_s={"draft": 20.0, "production": 60.0},
-        )
         self.poll_min_s = poll_min_s
         self.poll_max_s = poll_max_s
         self.status_requests = 0
@@ -349,8 +342,6 @@ def _upload_bytes(path: str) -> tuple[bytes, str, str]:
     as PNG; files already in an accepted format go as they are."""
     source = Path(path)
     if source.suffix.lower() == ".npy":
-        from .local.png import encode_png
-
         return encode_png(np.load(source)), source.stem + ".png", "image/png"
     data = source.read_bytes()
     mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}.get(

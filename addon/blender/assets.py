@@ -11,8 +11,8 @@ import bpy
 import numpy as np
 import numpy.typing as npt
 
-from ..backends.local.png import decode_own_png
 from ..catalogs import catalog_id, write_catalogs
+from ..imaging.png import decode_own_png
 
 _log = logging.getLogger(__name__)
 _TAG_STOP = {"a", "an", "the", "with", "of", "and", "in", "on", "for", "made", "from", "to", "by"}

@@ -19,8 +19,9 @@ from typing import Any
 
 import bpy
 
-from ..backends import create_backend
+from ..backends import registry
 from ..backends.base import Backend, BackendError
+from ..backends.registry import BackendSettings
 from ..batch import BatchOptions, Progress
 from ..jobs import BatchSpec, JobSpec, JobState, JobView, spec_key
 from ..manifest import Manifest, ManifestError, PlannedAsset
@@ -59,8 +60,10 @@ class Plan:
 
 
 def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOptions,
-            backend: Backend | None = None) -> Plan:
-    """Everything that can fail before money is spent: folders, images, specs, the cost estimate."""
+            backend: Backend | None = None, settings: BackendSettings | None = None) -> Plan:
+    """Everything that can fail before money is spent: folders, images, specs, the cost estimate.
+    The backend is built from `settings` (key and endpoint as the caller found them), pointed at the
+    manifest's [backends.<name>] base_url unless the environment names one."""
     out = (options.out / manifest.name).resolve()
     work = out / ".kiln"
     if not options.resume and not options.dry_run and work.exists():
@@ -73,10 +76,10 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
         except InputError as exc:
             raise ManifestError(f"asset[{asset.index + 1}]: {exc}") from exc
     if backend is None:
-        settings = manifest.backend_settings.get(manifest.backend, {})
+        url = manifest.backend_settings.get(manifest.backend, {}).get("base_url", "")
+        chosen = registry.with_endpoint(manifest.backend, settings or registry.resolve(manifest.backend), url)
         try:
-            backend = create_backend(manifest.backend, scratch_dir=work / "scratch",
-                                     base_url=settings.get("base_url", ""),
+            backend = registry.build(manifest.backend, chosen, scratch_dir=work / "scratch",
                                      online=lambda: bool(bpy.app.online_access))
             backend.verify()  # a wrong key or an unreachable host stops the run before anything is spent
         except BackendError as exc:

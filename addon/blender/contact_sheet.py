@@ -15,10 +15,10 @@ import numpy as np
 import numpy.typing as npt
 from mathutils import Vector
 
-from ..backends.local.glb import Material, MeshPart
-from ..backends.local.png import encode_png
-from ..backends.local.preview import render_preview
-from ..bitmap_font import burn_text
+from ..imaging.font import burn_text
+from ..imaging.glb import Material, MeshPart
+from ..imaging.png import encode_png
+from ..imaging.preview import render_preview
 
 TILE = 256
 

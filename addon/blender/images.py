@@ -16,7 +16,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..backends.local.silhouette import NoSubject, extract
+from ..imaging.silhouette import NoSubject, extract
 from ..validation import InputError
 
 _log = logging.getLogger(__name__)

@@ -11,14 +11,15 @@ import collections
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
 
-from ..backends import create_backend
-from ..backends.base import Backend
+from ..backends import registry
+from ..backends.base import Backend, BackendError
+from ..backends.registry import BackendSettings
 from ..jobs import BatchSpec, Job, Mode
 from ..journal import Journal
 from ..scheduling import Scheduler, SchedulerConfig
@@ -49,7 +50,23 @@ class _Runtime:
     pump_max_ms: float = 0.0
 
 
+@dataclass(frozen=True)
+class EngineSettings:
+    """Everything the preferences decide for the engine, as plain values (`ui.preferences` builds it)."""
+
+    backends: Mapping[str, BackendSettings] = field(default_factory=dict)
+    """Per backend name: its key, endpoint and timeout, already resolved (environment first)."""
+    config: SchedulerConfig = field(default_factory=SchedulerConfig)
+    cache_dir: Path | None = None
+    """The artist's results folder; None: the extension's user folder."""
+
+
 _runtime: _Runtime | None = None
+_settings = EngineSettings()
+"""The last settings given to `settings_changed`; an engine started without explicit backends is built
+from them."""
+_backend_errors: dict[str, BackendError] = {}
+"""Why a backend could not be built from the current settings (no key, an endpoint a key must not go to)."""
 _listeners: list[Callable[[], None]] = []
 """Called on the main thread after the pump saw a change (the UI mirrors the queue with these)."""
 
@@ -85,7 +102,11 @@ def start(
     journal_dir: Path | None = None,
     cache_dir: Path | None = None,
 ) -> Scheduler:
-    """Create and start the scheduler (recovering from the journal). Idempotent: stops any previous one."""
+    """Create and start the scheduler (recovering from the journal). Idempotent: stops any previous one.
+
+    Without `backends`, every backend the current settings allow is built (Local always); tests and the
+    headless batch pass their own.
+    """
     global _runtime
     stop()
     journal_folder = journal_dir or user_folder(package, "journal")
@@ -95,7 +116,7 @@ def start(
     else:
         cache = user_folder(package, "results") if journal_dir is None else journal_dir / "results"
     if backends is None:
-        backends = [create_backend("local", scratch_dir=cache / "local_scratch")]
+        backends = [b for b in (_build(entry.name, cache) for entry in registry.BACKENDS) if b is not None]
     if apply is None:
         from .finishing import finish_result
         from .importer import import_result
@@ -128,15 +149,52 @@ def inputs_folder() -> Path:
     return _runtime.inputs
 
 
-def ensure_backend(name: str, *, api_key: str = "", base_url: str = "", timeout_s: float = 30.0) -> None:
-    """Create a remote backend on first use (with the current key and endpoint) and hand it to the
-    scheduler; network access is checked against Blender's online access on every request."""
-    sched = scheduler()
-    existing = sched.backends.get(name)
-    key_changed = existing is not None and getattr(getattr(existing, "http", None), "_api_key", api_key) != api_key
-    if existing is None or (api_key and key_changed):
-        sched.add_backend(create_backend(name, api_key=api_key, base_url=base_url, timeout_s=timeout_s,
-                                         online=lambda: bool(bpy.app.online_access)))
+def _online() -> bool:
+    return bool(bpy.app.online_access)
+
+
+def _build(name: str, cache: Path) -> Backend | None:
+    """The backend `name` from the current settings, or None (the reason is kept for `backend_error`).
+    Remote backends ask for Blender's online access before every request, not just here."""
+    settings = _settings.backends.get(name) or registry.resolve(name)
+    try:
+        backend = registry.build(name, settings, scratch_dir=cache / f"{name}_scratch", online=_online)
+    except BackendError as exc:
+        _backend_errors[name] = exc
+        return None
+    _backend_errors.pop(name, None)
+    return backend
+
+
+def settings_changed(settings: EngineSettings) -> None:
+    """The one way settings reach the engine: at registration, on every edit in the preferences, and
+    before a request (an environment variable may have changed since).
+
+    Scheduling or cache settings restart the engine (what was running is journaled and reattached). A
+    backend whose own settings changed is rebuilt and replaces the old one; tasks already running on
+    the old one are still watched to the end. Local is built in every case. A backend that cannot be
+    built (its key was cleared) stays for what it is running, and `backend_error` refuses new work.
+    """
+    global _settings
+    previous, _settings = _settings, settings
+    if _runtime is None:
+        return
+    if (previous.config, previous.cache_dir) != (settings.config, settings.cache_dir):
+        start(_runtime.package, config=settings.config, cache_dir=settings.cache_dir)
+        return
+    sched = _runtime.scheduler
+    cache = sched.cache_dir or user_folder(_runtime.package, "results")
+    for entry in registry.BACKENDS:
+        if previous.backends.get(entry.name) == settings.backends.get(entry.name):
+            continue
+        backend = _build(entry.name, cache)
+        if backend is not None:
+            sched.add_backend(backend)
+
+
+def backend_error(name: str) -> BackendError | None:
+    """Why `name` takes no new jobs with the current settings (code "no_key", "bad_endpoint"), or None."""
+    return _backend_errors.get(name)
 
 
 def current_package() -> str:
@@ -270,18 +328,12 @@ def _write_catalogs_on_save(*_args: object) -> None:
         _log.warning("could not write the asset catalogs: %s", exc)
 
 
-def register_settings(config: SchedulerConfig, cache_dir: Path | None) -> None:
-    """Restart the engine with new settings (from the preferences); keeps the remote backends."""
-    if _runtime is None:
-        return
-    package = _runtime.package
-    backends = list(_runtime.scheduler.backends.values())
-    start(package, config=config, cache_dir=cache_dir,
-          backends=[b for b in backends if b.name != "local"] or None)
-
-
-def register(package: str, config: SchedulerConfig | None = None, cache_dir: Path | None = None) -> None:
-    start(package, config=config, cache_dir=cache_dir)
+def register(package: str, settings: EngineSettings | None = None) -> None:
+    """Start the engine with every backend the settings allow (Local always), so a remote backend's
+    balance can be read before its first job."""
+    global _settings
+    _settings = settings or EngineSettings()
+    start(package, config=_settings.config, cache_dir=_settings.cache_dir)
     if not bpy.app.background and not bpy.app.timers.is_registered(_timer):
         bpy.app.timers.register(_timer, first_interval=TIMER_INTERVAL_S, persistent=True)
     if _write_catalogs_on_save not in bpy.app.handlers.save_post:

@@ -54,7 +54,7 @@ def test_demo_outputs_agree_with_each_other(kiln: ModuleType,
                                             demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     import bpy
 
-    png = importlib.import_module(f"{ADDON_MODULE}.addon.backends.local.png")
+    png = importlib.import_module(f"{ADDON_MODULE}.addon.imaging.png")
     _, folder = demo_run
     report = json.loads((folder / "report.json").read_text())
     grid = report["output"]["contact_sheet_grid"]
@@ -88,7 +88,7 @@ def test_a_bad_manifest_exits_2_and_submits_nothing(tmp_path: Path) -> None:
 
 
 def test_an_image_without_subject_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    png = importlib.import_module(f"{ADDON_MODULE}.addon.backends.local.png")
+    png = importlib.import_module(f"{ADDON_MODULE}.addon.imaging.png")
     import numpy as np
 
     (tmp_path / "blank.png").write_bytes(png.encode_png(np.full((64, 64, 3), 128, np.uint8)))
@@ -198,7 +198,7 @@ def test_contact_sheet_renders_with_or_without_a_gpu(runtime: ModuleType, tmp_pa
     import numpy as np
 
     sheet_module = importlib.import_module(f"{ADDON_MODULE}.addon.blender.contact_sheet")
-    png = importlib.import_module(f"{ADDON_MODULE}.addon.backends.local.png")
+    png = importlib.import_module(f"{ADDON_MODULE}.addon.imaging.png")
     monkeypatch.setenv("KILN_CONTACT_SHEET", renderer)
     for prompt in ("crate", "barrel", "pine"):
         bpy.ops.kiln.generate(prompt=prompt)

@@ -104,7 +104,7 @@ def reference_empty(name: str, image_path: Path, rotation: tuple[float, float, f
 
 
 def write_subject_png(path: Path, kind: str = "disc") -> Path:
-    imaging = importlib.import_module(f"{ADDON_MODULE}.addon.backends.local.png")
+    imaging = importlib.import_module(f"{ADDON_MODULE}.addon.imaging.png")
     size = 128
     yy, xx = np.mgrid[0:size, 0:size]
     rgba = np.zeros((size, size, 4), dtype=np.uint8)

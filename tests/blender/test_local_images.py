@@ -23,7 +23,7 @@ def engine(name: str) -> ModuleType:
 
 
 def write_png(rgba: np.ndarray, path: Path) -> Path:
-    path.write_bytes(engine("backends.local.png").encode_png(rgba))
+    path.write_bytes(engine("imaging.png").encode_png(rgba))
     return path
 
 
@@ -108,7 +108,7 @@ def test_bad_images_are_refused_before_queueing(runtime: ModuleType, tmp_path: P
 
     path = tmp_path / "input.png"
     if content == "truncated":
-        good = engine("backends.local.png").encode_png(draw("disc", 256)[0])
+        good = engine("imaging.png").encode_png(draw("disc", 256)[0])
         path.write_bytes(good[: len(good) // 2])
     elif content == "blank":
         write_png(np.full((256, 256, 4), 200, np.uint8), path)

@@ -16,6 +16,11 @@ def engine(name: str) -> ModuleType:
     return importlib.import_module(f"{ADDON_MODULE}.addon.{name}")
 
 
+def sandbox_fake() -> ModuleType:
+    """The fake provider, imported inside the extension's package so it raises Kiln's own errors."""
+    return importlib.import_module(f"{ADDON_MODULE}.sandbox.fake")
+
+
 def production_spec(index: int) -> object:
     jobs = engine("jobs")
     return jobs.JobSpec(kind=jobs.JobKind.TEXT, backend="fake", mode=jobs.Mode.PRODUCTION, prompt=f"rock {index}",
@@ -23,7 +28,7 @@ def production_spec(index: int) -> object:
 
 
 def test_pump_stays_within_its_budget_and_leaves_the_rest_for_later(runtime: ModuleType, tmp_path: Path) -> None:
-    fake = engine("backends.fake").FakeBackend(latency_s=0.0, limit=10)
+    fake = sandbox_fake().FakeBackend(latency_s=0.0, limit=10)
     applied: list[str] = []
 
     def slow_import(job: object) -> None:
@@ -47,7 +52,7 @@ def test_a_corrupt_result_fails_its_job_keeps_the_file_and_leaves_no_objects(run
     import bpy
 
     # FakeBackend "downloads" a JSON file named model.glb: exactly what a truncated CDN response looks like.
-    fake = engine("backends.fake").FakeBackend(latency_s=0.0)
+    fake = sandbox_fake().FakeBackend(latency_s=0.0)
     scheduler = runtime.start(ADDON_MODULE, backends=[fake], journal_dir=tmp_path)
     (job,) = scheduler.add_many([production_spec(0)])
     assert runtime.run_until_done(timeout=30)
@@ -58,7 +63,7 @@ def test_a_corrupt_result_fails_its_job_keeps_the_file_and_leaves_no_objects(run
 
 
 def test_disabling_mid_batch_neither_hangs_nor_loses_running_jobs(runtime: ModuleType, tmp_path: Path) -> None:
-    fake_module = engine("backends.fake")
+    fake_module = sandbox_fake()
     provider = tmp_path / "provider"
     scheduler = runtime.start(ADDON_MODULE, backends=[fake_module.FakeBackend(latency_s=1.0, state_dir=provider)],
                               apply=lambda job: None, journal_dir=tmp_path)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from addon.backends.fake import FakeBackend
 from addon.jobs import JobKind, JobSpec, JobState, Mode
 from addon.journal import Journal
 from addon.scheduling import Scheduler, SchedulerConfig
+from sandbox.fake import FakeBackend
 
 
 def main(work: Path, count: int) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from helpers import drain, spec, wait_for
 
-from addon.backends.fake import FakeBackend
 from addon.jobs import Job, JobState
 from addon.journal import TERMINAL_RETENTION_S, Journal
 from addon.scheduling import Scheduler, SchedulerConfig
+from sandbox.fake import FakeBackend
 
 WORKER = Path(__file__).with_name("recovery_worker.py")
 

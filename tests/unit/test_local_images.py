@@ -11,9 +11,10 @@ from test_images import SHAPES, draw, iou, multiview_pair, resize_mask
 
 from addon.backends.base import BackendError
 from addon.backends.local import generate_image, generate_multiview
-from addon.backends.local.glb import read_glb_json
-from addon.backends.local.png import decode_own_png
-from addon.backends.local.silhouette import NoSubject, extract, fill_holes, keep_largest_component
+from addon.imaging.glb import read_glb_json
+from addon.imaging.png import decode_own_png
+from addon.imaging.raster import fill_holes, keep_largest_component
+from addon.imaging.silhouette import NoSubject, extract
 from addon.jobs import JobKind, JobSpec, Mode
 
 
@@ -98,7 +99,7 @@ def test_multiview_needs_usable_views(tmp_path: Path) -> None:
 
 
 def test_bitmap_font_draws_names() -> None:
-    from addon.bitmap_font import burn_text, text_mask
+    from addon.imaging.font import burn_text, text_mask
 
     mask = text_mask("env_01", scale=1)
     assert mask.shape == (5, 6 * 4) and mask.any()

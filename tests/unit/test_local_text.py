@@ -9,8 +9,8 @@ import pytest
 from gltf_validator import validate
 
 from addon.backends.local import generate_text
-from addon.backends.local.glb import read_glb_json
 from addon.backends.local.text import ARCHETYPES, plan
+from addon.imaging.glb import read_glb_json
 from addon.jobs import JobKind, JobSpec, Mode
 
 CATEGORIES = {"props", "environment", "vegetation", "architecture", "furniture", "weapons", "characters"}

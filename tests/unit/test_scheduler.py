@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from helpers import drain, spec, wait_for
 
-from addon.backends.fake import FakeBackend
 from addon.jobs import BatchSpec, JobState, Mode, Priority
 from addon.journal import Journal
 from addon.scheduling import Scheduler, SchedulerConfig
+from sandbox.fake import FakeBackend
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from helpers import drain, wait_for
 from test_images import draw
 
 from addon.backends.base import BackendError
-from addon.backends.local.glb import read_glb_json
-from addon.backends.local.png import encode_png
 from addon.backends.tripo import TripoBackend, error_message
+from addon.imaging.glb import read_glb_json
+from addon.imaging.png import encode_png
 from addon.jobs import BatchSpec, JobKind, JobSpec, JobState, Mode
 from addon.journal import Journal
 from addon.scheduling import Scheduler, SchedulerConfig

@@ -15,24 +15,25 @@ import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ...imaging.glb import Material, MeshPart, write_glb
+from ...imaging.png import encode_png
+from ...imaging.preview import render_preview
+from ...imaging.raster import resample_area, work_shape
+from ...imaging.silhouette import NoSubject, Silhouette, extract
 from ...jobs import JobKind, JobSpec, Mode
 from ...modes import PREPARED_IMAGES
 from ...modes import VIEWS as VIEWS_PARAM
 from ..base import Backend, BackendError, Capabilities, TaskStatus, TaskUpdate
 from . import text
-from .glb import Material, MeshPart, write_glb
 from .hull import VIEWS, carve, surface
 from .inflate import inflate
-from .png import encode_png
-from .preview import render_preview
-from .silhouette import NoSubject, Silhouette, extract, resample_area, work_shape
 
 ENGINE_VERSION = "kiln-local-1"
 
@@ -178,15 +179,17 @@ def _subject_crop(rgba: npt.NDArray[np.uint8], silhouette: Silhouette) -> npt.ND
 
 class LocalBackend(Backend):
     name = "local"
+    capabilities = Capabilities(
+        cancel=True,
+        durable_tasks=False,
+        concurrency={"cpu": max(1, min(2, os.cpu_count() or 1))},
+        typical_latency_s={"draft": 0.05, "production": 0.3},
+    )
 
     def __init__(self, scratch_dir: Path | None = None, workers: int | None = None) -> None:
-        limit = workers or max(1, min(2, os.cpu_count() or 1))
-        self.capabilities = Capabilities(
-            cancel=True,
-            durable_tasks=False,
-            concurrency={"cpu": limit},
-            typical_latency_s={"draft": 0.05, "production": 0.3},
-        )
+        if workers:
+            self.capabilities = replace(self.capabilities, concurrency={"cpu": workers})
+        limit = self.capabilities.concurrency["cpu"]
         self._scratch = Path(scratch_dir or tempfile.mkdtemp(prefix="kiln-local-"))
         self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="kiln-local")
         self._futures: dict[str, Future[LocalResult]] = {}

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from ...imaging.raster import BoolArray, resample_area
 from .shapes import Shape
-from .silhouette import BoolArray, resample_area
 
 VIEWS = ("front", "left", "back", "right")
 

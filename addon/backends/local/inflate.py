@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ...imaging.raster import BoolArray, fill_holes, keep_largest_component, resample_area
 from .shapes import Shape
-from .silhouette import BoolArray, fill_holes, keep_largest_component, resample_area
 
 DEPTH_RATIO = 0.55
 """Half-thickness at the thickest point, as a share of the subject's inner radius."""

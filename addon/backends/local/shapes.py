@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .glb import FloatArray, IndexArray, MeshPart
+from ...imaging.glb import FloatArray, IndexArray, MeshPart
 
 
 @dataclass

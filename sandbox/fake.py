@@ -1,4 +1,4 @@
-"""FakeBackend: a provider simulator for tests and benchmarks only (excluded from the extension zip).
+"""FakeBackend: a provider simulator for tests and benchmarks only (sandbox/ is excluded from the zip).
 
 It implements the Backend interface honestly: it enforces its own concurrency limit and refuses
 over it, completes tasks after a fixed latency, can fail creates ambiguously (created but the client
@@ -18,8 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..jobs import JobSpec
-from .base import Backend, BackendError, Capabilities, ConcurrencyRefused, TaskStatus, TaskUpdate
+# The fake must raise the very classes the scheduler catches. In Blender tests that is the extension's
+# package (imported as `bl_ext.<repo>.kiln.sandbox.fake`); in unit tests and benchmarks it is the
+# checkout's `addon` package on sys.path, where a relative import beyond the top level fails.
+try:
+    from ..addon.backends.base import (
+        Backend,
+        BackendError,
+        Capabilities,
+        ConcurrencyRefused,
+        TaskStatus,
+        TaskUpdate,
+    )
+    from ..addon.jobs import JobSpec
+except ImportError:
+    from addon.backends.base import Backend, BackendError, Capabilities, ConcurrencyRefused, TaskStatus, TaskUpdate
+    from addon.jobs import JobSpec
 
 _log = logging.getLogger(__name__)
 
