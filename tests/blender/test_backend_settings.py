@@ -95,7 +95,7 @@ def test_preference_edits_keep_local_and_use_the_new_key(runtime: ModuleType, sa
     assert backends["tripo"].http.timeout_s == 12.0
     assert bpy.ops.kiln.generate(prompt="stone pillar") == {"FINISHED"}
     assert runtime.run_until_done(timeout=60)
-    job = runtime.scheduler().snapshot()[-1]
+    job = runtime.scheduler().views()[-1]
     assert job.state.value == "finished" and job.spec.backend == "tripo"
     assert {auth for _, route, auth in sandbox.state.requests_seen if route.startswith("/v3/")} <= \
         {f"Bearer {KEY}", "Bearer tsk_wrong"}

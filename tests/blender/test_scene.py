@@ -177,9 +177,9 @@ def test_actions_on_the_selection_reach_the_result_from_its_lod_group_or_an_lod(
         bpy.ops.kiln.finish()  # a second LOD chain inside the first would break the asset
     assert bpy.ops.kiln.keep_option() == {"FINISHED"}
     assert other.users_collection[0].name == "Rejected" and kept.get("kiln_kept_option")
-    count = len(runtime.scheduler().snapshot())
+    count = len(runtime.scheduler().views())
     assert bpy.ops.kiln.promote() == {"FINISHED"}
-    (promoted,) = runtime.scheduler().snapshot()[count:]
+    (promoted,) = runtime.scheduler().views()[count:]
     assert promoted.spec.prompt == "mossy rock" and promoted.spec.seed == kept["kiln_seed"]
     assert promoted.spec.mode.value == "production"
     assert runtime.run_until_done(timeout=30)
@@ -280,7 +280,7 @@ def test_the_camera_result_stands_beside_its_subject_facing_the_camera(runtime: 
     scene.collection.objects.link(side)
     side.location = (0.0, 12.0, 1.0)
     side.rotation_euler = (math.pi / 2, 0.0, math.pi)  # looking along -Y at the cube
-    (job,) = [j for j in runtime.scheduler().snapshot() if j.spec.kind.value == "image"]
+    (job,) = [j for j in runtime.scheduler().views() if j.spec.kind.value == "image"]
     jobs = importlib.import_module(f"{ADDON_MODULE}.addon.jobs")
     params = {**job.spec.params_dict, "capture": {"camera": side.name, "objects": [cube.name]}}
     spec = dataclasses.replace(job.spec, params=jobs.JobSpec.make_params(params), index=1)
