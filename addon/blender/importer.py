@@ -161,22 +161,25 @@ def _assemble(job: Job, created: list[bpy.types.Object], meshes: list[bpy.types.
             bpy.ops.object.join()
     mesh = root.data
     assert isinstance(mesh, bpy.types.Mesh)
-    fix = ORIENTATION_FIX.get(job.spec.backend, 0.0)
-    bake_transform(root, Matrix.Rotation(fix, 4, "Z") if fix else None)
-    weld_split_vertices(mesh)
-    origin_to_bottom_centre(root)
+    # Filed first: linking to a collection makes the next depsgraph update rebuild its relations, which
+    # costs 100+ ms in a scene of hundreds of objects, so it must fall in the update bake_transform runs
+    # anyway, not in a second one when the result is placed.
     collection = _collection(target_collection_name(job))
     for owner in list(root.users_collection):
         owner.objects.unlink(root)
     collection.objects.link(root)
     root.name = object_name(job)
     mesh.name = root.name
+    fix = ORIENTATION_FIX.get(job.spec.backend, 0.0)
+    bake_transform(root, Matrix.Rotation(fix, 4, "Z") if fix else None)
+    weld_split_vertices(mesh)
+    origin_to_bottom_centre(root)
     for key, value in metadata_properties(job).items():
         root[key] = value
     replaces = job.spec.params_dict.get(REPLACES)
     if replaces:
         replace_draft(root, str(replaces))
-        settle(root)  # a production result may be larger than the draft whose place it takes
+        settle(root, just_imported=True)  # a production result may be larger than the draft it replaces
     elif "part_name" in job.spec.params_dict:
         _attach_part(root, job, collection)
     else:

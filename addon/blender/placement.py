@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import bpy
-import numpy as np
-import numpy.typing as npt
 from bpy_extras.object_utils import world_to_camera_view
-from mathutils import Vector
+from mathutils import Matrix, Vector
 
 from ..jobs import Job, JobKind
 from ..placement import (
@@ -38,7 +37,6 @@ from ..placement import (
 )
 from ..requests import BESIDE, CAPTURE
 from .capture import capture_folder
-from .results import results_of
 
 _log = logging.getLogger(__name__)
 
@@ -56,77 +54,114 @@ _SAME_ANCHOR_M = 1e-4
 
 def world_box(obj: bpy.types.Object) -> Box | None:
     """`obj`'s axis-aligned bounds in world space, or None when it has no geometry to bump into.
-    Uses the evaluated bounds (`bound_box`), so modifiers count; call `view_layer.update()` first."""
+    Uses the evaluated bounds (`bound_box`, so modifiers count) as of the last depsgraph update."""
     if obj.type in GEOMETRY_TYPES:
-        corners = np.array([tuple(c) for c in obj.bound_box], np.float64)
+        bounds = obj.bound_box  # corner 0 is the local minimum, corner 6 the maximum
+        low, high = tuple(bounds[0]), tuple(bounds[6])
     elif obj.type == "EMPTY" and obj.empty_display_type == "IMAGE" and obj.data is not None:
-        corners = _image_quad(obj)
+        low, high = _image_quad(obj)
     else:
         return None
-    matrix = np.array(obj.matrix_world, np.float64)
-    world = corners @ matrix[:3, :3].T + matrix[:3, 3]
-    low, high = world.min(axis=0), world.max(axis=0)
-    return (float(low[0]), float(low[1]), float(low[2])), (float(high[0]), float(high[1]), float(high[2]))
+    return _transformed(obj.matrix_world, low, high)
 
 
-def _image_quad(obj: bpy.types.Object) -> npt.NDArray[np.float64]:
-    """The corners of a reference image as Blender draws it: the longer side `empty_display_size`
-    long, shifted by `empty_image_offset` (-0.5, -0.5 centres it), flat in the empty's XY plane."""
+def _transformed(matrix: Matrix, low: tuple[float, ...], high: tuple[float, ...]) -> Box:
+    """The world box around a local box: centre moved, half-size through the absolute rotation-scale.
+    Plain floats and mathutils: numpy's per-call overhead would dominate on eight numbers."""
+    centre = matrix @ Vector(((low[0] + high[0]) / 2, (low[1] + high[1]) / 2, (low[2] + high[2]) / 2))
+    half = ((high[0] - low[0]) / 2, (high[1] - low[1]) / 2, (high[2] - low[2]) / 2)
+    reach = [abs(matrix[i][0]) * half[0] + abs(matrix[i][1]) * half[1] + abs(matrix[i][2]) * half[2]
+             for i in range(3)]
+    return ((centre.x - reach[0], centre.y - reach[1], centre.z - reach[2]),
+            (centre.x + reach[0], centre.y + reach[1], centre.z + reach[2]))
+
+
+def _box_from_vertices(obj: bpy.types.Object) -> Box | None:
+    """World bounds of a top-level mesh object from its vertices and its own transform (no depsgraph)."""
+    from .importer import mesh_bounds  # the importer places through this module
+
+    mesh = obj.data
+    if not isinstance(mesh, bpy.types.Mesh) or not mesh.vertices:
+        return None
+    low, high = mesh_bounds(mesh)
+    return _transformed(obj.matrix_basis, tuple(float(v) for v in low), tuple(float(v) for v in high))
+
+
+def _image_quad(obj: bpy.types.Object) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A reference image's local box as Blender draws it: the longer side `empty_display_size` long,
+    shifted by `empty_image_offset` (-0.5, -0.5 centres it), flat in the empty's XY plane."""
     width, height = (int(v) for v in getattr(obj.data, "size", (1, 1)))
     offset_x, offset_y = (float(v) for v in obj.empty_image_offset)  # type: ignore[attr-defined]  # stubs miss __iter__
     aspect_x, aspect_y = (1.0, height / width) if width >= height and width else (width / max(1, height), 1.0)
     size = obj.empty_display_size
-    xs = (offset_x * aspect_x * size, (offset_x + 1) * aspect_x * size)
-    ys = (offset_y * aspect_y * size, (offset_y + 1) * aspect_y * size)
-    return np.array([(x, y, 0.0) for x in xs for y in ys], np.float64)
+    return ((offset_x * aspect_x * size, offset_y * aspect_y * size, 0.0),
+            ((offset_x + 1) * aspect_x * size, (offset_y + 1) * aspect_y * size, 0.0))
 
 
-def scene_boxes(exclude: Iterable[bpy.types.Object] = ()) -> list[Box]:
-    """World bounds of every visible object with geometry, `exclude` left out."""
-    view_layer = bpy.context.view_layer
-    if view_layer is None:
-        return []
-    view_layer.update()  # results imported earlier in this pump call have no bounds before this
-    skip = set(exclude)
-    boxes = []
-    for obj in view_layer.objects:
-        if obj in skip or not obj.visible_get():
-            continue
-        box = world_box(obj)
-        if box is not None:
-            boxes.append(box)
-    return boxes
+def _top(obj: bpy.types.Object) -> bpy.types.Object:
+    while obj.parent is not None:
+        obj = obj.parent
+    return obj
 
 
-def _members(root: bpy.types.Object) -> list[bpy.types.Object]:
-    return [root, *root.children_recursive]
+class SceneBoxes:
+    """What shows in the view layer, measured once: every visible object's world box, filed under the
+    asset (top-level object) it belongs to. One pass, one depsgraph update: placing the 300th result
+    of a batch must not walk the scene once per earlier result (`Object.children` does)."""
 
+    def __init__(self, just_imported: bpy.types.Object | None = None) -> None:
+        """`just_imported`: a top-level result the importer has reshaped since the depsgraph update it
+        ran moments ago. Everything else is current then, so that result is measured from its own
+        vertices instead of paying for a second update (which would evaluate a 50k-triangle mesh)."""
+        self.boxes: dict[bpy.types.Object, list[Box]] = {}
+        self.members: dict[bpy.types.Object, list[bpy.types.Object]] = {}
+        view_layer = bpy.context.view_layer
+        if view_layer is None:
+            return
+        if just_imported is None:
+            view_layer.update()  # moves made since the last update reach matrix_world and bound_box
+        for obj in view_layer.objects:
+            root = _top(obj)
+            self.members.setdefault(root, []).append(obj)
+            if obj is just_imported:
+                box = _box_from_vertices(obj)
+            elif obj.visible_get():
+                box = world_box(obj)
+            else:
+                continue
+            if box is not None:
+                self.boxes.setdefault(root, []).append(box)
 
-def asset_box(root: bpy.types.Object) -> Box | None:
-    """World bounds of what shows of an asset: the root and its visible descendants (LOD1… are hidden)."""
-    return union(box for obj in _members(root) if obj.visible_get() and (box := world_box(obj)) is not None)
+    def obstacles(self, *left_out: bpy.types.Object) -> list[Box]:
+        """Every box but those of the assets `left_out`."""
+        return [box for root, boxes in self.boxes.items() if root not in left_out for box in boxes]
 
+    def asset(self, root: bpy.types.Object) -> Box | None:
+        """World bounds of what shows of an asset: the root and its visible descendants (LOD1… are hidden)."""
+        return union(self.boxes.get(root, ()))
 
-def _local_box(root: bpy.types.Object) -> Box | None:
-    box = asset_box(root)
-    if box is None:
+    def local(self, root: bpy.types.Object) -> Box | None:
+        """The asset's bounds relative to its origin (a top-level object: its location)."""
+        box = self.asset(root)
+        if box is None:
+            return None
+        location = root.location
+        return translate(box, (-location.x, -location.y, -location.z))
+
+    def carried(self, root: bpy.types.Object, key: str) -> Any:
+        """A property of the asset: on its root, or on the member carrying it (an LOD group's LOD0)."""
+        for obj in (root, *self.members.get(root, ())):
+            value = obj.get(key)
+            if value is not None:
+                return value
         return None
-    location = root.matrix_world.translation
-    return translate(box, (-location.x, -location.y, -location.z))
 
 
-def _anchor_of(obj: bpy.types.Object) -> tuple[float, float, float] | None:
-    """The row anchor an asset root carries, or its (first) result carries once finished."""
-    for source in (obj, *results_of(obj)[:1]):
-        value = source.get(ROW_ANCHOR)
-        if value is not None and len(value) == 3:
-            return (float(value[0]), float(value[1]), float(value[2]))
-    return None
-
-
-def _option_of(obj: bpy.types.Object) -> int:
-    source = obj if obj.get("kiln_option") is not None else next(iter(results_of(obj)), obj)
-    return int(source.get("kiln_option", 0))
+def _anchor_of(scene: SceneBoxes, root: bpy.types.Object) -> tuple[float, float, float] | None:
+    value = scene.carried(root, ROW_ANCHOR)
+    if value is None or len(value) != 3:
+        return None
+    return (float(value[0]), float(value[1]), float(value[2]))
 
 
 def _cursor() -> tuple[float, float, float]:
@@ -137,45 +172,46 @@ def _cursor() -> tuple[float, float, float]:
     return (location.x, location.y, location.z)
 
 
-def place_in_row_of(root: bpy.types.Object, collection: bpy.types.Collection, option: int | None) -> None:
+def place_in_row_of(root: bpy.types.Object, collection: bpy.types.Collection, option: int | None, *,
+                    just_imported: bool = False) -> None:
     """Put a new asset in its row near the 3D cursor: drafts share one row (`option` None), a batch has
     one per option. The row is the one started from the cursor's current place, or a new one there."""
     anchor = _cursor()
-    obstacles = scene_boxes(exclude=_members(root))
-    local = _local_box(root)
+    scene = SceneBoxes(root if just_imported else None)
+    local = scene.local(root)
     if local is None:
         root.location = anchor
         return
     members = []
     for obj in collection.objects:
-        if obj is root or obj.parent is not None or not obj.visible_get():
-            continue
-        row_anchor = _anchor_of(obj)
+        if obj is root or obj.parent is not None or obj not in scene.boxes:
+            continue  # only assets that show take part in a row
+        row_anchor = _anchor_of(scene, obj)
         if row_anchor is None or math.dist(row_anchor, anchor) > _SAME_ANCHOR_M:
             continue
-        if option is None or _option_of(obj) == option:
+        if option is None or int(scene.carried(obj, "kiln_option") or 0) == option:
             members.append(obj)
-    root.location = place_in_row(obstacles, local, anchor, _row(members))
+    root.location = place_in_row(scene.obstacles(root), local, anchor, _row(scene, members))
     root[ROW_ANCHOR] = anchor
 
 
-def _row(members: list[bpy.types.Object]) -> Row | None:
-    boxes = [box for obj in members if (box := asset_box(obj)) is not None]
+def _row(scene: SceneBoxes, members: list[bpy.types.Object]) -> Row | None:
+    boxes = [box for obj in members if (box := scene.asset(obj)) is not None]
     if not boxes:
         return None
     first = min(members, key=lambda o: o.location.x)
     return Row(y=first.location.y, z=first.location.z, right=max(b[1][0] for b in boxes))
 
 
-def settle(root: bpy.types.Object) -> None:
+def settle(root: bpy.types.Object, *, just_imported: bool = False) -> None:
     """Leave an asset where it is when that is free; otherwise slide it right (+X) until it is."""
-    obstacles = scene_boxes(exclude=_members(root))
-    local = _local_box(root)
+    scene = SceneBoxes(root if just_imported else None)
+    local = scene.local(root)
     if local is None:
         return
     location = root.location
     start = (location.x, location.y, location.z)
-    new = slide_to_free(obstacles, local, start, ROW)
+    new = slide_to_free(scene.obstacles(root), local, start, ROW)
     if new != start:
         root.location = new
 
@@ -203,49 +239,42 @@ def capture_of(job: Job) -> tuple[bpy.types.Object, list[str] | None] | None:
     return camera, [str(n) for n in names] if isinstance(names, tuple | list) else None
 
 
-def objects_in_view(scene: bpy.types.Scene, camera: bpy.types.Object,
-                    exclude: Iterable[bpy.types.Object] = ()) -> list[bpy.types.Object]:
-    """Visible objects with geometry whose bounds reach into the camera's frame, in front of it."""
-    view_layer = bpy.context.view_layer
-    if view_layer is None:
-        return []
-    skip = set(exclude)
+def objects_in_view(scene: bpy.types.Scene, camera: bpy.types.Object, boxes: SceneBoxes,
+                    left_out: bpy.types.Object | None = None) -> list[bpy.types.Object]:
+    """Assets that show and whose bounds reach into the camera's frame, in front of it."""
     seen = []
-    for obj in view_layer.objects:
-        if obj in skip or not obj.visible_get():
-            continue
-        box = world_box(obj)
-        if box is None:
+    for root in boxes.boxes:
+        box = boxes.asset(root)
+        if root is left_out or box is None:
             continue
         corners = [world_to_camera_view(scene, camera, Vector((x, y, z)))
                    for x in (box[0][0], box[1][0]) for y in (box[0][1], box[1][1]) for z in (box[0][2], box[1][2])]
         ahead = [c for c in corners if c.z > 0]
         if ahead and min(c.x for c in ahead) < 1 and max(c.x for c in ahead) > 0 \
                 and min(c.y for c in ahead) < 1 and max(c.y for c in ahead) > 0:
-            seen.append(obj)
+            seen.append(root)
     return seen
 
 
 def place_for_camera(root: bpy.types.Object, camera: bpy.types.Object, subject_names: list[str] | None) -> bool:
-    """Stand the result upright beside what the camera captured, turned to face the camera (its front,
-    -Y, towards the lens). Returns False when there is no subject with bounds to stand beside."""
+    """Stand a just imported result upright beside what the camera captured, turned to face the camera
+    (its front, -Y, towards the lens). Returns False when there is no subject with bounds to stand beside."""
     scene = bpy.context.scene
-    members = _members(root)
-    obstacles = scene_boxes(exclude=members)  # first: brings every matrix and bound up to date
+    boxes = SceneBoxes(root)
     subject: list[bpy.types.Object]
     if subject_names is not None:
-        subject = [bpy.data.objects[name] for name in subject_names if name in bpy.data.objects]
+        subject = [_top(bpy.data.objects[name]) for name in subject_names if name in bpy.data.objects]
     else:
-        subject = objects_in_view(scene, camera, exclude=members) if scene is not None else []
-    subject_box = union(box for obj in subject if obj not in members and (box := asset_box(obj)) is not None)
-    local = _local_box(root)
+        subject = objects_in_view(scene, camera, boxes, root) if scene is not None else []
+    subject_box = union(box for obj in subject if obj is not root and (box := boxes.asset(obj)) is not None)
+    local = boxes.local(root)
     if subject_box is None or local is None:
         return False
     axes = camera.matrix_world.to_3x3()
     right = axes @ Vector((1.0, 0.0, 0.0))
     if math.hypot(right.x, right.y) < 1e-6:  # a camera rolled on its side: its up is sideways
         right = axes @ Vector((0.0, 1.0, 0.0))
-    location = place_beside(obstacles, any_heading(local), subject_box, (right.x, right.y, 0.0))
+    location = place_beside(boxes.obstacles(root), any_heading(local), subject_box, (right.x, right.y, 0.0))
     lens = camera.matrix_world.translation
     root.location = location
     root.rotation_mode = "XYZ"  # glTF imports come in quaternion mode, which ignores rotation_euler
@@ -254,23 +283,17 @@ def place_for_camera(root: bpy.types.Object, camera: bpy.types.Object, subject_n
 
 
 def place_beside_objects(root: bpy.types.Object, names: Sequence[str], option: int) -> bool:
-    """Beside the objects it was made from (its reference images), on their base, towards +X; options
-    further along. Returns False when none of them is in the scene any more."""
-    members = _members(root)
-    obstacles = scene_boxes(exclude=members)
-    boxes: list[Box] = []
-    for name in names:
-        if name not in bpy.data.objects:
-            continue
-        obj = bpy.data.objects[name]
-        box = None if obj in members else world_box(obj)
-        if box is not None:
-            boxes.append(box)
+    """Beside the objects a just imported result was made from (its reference images), on their base,
+    towards +X; options further along. Returns False when none of them is in the scene any more."""
+    scene = SceneBoxes(root)
+    members = scene.members.get(root, [root])
+    boxes = [box for name in names if name in bpy.data.objects and (obj := bpy.data.objects[name]) not in members
+             and (box := world_box(obj)) is not None]
     subject_box = union(boxes)
-    local = _local_box(root)
+    local = scene.local(root)
     if subject_box is None or local is None:
         return False
-    root.location = place_beside(obstacles, local, subject_box, (1.0, 0.0, 0.0), gap=GAP * (1 + option))
+    root.location = place_beside(scene.obstacles(root), local, subject_box, (1.0, 0.0, 0.0), gap=GAP * (1 + option))
     return True
 
 
@@ -282,4 +305,4 @@ def place_new_result(root: bpy.types.Object, job: Job, collection: bpy.types.Col
     beside = job.spec.params_dict.get(BESIDE)
     if beside and place_beside_objects(root, [str(n) for n in beside], job.spec.option):
         return
-    place_in_row_of(root, collection, job.spec.option if job.spec.batch else None)
+    place_in_row_of(root, collection, job.spec.option if job.spec.batch else None, just_imported=True)
