@@ -45,7 +45,7 @@ ROW_ANCHOR = "kiln_row_anchor"
 
 
 GEOMETRY_TYPES = frozenset({"MESH", "CURVE", "CURVES", "SURFACE", "META", "FONT", "VOLUME", "POINTCLOUD",
-                            "GREASEPENCIL"})
+                            "GREASEPENCIL", "GPENCIL"})  # Grease Pencil is GPENCIL before 4.3
 """Object types with a surface of their own. Cameras, lights and plain empties have none, so nothing
 keeps clear of them; image empties (reference images) are measured separately."""
 
@@ -90,9 +90,9 @@ def _box_from_vertices(obj: bpy.types.Object) -> Box | None:
 def _image_quad(obj: bpy.types.Object) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """A reference image's local box as Blender draws it: the longer side `empty_display_size` long,
     shifted by `empty_image_offset` (-0.5, -0.5 centres it), flat in the empty's XY plane."""
-    width, height = (int(v) for v in getattr(obj.data, "size", (1, 1)))
+    width, height = (max(1, int(v)) for v in getattr(obj.data, "size", (1, 1)))  # as Blender clamps it
     offset_x, offset_y = (float(v) for v in obj.empty_image_offset)  # type: ignore[attr-defined]  # stubs miss __iter__
-    aspect_x, aspect_y = (1.0, height / width) if width >= height and width else (width / max(1, height), 1.0)
+    aspect_x, aspect_y = (1.0, height / width) if width >= height else (width / height, 1.0)
     size = obj.empty_display_size
     return ((offset_x * aspect_x * size, offset_y * aspect_y * size, 0.0),
             ((offset_x + 1) * aspect_x * size, (offset_y + 1) * aspect_y * size, 0.0))

@@ -244,6 +244,23 @@ def test_a_moved_cursor_starts_a_new_row_there(runtime: ModuleType) -> None:
     assert clashes() == []
 
 
+def test_a_reference_image_at_the_cursor_is_kept_clear_of(runtime: ModuleType) -> None:
+    import bpy
+
+    reference = bpy.data.objects.new("Front Reference", None)  # as Add > Image > Reference makes it
+    reference.empty_display_type = "IMAGE"
+    reference.data = bpy.data.images.new("front.png", 64, 36)
+    reference.empty_display_size = 4.0
+    reference.location = (0.0, 0.0, 1.0)
+    reference.rotation_euler = (math.pi / 2, 0.0, 0.0)  # standing up, facing -Y
+    bpy.context.scene.collection.objects.link(reference)
+    quad: Box = ((-2.0, 0.0, 1.0 - 1.125), (2.0, 0.0, 1.0 + 1.125))  # 4 m wide, 16:9, no depth
+    result = draft(runtime, "wooden barrel")
+    bpy.context.view_layer.update()
+    assert not overlap(world_box(result), quad), "the draft does not cut through the reference"
+    assert world_box(result)[0][1] > 0.0, "it stands behind the reference, whose centre is at the cursor"
+
+
 def test_the_camera_result_stands_beside_its_subject_facing_the_camera(runtime: ModuleType) -> None:
     import bpy
     from mathutils import Vector
