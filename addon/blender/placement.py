@@ -4,7 +4,8 @@ This module only gathers boxes (every visible object's world bounds, the result'
 the location the pure rules choose:
 - drafts and batch options line up in rows in free space near the 3D cursor; each row remembers the
   cursor it started from (`kiln_row_anchor`), so a moved cursor starts a new row there;
-- a camera result stands beside the subject its camera saw, turned to face that camera;
+- a camera result stands beside the objects its capture recorded (`capture`), turned to face that
+  camera; a result from reference images stands beside them (`beside`);
 - anything that was put somewhere else first (a promoted draft's place, a growing parts group, a
   finished asset) stays where it is when that is free, and otherwise slides right until it is.
 """
@@ -14,14 +15,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Matrix, Vector
 
-from ..jobs import Job, JobKind
+from ..jobs import Job
 from ..placement import (
     GAP,
     ROW,
@@ -36,7 +35,6 @@ from ..placement import (
     union,
 )
 from ..requests import BESIDE, CAPTURE
-from .capture import capture_folder
 
 _log = logging.getLogger(__name__)
 
@@ -216,56 +214,25 @@ def settle(root: bpy.types.Object, *, just_imported: bool = False) -> None:
         root.location = new
 
 
-def capture_of(job: Job) -> tuple[bpy.types.Object, list[str] | None] | None:
-    """The camera a camera job captured and the names of the objects it captured (None: not recorded),
-    or None for any other job.
-
-    The spec's `capture` parameter names both. Without it, a job whose image is a Kiln capture is still
-    recognised: its camera is then the scene's, and its subject is what that camera sees now."""
-    params = job.spec.params_dict
-    capture = params.get(CAPTURE)
+def capture_of(job: Job) -> tuple[bpy.types.Object, list[str]] | None:
+    """The camera a camera job captured (the scene's when that one is gone) and the names of the objects
+    it captured, both from the spec's `capture` parameter; None for any other job."""
+    capture = job.spec.params_dict.get(CAPTURE)
     if capture is None:
-        images = job.spec.image_paths
-        if job.spec.kind is not JobKind.IMAGE or not images or Path(images[0]).parent != capture_folder():
-            return None
-        info: dict[str, object] = {}
-    else:
-        info = dict(capture)
+        return None
+    info = dict(capture)
     scene = bpy.context.scene
     camera = bpy.data.objects.get(str(info.get("camera", ""))) or (scene.camera if scene is not None else None)
     if camera is None or camera.type != "CAMERA":
         return None
-    names = info.get("objects")
-    return camera, [str(n) for n in names] if isinstance(names, tuple | list) else None
+    return camera, [str(name) for name in info.get("objects", ())]
 
 
-def objects_in_view(scene: bpy.types.Scene, camera: bpy.types.Object, boxes: SceneBoxes,
-                    left_out: bpy.types.Object | None = None) -> list[bpy.types.Object]:
-    """Assets that show and whose bounds reach into the camera's frame, in front of it."""
-    seen = []
-    for root in boxes.boxes:
-        box = boxes.asset(root)
-        if root is left_out or box is None:
-            continue
-        corners = [world_to_camera_view(scene, camera, Vector((x, y, z)))
-                   for x in (box[0][0], box[1][0]) for y in (box[0][1], box[1][1]) for z in (box[0][2], box[1][2])]
-        ahead = [c for c in corners if c.z > 0]
-        if ahead and min(c.x for c in ahead) < 1 and max(c.x for c in ahead) > 0 \
-                and min(c.y for c in ahead) < 1 and max(c.y for c in ahead) > 0:
-            seen.append(root)
-    return seen
-
-
-def place_for_camera(root: bpy.types.Object, camera: bpy.types.Object, subject_names: list[str] | None) -> bool:
+def place_for_camera(root: bpy.types.Object, camera: bpy.types.Object, subject_names: list[str]) -> bool:
     """Stand a just imported result upright beside what the camera captured, turned to face the camera
-    (its front, -Y, towards the lens). Returns False when there is no subject with bounds to stand beside."""
-    scene = bpy.context.scene
+    (its front, -Y, towards the lens). Returns False when no captured object is left to stand beside."""
     boxes = SceneBoxes(root)
-    subject: list[bpy.types.Object]
-    if subject_names is not None:
-        subject = [_top(bpy.data.objects[name]) for name in subject_names if name in bpy.data.objects]
-    else:
-        subject = objects_in_view(scene, camera, boxes, root) if scene is not None else []
+    subject = {_top(bpy.data.objects[name]) for name in subject_names if name in bpy.data.objects}
     subject_box = union(box for obj in subject if obj is not root and (box := boxes.asset(obj)) is not None)
     local = boxes.local(root)
     if subject_box is None or local is None:
