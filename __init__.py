@@ -6,17 +6,17 @@ Registration wiring only; the engine lives in `addon/`, the Blender classes in `
 import bpy
 
 from . import operators, ui
-from .addon import batch
-from .addon.blender import runtime
+from .addon.batch import cli as batch_cli
+from .addon.blender import batch_run, runtime
 
 _cli_handle = None
 
 
 def _cli(argv: list[str]) -> int:
-    """`blender -c kiln batch MANIFEST …`: the same code path as scripts/kiln_batch.py, and keys are
-    found the same way (the environment, then these preferences)."""
-    return batch.cli_command(list(argv), online_access=bpy.app.online_access,
-                             backends=ui.preferences.installed_engine_settings().backends)
+    """`blender -c kiln batch MANIFEST …`: the same code path as scripts/kiln_batch.py (Blender's half
+    injected as the runner), and keys are found the same way (the environment, then these preferences)."""
+    return batch_cli.cli_command(list(argv), runner=batch_run, online_access=bpy.app.online_access,
+                                 backends=ui.preferences.installed_engine_settings().backends)
 
 
 def register() -> None:

@@ -6,10 +6,12 @@ are and checks explicit settings (from a manifest's [finish] table) with clear e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .imaging.materials import MATERIAL_WORDS
+from .validation import show_value
 
 REMESH_MODES = ("keep", "voxel", "quadriflow")
 UV_MODES = ("auto", "smart", "lightmap", "keep")
@@ -76,14 +78,31 @@ def theme_from_prompt(prompt: str) -> Theme:
 
 
 class PresetError(ValueError):
-    """A [finish] setting Kiln cannot carry out; the message names the key."""
+    """A [finish] setting Kiln cannot carry out; `key` names it."""
+
+    def __init__(self, key: str, what: str) -> None:
+        super().__init__(f"{key}: {what}")
+        self.key = key
+        self.what = what
+
+
+MAX_FACE_BUDGET = 10_000_000
+MAX_TEXTURE_SIZE = 16384
+MAX_LODS = 8
+MAX_HEIGHT_M = 10_000.0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def preset_from_settings(settings: dict[str, Any]) -> FinishPreset:
-    """A preset from a manifest's [finish] table: `preset = "game"` plus overrides, or explicit steps."""
+    """A preset from a manifest's [finish] table: `preset = "game"` plus overrides, or explicit steps.
+    Every value must have the type the preset field has: a quoted "no" is not false."""
     base_name = settings.get("preset", "game")
-    if base_name not in PRESETS:
-        raise PresetError(f"[finish] preset: unknown preset '{base_name}' (choose from {', '.join(PRESETS)})")
+    if not isinstance(base_name, str) or base_name not in PRESETS:
+        raise PresetError("[finish] preset",
+                          f"unknown preset {show_value(base_name)} (choose from {', '.join(PRESETS)})")
     base = PRESETS[base_name]
     allowed = {f.name for f in fields(FinishPreset)} - {"name"}
     overrides: dict[str, Any] = {}
@@ -91,24 +110,36 @@ def preset_from_settings(settings: dict[str, Any]) -> FinishPreset:
         if key == "preset":
             continue
         if key not in allowed:
-            raise PresetError(f"[finish] {key}: unknown setting (known: preset, {', '.join(sorted(allowed))})")
+            raise PresetError(f"[finish] {key}"[:80], f"unknown setting (known: preset, {', '.join(sorted(allowed))})")
         overrides[key] = value
-    if "remesh" in overrides and overrides["remesh"] not in REMESH_MODES:
-        raise PresetError(f"[finish] remesh: must be one of {', '.join(REMESH_MODES)}")
-    if "uv" in overrides and overrides["uv"] not in UV_MODES:
-        raise PresetError(f"[finish] uv: must be one of {', '.join(UV_MODES)}")
-    for key in ("face_budget", "bake_size", "texture_size"):
-        if key in overrides and (not isinstance(overrides[key], int) or overrides[key] < 0):
-            raise PresetError(f"[finish] {key}: must be a whole number ≥ 0")
+    for key, choices in (("remesh", REMESH_MODES), ("uv", UV_MODES)):
+        if key in overrides and (not isinstance(overrides[key], str) or overrides[key] not in choices):
+            raise PresetError(f"[finish] {key}",
+                              f"must be one of {', '.join(choices)}, not {show_value(overrides[key])}")
+    for key in ("bake", "apply_transforms"):
+        if key in overrides and not isinstance(overrides[key], bool):
+            raise PresetError(f"[finish] {key}",
+                              f"must be true or false (without quotes), not {show_value(overrides[key])}")
+    for key, maximum in (("face_budget", MAX_FACE_BUDGET), ("bake_size", MAX_TEXTURE_SIZE),
+                         ("texture_size", MAX_TEXTURE_SIZE)):
+        value = overrides.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+            raise PresetError(f"[finish] {key}", f"must be a whole number from 0 to {maximum}, not {show_value(value)}")
     for key in ("texture_size", "bake_size"):
         size = overrides.get(key, 0)
         if size and size & (size - 1):
-            raise PresetError(f"[finish] {key}: {size} is not a power of two")
+            raise PresetError(f"[finish] {key}", f"{size} is not a power of two")
     if "lod_ratios" in overrides:
         ratios = overrides["lod_ratios"]
-        if not isinstance(ratios, list | tuple) or not all(isinstance(r, int | float) and 0 < r < 1 for r in ratios):
-            raise PresetError("[finish] lod_ratios: a list of ratios between 0 and 1, e.g. [0.5, 0.25]")
+        if not isinstance(ratios, list) or len(ratios) > MAX_LODS or \
+                not all(_is_number(r) and 0 < r < 1 for r in ratios):
+            raise PresetError("[finish] lod_ratios", f"a list of up to {MAX_LODS} ratios between 0 and 1, e.g. "
+                              f"[0.5, 0.25], not {show_value(ratios)}")
         overrides["lod_ratios"] = tuple(float(r) for r in ratios)
-    if "height_m" in overrides and not (isinstance(overrides["height_m"], int | float) and overrides["height_m"] >= 0):
-        raise PresetError("[finish] height_m: must be a number of metres ≥ 0")
+    if "height_m" in overrides:
+        height = overrides["height_m"]
+        if not _is_number(height) or not 0 <= height <= MAX_HEIGHT_M:
+            raise PresetError("[finish] height_m", f"must be a number of metres from 0 to {MAX_HEIGHT_M:g}, not "
+                              f"{show_value(height)}")
+        overrides["height_m"] = float(height)
     return replace(base, name=f"{base_name}+custom" if overrides else base_name, **overrides)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from typing import Any
+
 MAX_PROMPT_CHARS = 1024
 """Tripo's documented limit; the strictest of the providers Kiln talks to."""
 
@@ -36,3 +40,30 @@ def check_network(backend: str, needs_network: bool, online_access: bool) -> Non
             f"'{backend}' needs the internet, but Blender's online access is off "
             "(Preferences ▸ System ▸ Network). The Local backend works offline"
         )
+
+
+def show_value(value: Any) -> str:
+    """A value as a manifest wrote it, short and on one line, for an error message (`"no"`, `[2]`,
+    `nan`, `a table`): enough to find it, never a page of text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= 40 else value[:39] + "…", ensure_ascii=False)
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        if not value:
+            return "an empty list"
+        inner = ", ".join("[…]" if isinstance(v, list) else "{…}" if isinstance(v, dict) else show_value(v)
+                          for v in value[:6])
+        shown = f"[{inner}{', …' if len(value) > 6 else ''}]"
+        return shown if len(shown) <= 60 else f"a list of {len(value)} items"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, dt.datetime | dt.date):
+        return "a date"
+    if isinstance(value, dt.time):
+        return "a time of day"
+    return type(value).__name__

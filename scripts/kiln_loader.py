@@ -8,8 +8,10 @@ as `bl_ext.kiln_dev.kiln`.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -20,11 +22,26 @@ REPO_MODULE = "kiln_dev"
 ADDON_MODULE = f"bl_ext.{REPO_MODULE}.kiln"
 
 
+_private_root: Path | None = None
+"""The temporary folder this process made for Blender's user resources (the extension repository
+goes inside it too), removed at exit."""
+
+
+def _remove_at_exit(folder: Path) -> None:
+    # atexit runs handlers last-registered first: one registered before `import bpy` runs after
+    # whatever the bpy module registers for its own shutdown.
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
 def isolate_user_resources(folder: Path | None = None) -> Path:
-    """Point Blender's user resources at a private folder; must run before `import bpy`."""
-    target = folder or Path(tempfile.mkdtemp(prefix="kiln-user-"))
-    os.environ["BLENDER_USER_RESOURCES"] = str(target)
-    return target
+    """Point Blender's user resources at a private folder; must run before `import bpy`. A folder made
+    here (`kiln-user-*` in the temp folder) is removed when the process exits; a given one is kept."""
+    global _private_root
+    if folder is None:
+        folder = _private_root = Path(tempfile.mkdtemp(prefix="kiln-user-"))
+        _remove_at_exit(folder)
+    os.environ["BLENDER_USER_RESOURCES"] = str(folder)
+    return folder
 
 
 def _repo_folder(root: Path) -> Path:
@@ -62,7 +79,10 @@ def load_kiln(scratch: Path | None = None) -> ModuleType:
 
     repos = bpy.context.preferences.extensions.repos
     if repos.get(REPO_MODULE) is None:
-        root = scratch or Path(tempfile.mkdtemp(prefix="kiln-repo-"))
+        root = scratch or _private_root
+        if root is None:  # inside a Blender binary, with the user's own resources: a folder of our own
+            root = Path(tempfile.mkdtemp(prefix="kiln-repo-"))
+            _remove_at_exit(root)
         repos.new(name="Kiln (this checkout)", module=REPO_MODULE, custom_directory=str(_repo_folder(root)),
                   source="USER")
     addon_utils.extensions_refresh(ensure_wheels=True, addon_modules_pending=[ADDON_MODULE])

@@ -155,14 +155,41 @@ def with_endpoint(name: str, settings: BackendSettings, base_url: str,
     return BackendSettings(settings.api_key, base_url.strip(), settings.timeout_s)
 
 
-def endpoint_problem(base_url: str, api_key: str) -> str | None:
-    """Why a key must not go to `base_url`, or None. A key travels only over https, or to this machine;
-    a self-hosted server without a key may use plain http anywhere."""
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return f"'{base_url}' is not an http(s) URL"
-    if parts.scheme == "http" and api_key and parts.hostname not in LOOPBACK_HOSTS:
-        return (f"the key would travel unencrypted to {parts.hostname}: use https:// (plain http only to "
+def url_problem(base_url: str) -> str | None:
+    """What makes `base_url` unusable as an endpoint, key or not, or None. Decided on the parsed URL,
+    never on a prefix: `http://localhost@host` is a request to `host`."""
+    if not base_url:
+        return "is empty"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in base_url):
+        return "contains a space or a control character"
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("https", "http"):
+        return "is not an http(s) URL"
+    if "@" in parts.netloc:
+        return "must not contain a user name or password (the part before @)"
+    if not parts.hostname:
+        return "has no host name"
+    if port == 0:
+        return "has port 0"
+    if parts.query or parts.fragment:
+        return "must not have a ?query or #fragment"
+    return None
+
+
+def endpoint_problem(base_url: str, with_key: bool) -> str | None:
+    """Why `base_url` cannot be used, or None. A key travels only over https, or to this machine; a
+    self-hosted server without a key may use plain http anywhere."""
+    problem = url_problem(base_url)
+    if problem is not None:
+        shown = "the URL" if "@" in base_url else f"'{base_url}'"  # user-info may hold a password
+        return f"{shown} {problem}"
+    hostname = urlsplit(base_url).hostname
+    if with_key and base_url.startswith("http:") and hostname not in LOOPBACK_HOSTS:
+        return (f"the key would travel unencrypted to {hostname}: use https:// (plain http only to "
                 "127.0.0.1, ::1 or localhost)")
     return None
 
@@ -177,7 +204,7 @@ def build(name: str, settings: BackendSettings | None = None, *, scratch_dir: Pa
     if entry.needs_key and not settings.api_key:
         raise BackendError("no_key", entry.no_key_message())
     if entry.needs_network:
-        problem = endpoint_problem(settings.base_url, settings.api_key)
+        problem = endpoint_problem(settings.base_url, bool(settings.api_key))
         if problem is not None:
             raise BackendError("bad_endpoint", f"{entry.label} endpoint: {problem}")
     return entry.factory(settings, scratch_dir, online)

@@ -1,7 +1,10 @@
 """The Blender side of a headless batch: prepare inputs, pump the jobs, finish, export, save, report.
 
-The run is resumable: the journal lives in `out/<batch>/.kiln/`, the .blend is saved whenever results
-have landed, and `--resume` reattaches to what was running and skips what was already imported.
+`addon/batch/cli.py` validates everything it can without Blender, then calls this module as its
+injected `Runner` (`prepare`, then `run`). Every file is written inside out/<batch>/, except exports
+when the command line names --export-dir. The run is resumable: the journal lives in
+`out/<batch>/.kiln/`, the .blend is saved whenever results have landed, and `--resume` reattaches to
+what was running and skips what was already imported.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,10 @@ import bpy
 from ..backends import registry
 from ..backends.base import Backend, BackendError
 from ..backends.registry import BackendSettings
-from ..batch import BatchOptions, Progress
+from ..batch import report as batch_report
+from ..batch.manifest import Manifest, ManifestError, PlannedAsset
+from ..batch.plan import BatchOptions, Plan, ProgressSink, batch_folder, export_folder, export_settings
 from ..jobs import BatchSpec, JobSpec, JobState, JobView, spec_key
-from ..manifest import Manifest, ManifestError, PlannedAsset
 from ..naming import asset_name
 from ..requests import PreparedInput, manifest_asset_specs, manifest_batch
 from ..scheduling import SchedulerConfig
@@ -50,31 +53,36 @@ def _warnings_and_up(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING
 
 
-@dataclass
-class Plan:
-    specs: list[JobSpec]
-    estimated_credits: float
-    backend: Backend
-    out: Path
-    work: Path
+def _make_folder(path: Path, key: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ManifestError(key, f"cannot create {path}: {exc.strerror or exc}") from exc
 
 
 def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOptions,
             backend: Backend | None = None, settings: BackendSettings | None = None) -> Plan:
-    """Everything that can fail before money is spent: folders, images, specs, the cost estimate.
-    The backend is built from `settings` (key and endpoint as the caller found them), pointed at the
-    manifest's [backends.<name>] base_url unless the environment names one."""
-    out = (options.out / manifest.name).resolve()
+    """Everything that can fail before money is spent: folders (the export folder too, so one that
+    cannot be made stops the run here, not after every job was paid for), images, specs, the cost
+    estimate. The backend is built from `settings` (key and endpoint as the caller found them), pointed
+    at the manifest's [backends.<name>] base_url unless the environment names one."""
+    out = batch_folder(manifest, options)
     work = out / ".kiln"
     if not options.resume and not options.dry_run and work.exists():
         shutil.rmtree(work)  # a fresh run: the previous journal must not be reattached
-    work.mkdir(parents=True, exist_ok=True)
+    _make_folder(work, "--out")
+    exports = export_folder(manifest, options)
+    if exports is not None and not options.dry_run:
+        _make_folder(exports, "--export-dir" if options.export_dir is not None else "[export] folder")
     specs: list[JobSpec] = []
     for asset in assets:
         try:
             specs += specs_for(manifest, asset, work / "inputs")
         except InputError as exc:
-            raise ManifestError(f"asset[{asset.index + 1}]: {exc}") from exc
+            raise ManifestError(f"asset[{asset.index + 1}]", str(exc)) from exc
+        except OSError as exc:
+            raise ManifestError(f"asset[{asset.index + 1}]", f"cannot prepare its image: {exc.strerror or exc}") \
+                from exc
     if backend is None:
         url = manifest.backend_settings.get(manifest.backend, {}).get("base_url", "")
         chosen = registry.with_endpoint(manifest.backend, settings or registry.resolve(manifest.backend), url)
@@ -83,15 +91,16 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
                                      online=lambda: bool(bpy.app.online_access))
             backend.verify()  # a wrong key or an unreachable host stops the run before anything is spent
         except BackendError as exc:
-            raise ManifestError(f"[batch] backend: {manifest.backend}: {exc.message}") from exc
-    return Plan(specs, sum(backend.estimate_credits(s) for s in specs), backend, out, work)
+            raise ManifestError("[batch] backend", f"{manifest.backend}: {exc.message}") from exc
+    return Plan(specs, sum(backend.estimate_credits(s) for s in specs), backend, out, work, exports,
+                export_settings(manifest, options))
 
 
 def batch_spec(manifest: Manifest) -> BatchSpec:
-    text = manifest.path.read_text(encoding="utf-8", errors="replace") if manifest.path.is_file() else ""
     return manifest_batch(name=manifest.name, mode=manifest.mode, backend=manifest.backend,
                           priority=manifest.priority, start_at=manifest.start_at, budget=manifest.budget,
-                          finish=manifest.finish, target=manifest.target, theme=manifest.theme, manifest_text=text)
+                          finish=manifest.finish, target=manifest.target, theme=manifest.theme,
+                          manifest_text=manifest.text)
 
 
 def specs_for(manifest: Manifest, asset: PlannedAsset, inputs: Path) -> list[JobSpec]:
@@ -124,7 +133,7 @@ def _meshes_of(root: bpy.types.Object) -> list[bpy.types.Object]:
     return [o for o in members if isinstance(o.data, bpy.types.Mesh) and o.get("kiln_lod") is None]
 
 
-def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progress) -> dict[str, Any]:
+def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: ProgressSink) -> dict[str, Any]:
     started = time.monotonic()
     # Blender's glTF importer logs three INFO lines per file (and resets its level on every import):
     # noise in a batch log of hundreds, so filter them out; warnings and errors still show.
@@ -182,26 +191,8 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
     jobs = scheduler.views(job_ids)
     progress.update(jobs, 0.0)
     progress.close()
-    exports: dict[str, list[dict[str, Any]]] = {}
-    export_folder = None
-    export_error = ""
     finished = [j for j in jobs if j.state is JobState.FINISHED]
-    if not interrupted and manifest.export is not None and finished:
-        roots = []
-        for job in finished:
-            root = _asset_root(job)
-            if root is not None and root not in roots:
-                roots.append(root)
-        folder = manifest.export.folder
-        export_folder = str((plan.out / folder).resolve()) if not Path(folder).is_absolute() else folder
-        try:
-            for item in export(roots, export_folder, per=manifest.export.per, preset=manifest.export.preset,
-                               gltf=manifest.export.gltf, batch_name=manifest.name):
-                for name in item.objects:
-                    exports.setdefault(name, []).append(item.__dict__)
-        except ExportError as exc:
-            export_error = str(exc)
-            print(f"kiln batch: export failed: {exc}")
+    exports, export_error = ({}, "") if interrupted else _export(manifest, plan, options, finished)
     sheet = None
     if not interrupted and finished:
         items: list[tuple[str, list[bpy.types.Object]]] = []
@@ -212,22 +203,49 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
         with quiet_stdout():
             sheet = render_contact_sheet(items, plan.out / "contact_sheet.png")
     _save(blend)
-    report = build_report(manifest, jobs, plan, exports, sheet, started, interrupted, export_error,
-                          redone_imports, export_folder)
+    report = build_report(manifest, jobs, plan, options, exports, sheet, started, interrupted, export_error,
+                          redone_imports)
     (plan.out / "report.json").write_text(json.dumps(report, indent=2))
-    if interrupted:
-        kept = sum(j.state is JobState.FINISHED for j in jobs)
-        print(f"\nkiln batch: interrupted; kept {kept} finished asset(s) in {blend}. "
-              f"Run the same command with --resume to continue.")
     runtime.stop()
     runtime.start(package)  # back to the add-on's own engine
     return report
 
 
-def build_report(manifest: Manifest, jobs: list[JobView], plan: Plan, exports: dict[str, list[dict[str, Any]]],
-                 sheet: dict[str, int | str] | None, started: float, interrupted: bool, export_error: str,
-                 redone_imports: int, export_folder: str | None) -> dict[str, Any]:
+def _export(manifest: Manifest, plan: Plan, options: BatchOptions,
+            finished: list[JobView]) -> tuple[dict[str, list[dict[str, Any]]], str]:
+    """Export the finished assets; returns the files per object name and the error, if any. The folder
+    is checked again first: a link swapped in during the run must not carry files out of out/<batch>/."""
+    exports: dict[str, list[dict[str, Any]]] = {}
+    settings = plan.export
+    if settings is None or plan.export_dir is None or not finished:
+        return exports, ""
+    roots = []
+    for job in finished:
+        root = _asset_root(job)
+        if root is not None and root not in roots:
+            roots.append(root)
+    try:
+        if export_folder(manifest, options) != plan.export_dir:
+            raise ExportError(f"the export folder {plan.export_dir} changed during the run")
+        for item in export(roots, str(plan.export_dir), per=settings.per, preset=settings.preset,
+                           gltf=settings.gltf, batch_name=manifest.name):
+            for name in item.objects:
+                exports.setdefault(name, []).append(item.__dict__)
+    except (ExportError, ManifestError, OSError, RuntimeError, ValueError) as exc:
+        # Blender's exporters raise RuntimeError; a damaged export_manifest.json a ValueError. The run
+        # is kept (the .blend and report are written) and exits 1.
+        _log.debug("export failed", exc_info=True)
+        return exports, " ".join(str(exc).split()) or type(exc).__name__
+    return exports, ""
+
+
+def build_report(manifest: Manifest, jobs: list[JobView], plan: Plan, options: BatchOptions,
+                 exports: dict[str, list[dict[str, Any]]], sheet: dict[str, int | str] | None, started: float,
+                 interrupted: bool, export_error: str, redone_imports: int) -> dict[str, Any]:
+    """One entry per job from the scene (what landed, its faces and files); totals and the exit code's
+    meaning are `addon/batch/report.py`'s."""
     entries = []
+
     def span(times: Mapping[str, float], a: str, b: str) -> float | None:
         return round(times[b] - times[a], 3) if a in times and b in times else None
 
@@ -264,31 +282,16 @@ def build_report(manifest: Manifest, jobs: list[JobView], plan: Plan, exports: d
                 "exports": sorted({f["path"] for f in exports.get(root.name, [])}) if root else [],
             },
         })
-    finished = sum(e["status"] == "finished" for e in entries)
-    failed = sum(e["status"] in ("failed", "cancelled") for e in entries)
-    assets = sorted({e["asset"] for e in entries})
-    return {
-        "batch": manifest.name,
-        "manifest": str(manifest.path),
-        "mode": manifest.mode.value,
-        "backend": manifest.backend,
-        "interrupted": interrupted,
-        "assets": entries,
-        "totals": {
-            "jobs": len(entries), "assets": len(assets), "finished": finished, "failed": failed,
-            "unfinished": len(entries) - finished - failed,
-            "credits": sum(e["credits"] for e in entries),
-            "faces": sum(e["faces"] for e in entries),
-            "wall_s": round(time.monotonic() - started, 2),
-            "reimported_after_resume": redone_imports,
-        },
-        "output": {
-            "folder": str(plan.out),
-            "blend": str(plan.out / f"{manifest.name}.blend"),
-            "exports": export_folder,
-            "export_error": export_error or None,
-            "report": str(plan.out / "report.json"),
-            "contact_sheet": str(plan.out / "contact_sheet.png") if sheet else None,
-            "contact_sheet_grid": sheet,
-        },
+    output = {
+        "folder": str(plan.out),
+        "blend": str(plan.out / f"{manifest.name}.blend"),
+        "exports": str(plan.export_dir) if plan.export_dir is not None and plan.export is not None else None,
+        "export_error": export_error or None,
+        "report": str(plan.out / "report.json"),
+        "contact_sheet": str(plan.out / "contact_sheet.png") if sheet else None,
+        "contact_sheet_grid": sheet,
     }
+    return batch_report.assemble(batch=manifest.name, manifest=str(manifest.path), mode=manifest.mode.value,
+                                 backend=manifest.backend, interrupted=interrupted, entries=entries,
+                                 wall_s=time.monotonic() - started, output=output, reimported=redone_imports,
+                                 shard=options.shard)

@@ -19,10 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts/kiln_batch.py"
 
 
-def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
+def run_script(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+                          env={**base, **(env or {})})
 
 
 def write_manifest(folder: Path, name: str, prompts: list[str], extra: str = "") -> Path:
@@ -157,7 +157,8 @@ def test_shards_together_make_the_whole_batch(tmp_path: Path) -> None:
 
 
 def test_one_failed_asset_exits_1_and_the_rest_are_written(kiln: ModuleType, tmp_path: Path) -> None:
-    batch = importlib.import_module(f"{ADDON_MODULE}.addon.batch")
+    cli = importlib.import_module(f"{ADDON_MODULE}.addon.batch.cli")
+    runner = importlib.import_module(f"{ADDON_MODULE}.addon.blender.batch_run")
     local = importlib.import_module(f"{ADDON_MODULE}.addon.backends.local")
     base = importlib.import_module(f"{ADDON_MODULE}.addon.backends.base")
 
@@ -171,8 +172,8 @@ def test_one_failed_asset_exits_1_and_the_rest_are_written(kiln: ModuleType, tmp
 
     manifest = write_manifest(tmp_path, "env_fail_01", ["crate", "dragon", "barrel"],
                               '[export]\nfolder = "exports"\n')
-    code = batch.main([str(manifest), "--out", str(tmp_path), "--quiet"],
-                      backend=RefusingLocal(scratch_dir=tmp_path / "scratch"))
+    code = cli.main([str(manifest), "--out", str(tmp_path), "--quiet"], runner=runner,
+                    backend=RefusingLocal(scratch_dir=tmp_path / "scratch"))
     assert code == 1
     report = json.loads((tmp_path / "env_fail_01/report.json").read_text())
     statuses = {e["prompt"]: e["status"] for e in report["assets"]}
@@ -236,3 +237,87 @@ def test_ctrl_c_stops_cleanly_says_what_was_kept_and_resume_finishes(tmp_path: P
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     final = json.loads((tmp_path / "env_interrupt_01/report.json").read_text())
     assert final["totals"]["finished"] == len(prompts) and not final["interrupted"]
+
+
+# ------------------------------------------------------------------------- found once Blender runs
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("kiln batch: error:")]
+
+
+def test_an_export_folder_that_cannot_be_made_stops_before_any_job(tmp_path: Path) -> None:
+    """Blender's own start-up writes to stderr too; Kiln's part is one error line, exit 2, and no job,
+    journal entry, .blend or report."""
+    manifest = write_manifest(tmp_path, "env_noexport_01", ["crate", "barrel"], '[export]\nfolder = "fbx/lods"\n')
+    (tmp_path / "out/env_noexport_01").mkdir(parents=True)
+    (tmp_path / "out/env_noexport_01/fbx").write_text("a file where the export folder should be")
+    result = run_script(str(manifest), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert error_lines(result.stderr) == [
+        f"kiln batch: error: [export] folder: cannot create {tmp_path}/out/env_noexport_01/fbx/lods: "
+        f"{tmp_path}/out/env_noexport_01/fbx is a file"]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert sorted(p.name for p in (tmp_path / "out/env_noexport_01").iterdir()) == ["fbx"], "nothing was started"
+
+
+def test_a_failed_export_exits_1_and_json_stdout_is_only_the_report(kiln: ModuleType, tmp_path: Path,
+                                                                     capfd: pytest.CaptureFixture[str]) -> None:
+    """The export folder is replaced by a file while the jobs run (a full disk or a cleanup script would
+    do the same): every asset is finished and saved, the export fails, the run exits 1, and under --json
+    stdout still parses, with Blender's own prints (the .blend save, the exporters) on stderr."""
+    cli = importlib.import_module(f"{ADDON_MODULE}.addon.batch.cli")
+    batch_run = importlib.import_module(f"{ADDON_MODULE}.addon.blender.batch_run")
+
+    class FolderReplacedDuringTheRun:
+        prepare = staticmethod(batch_run.prepare)
+
+        def run(self, manifest: object, plan: object, options: object, progress: object) -> object:
+            folder = plan.export_dir  # type: ignore[attr-defined]
+            folder.rmdir()
+            folder.write_text("not a folder any more")
+            return batch_run.run(manifest, plan, options, progress)
+
+    manifest = write_manifest(tmp_path, "env_badexport_01", ["crate", "barrel"], '[export]\nfolder = "exports"\n')
+    capfd.readouterr()
+    code = cli.main([str(manifest), "--out", str(tmp_path / "out"), "--json"], runner=FolderReplacedDuringTheRun())
+    out, err = capfd.readouterr()
+    assert code == 1
+    report = json.loads(out)
+    assert report["totals"]["finished"] == report["totals"]["jobs"] == 2
+    assert "cannot create the export folder" in report["output"]["export_error"]
+    assert "kiln batch: export failed: cannot create the export folder" in err
+    saved = json.loads((tmp_path / "out/env_badexport_01/report.json").read_text())
+    assert saved["output"]["export_error"] == report["output"]["export_error"]
+    assert (tmp_path / "out/env_badexport_01/env_badexport_01.blend").is_file()
+
+
+def test_json_run_prints_only_json_and_leaves_no_temporary_folders(tmp_path: Path) -> None:
+    """The script under plain Python: Blender's start-up and save messages go to stderr, the report is
+    the whole of stdout, and its private folders (kiln-user-*, kiln-repo-*) are gone at exit."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    manifest = write_manifest(tmp_path, "env_json_01", ["crate", "rock"], '[export]\nfolder = "exports"\n')
+    result = run_script(str(manifest), "--out", str(tmp_path / "out"), "--json", env={"TMPDIR": str(temp)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["totals"]["finished"] == 2 and report["output"]["export_error"] is None
+    assert len(list((tmp_path / "out/env_json_01/exports").glob("*.fbx"))) == 2
+    assert not [p.name for p in temp.iterdir() if p.name.startswith(("kiln-user-", "kiln-repo-"))]
+
+
+def test_bad_flags_and_environment_from_the_blender_command(kiln: ModuleType, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`blender -c kiln batch` goes through the same checks: one line, exit 2, the key never shown."""
+    manifest = write_manifest(tmp_path, "env_cli_01", ["crate"])
+    assert kiln._cli(["batch", str(manifest), "--jobs", "0"]) == 2
+    assert capsys.readouterr().err == "kiln batch: error: --jobs: must be a whole number of jobs from 1 to 1000, " \
+                                      "not '0'\n"
+    tripo = tmp_path / "tripo.toml"
+    tripo.write_text(manifest.read_text().replace('backend = "local"', 'backend = "tripo"'))
+    os.environ["KILN_TRIPO_API_KEY"] = "tsk_secret\r"
+    try:
+        assert kiln._cli(["batch", str(tripo)]) == 2
+    finally:
+        del os.environ["KILN_TRIPO_API_KEY"]
+    err = capsys.readouterr().err
+    assert err.startswith("kiln batch: error: KILN_TRIPO_API_KEY: the key in KILN_TRIPO_API_KEY contains a line "
+                          "break") and "tsk_secret" not in err

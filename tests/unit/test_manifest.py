@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from addon.batch import check_budget, parse_args
-from addon.manifest import ManifestError, job_count, load_manifest
+from addon.batch.cli import parse_args
+from addon.batch.manifest import ManifestError, job_count, load_manifest
+from addon.batch.plan import check_budget
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -47,7 +48,7 @@ def test_shards_split_every_asset_exactly_once() -> None:
     ('[batch]\nname = "b"\n[[asset]]\nprompt = "x"\n[finish]\ntexture_size = 1000', r"not a power of two"),
     ('[batch]\nname = "b"\n[[asset]]\nprompt = "x"\n[finish]\nlod_ratios = [2]', r"\[finish\] lod_ratios"),
     ('[batch]\nname = "b"\nbackend = "magic"\n[[asset]]\nprompt = "x"', r"\[batch\] backend: unknown backend"),
-    ('[batch]\nname = "Env Rocks"\n[[asset]]\nprompt = "x"', r"\[batch\] name: 'Env Rocks' must be lower-case"),
+    ('[batch]\nname = "Env Rocks"\n[[asset]]\nprompt = "x"', r'\[batch\] name: "Env Rocks" must be lower-case'),
     ('[batch]\nname = "b"\nmode = "fast"\n[[asset]]\nprompt = "x"', r"\[batch\] mode"),
     ('[batch]\nname = "b"\noptions_per_prompt = 9\n[[asset]]\nprompt = "x"', r"options_per_prompt"),
     ('[batch]\nname = "b"', r"no assets"),
@@ -72,5 +73,5 @@ def test_budget_below_the_estimate_is_refused() -> None:
 def test_arguments() -> None:
     options = parse_args(["m.toml", "--shard", "2/3", "--jobs", "4", "--resume", "--json"])
     assert options.shard == (2, 3) and options.jobs == 4 and options.resume and options.json
-    with pytest.raises(SystemExit):
+    with pytest.raises(ManifestError, match="--shard: must look like I/N"):
         parse_args(["m.toml", "--shard", "4/3"])

@@ -77,9 +77,15 @@ def test_a_key_travels_only_over_https_or_to_this_machine() -> None:
         registry.build("tripo", BackendSettings(KEY, "http://gpu.lan:8080"))
     assert caught.value.code == "bad_endpoint"
     for url in ("https://openapi.tripo3d.ai", "http://127.0.0.1:8000", "http://localhost:1", "http://[::1]:8000"):
-        assert registry.endpoint_problem(url, KEY) is None, url
-    assert registry.endpoint_problem("http://gpu.lan:8080", "") is None, "a keyless self-hosted server may use http"
-    assert registry.endpoint_problem("ftp://x", "") == "'ftp://x' is not an http(s) URL"
+        assert registry.endpoint_problem(url, with_key=True) is None, url
+    assert registry.endpoint_problem("http://gpu.lan:8080", with_key=False) is None, \
+        "a keyless self-hosted server may use http"
+    assert registry.endpoint_problem("ftp://x", with_key=False) == "'ftp://x' is not an http(s) URL"
+    # The host is the parsed one: user-info before @ is refused (and its password never shown).
+    assert registry.endpoint_problem("http://localhost@evil.example.com:80", with_key=True) == \
+        "the URL must not contain a user name or password (the part before @)"
+    assert registry.endpoint_problem("http://[::1", with_key=False) == \
+        "'http://[::1' is not a valid URL (Invalid IPv6 URL)"
 
 
 def test_a_built_backend_reaches_its_endpoint_with_its_key(sandbox: TripoSandbox, tmp_path: Path) -> None:
