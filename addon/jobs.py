@@ -1,7 +1,8 @@
 """Jobs: the immutable request (`JobSpec`) and its live state (`Job`).
 
 A JobSpec is plain, JSON-serialisable data: it is what the journal stores and what a retry or a
-promotion copies. A Job wraps one spec with the state machine of one attempt at it.
+promotion copies. A Job wraps one spec with the state machine of one attempt at it, and the furthest
+`Stage` that attempt reached, which is what a retry resumes from (a paid task is never created again).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class JobState(enum.StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    UNCERTAIN = "uncertain"
+    """A create may have reached the provider (and been charged), but no task id came back and the
+    provider cannot be asked. Never sent again on its own: a retry needs `confirm_double_charge`."""
 
     @property
     def is_terminal(self) -> bool:
@@ -58,15 +62,17 @@ class JobState(enum.StrEnum):
         return self in IN_FLIGHT_STATES
 
 
-TERMINAL_STATES = frozenset({JobState.FINISHED, JobState.FAILED, JobState.CANCELLED})
+TERMINAL_STATES = frozenset({JobState.FINISHED, JobState.FAILED, JobState.CANCELLED, JobState.UNCERTAIN})
 IN_FLIGHT_STATES = frozenset({JobState.SUBMITTING, JobState.RUNNING})
 
 # The only legal moves. SUBMITTING → QUEUED is the provider refusing for concurrency (nothing
-# was created), so the job goes back to wait for a slot. RUNNING → RUNNING is not listed:
-# progress updates are not state changes.
+# was created), so the job goes back to wait for a slot; SUBMITTING → UNCERTAIN is a create whose
+# outcome nobody can know. RUNNING → RUNNING is not listed: progress updates are not state changes.
+# Terminal states have no way out: a retry is a new job that resumes at the old one's stage.
 ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.SUBMITTING, JobState.FAILED, JobState.CANCELLED}),
-    JobState.SUBMITTING: frozenset({JobState.QUEUED, JobState.RUNNING, JobState.FAILED, JobState.CANCELLED}),
+    JobState.SUBMITTING: frozenset({JobState.QUEUED, JobState.RUNNING, JobState.FAILED, JobState.CANCELLED,
+                                    JobState.UNCERTAIN}),
     JobState.RUNNING: frozenset({JobState.DOWNLOADING, JobState.FAILED, JobState.CANCELLED}),
     JobState.DOWNLOADING: frozenset({JobState.READY, JobState.FAILED, JobState.CANCELLED}),
     JobState.READY: frozenset({JobState.IMPORTED, JobState.FAILED, JobState.CANCELLED}),
@@ -74,7 +80,28 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.FINISHED: frozenset(),
     JobState.FAILED: frozenset(),
     JobState.CANCELLED: frozenset(),
+    JobState.UNCERTAIN: frozenset(),
 }
+
+
+class Stage(enum.StrEnum):
+    """The furthest a job got towards its result, kept through a failure (the state says only that it
+    failed). It is what a retry resumes from: everything from `SUBMITTED` on may have been paid for."""
+
+    NONE = "none"
+    """Nothing on the provider costs anything: never sent, refused, or failed there (and refunded)."""
+    SUBMITTED = "submitted"
+    """A create went out (its intent is journaled); the task id is known unless the job is uncertain."""
+    TASK_DONE = "task_done"
+    """The provider finished the task and charged for it; the result waits there."""
+    DOWNLOADED = "downloaded"
+    """The result is in Kiln's cache."""
+    IMPORTED = "imported"
+    """The result is in the scene."""
+
+
+class DoubleChargeRisk(ValueError):
+    """A retry that could pay twice (an uncertain create) was asked for without the artist's confirmation."""
 
 
 class IllegalTransition(RuntimeError):
@@ -166,7 +193,15 @@ class Job:
     created_at: float = field(default_factory=time.time)
     state_times: dict[str, float] = field(default_factory=dict)
     cancel_requested: bool = False
+    """The artist cancelled, but the task was already on the provider: it is still watched, and a result
+    that arrives anyway is kept (`result_kept`) instead of thrown away."""
     retry_of: str | None = None
+    superseded_by: str | None = None
+    """The retry that replaced this attempt: its row shows this one among its attempts."""
+    stage: Stage = Stage.NONE
+    result_kept: bool = False
+    """Cancelled, but the provider finished (and charged for) the task anyway: the result is in the cache,
+    and "import anyway" brings it in without paying again."""
 
     def __post_init__(self) -> None:
         self.state_times.setdefault(self.state.value, time.monotonic())
@@ -181,11 +216,21 @@ class Job:
         self.error = JobError(code, message)
         self.move_to(JobState.FAILED)
 
+    def reach(self, stage: Stage) -> None:
+        """Record progress (never backwards: use `refunded` when the provider gave the money back)."""
+        if _STAGE_ORDER[stage] > _STAGE_ORDER[self.stage]:
+            self.stage = stage
+
+    def refunded(self) -> None:
+        """The provider failed or cancelled the task and charged nothing: a retry may create again."""
+        self.stage = Stage.NONE
+        self.credits_spent = 0.0
+
     @property
     def label(self) -> str:
         return self.spec.prompt or ", ".join(self.spec.image_paths) or self.spec.kind.value
 
-    def view(self, eta_s: float | None = None) -> JobView:
+    def view(self, eta_s: float | None = None, attempts: tuple[JobView, ...] = ()) -> JobView:
         """An immutable copy for other threads (the UI, batch progress); the scheduler builds it under
         its lock, so the copy is consistent even while workers move the job on."""
         return JobView(
@@ -202,6 +247,11 @@ class Job:
             note=self.note,
             warnings=tuple(self.warnings),
             retry_of=self.retry_of,
+            superseded_by=self.superseded_by,
+            stage=self.stage,
+            cancel_requested=self.cancel_requested,
+            result_kept=self.result_kept,
+            attempts=attempts,
             files=MappingProxyType(dict(self.files)),
             metadata=MappingProxyType(dict(self.metadata)),
             created_at=self.created_at,
@@ -223,6 +273,11 @@ class Job:
             "metadata": self.metadata,
             "created_at": self.created_at,
             "retry_of": self.retry_of,
+            "superseded_by": self.superseded_by,
+            "stage": self.stage.value,
+            "cancel_requested": self.cancel_requested,
+            "result_kept": self.result_kept,
+            "note": self.note,
         }
 
     @classmethod
@@ -241,6 +296,11 @@ class Job:
             metadata=dict(data.get("metadata", {})),
             created_at=float(data.get("created_at", time.time())),
             retry_of=data.get("retry_of"),
+            superseded_by=data.get("superseded_by"),
+            stage=Stage(data["stage"]) if "stage" in data else _stage_of_old_snapshot(data),
+            cancel_requested=bool(data.get("cancel_requested", False)),
+            result_kept=bool(data.get("result_kept", False)),
+            note=str(data.get("note", "")),
         )
 
 
@@ -268,14 +328,73 @@ class JobView:
     created_at: float
     state_times: Mapping[str, float]
     """Monotonic time each state was entered."""
+    superseded_by: str | None = None
+    stage: Stage = Stage.NONE
+    cancel_requested: bool = False
+    result_kept: bool = False
+    attempts: tuple[JobView, ...] = ()
+    """Earlier attempts at this asset that this job's retry replaced, oldest first (their rows are hidden)."""
 
     @property
     def can_cancel(self) -> bool:
-        return not self.state.is_terminal and self.state is not JobState.IMPORTED
+        return not self.state.is_terminal and self.state is not JobState.IMPORTED and not self.cancel_requested
 
     @property
     def can_retry(self) -> bool:
-        return self.state in (JobState.FAILED, JobState.CANCELLED)
+        """A Retry button: failed, cancelled or uncertain, not already replaced by a retry, and not a kept
+        result (that row offers "import anyway")."""
+        return (self.state in RETRYABLE_STATES and self.superseded_by is None and not self.result_kept)
+
+    @property
+    def can_import_anyway(self) -> bool:
+        return self.state is JobState.CANCELLED and self.result_kept and self.superseded_by is None
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """Retrying sends a create that may already have been paid for."""
+        return self.state is JobState.UNCERTAIN
+
+    @property
+    def recoverable(self) -> bool:
+        """Failed or cancelled, but a paid task (or its result) is still there: a retry (or --resume)
+        fetches it without paying again."""
+        return self.state in RETRYABLE_STATES and self.stage in PAID_STAGES and self.superseded_by is None
+
+
+RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.UNCERTAIN})
+PAID_STAGES = frozenset({Stage.SUBMITTED, Stage.TASK_DONE, Stage.DOWNLOADED})
+"""Stages at which a task exists (or existed) on the provider that a retry must reuse, not create again.
+`SUBMITTED` without a task id is the uncertain case, the only one where a create may be sent again."""
+_STAGE_ORDER = {stage: number for number, stage in enumerate(Stage)}
+
+
+def _stage_of_old_snapshot(data: Mapping[str, Any]) -> Stage:
+    """Journals written before stages were recorded: the safest stage their state implies (a task id
+    means something may have been paid)."""
+    state = data.get("state")
+    if state in ("imported", "finished"):
+        return Stage.IMPORTED
+    if state == "ready" or (data.get("files") and state in ("failed", "cancelled")):
+        return Stage.DOWNLOADED
+    if state == "downloading":
+        return Stage.TASK_DONE
+    return Stage.SUBMITTED if data.get("task_id") or state == "submitting" else Stage.NONE
+
+
+def retry_start(stage: Stage, *, has_task: bool, files_present: bool, durable_tasks: bool) -> JobState:
+    """Where a retry of an attempt that reached `stage` begins: the first step whose output is missing.
+    A task the provider created is watched or downloaded again, never created again; only a job with
+    nothing on the provider (or an uncertain one, after confirmation) is queued for a create. The
+    embedded engine's tasks die with the process and cost nothing, so those simply start over."""
+    if stage is Stage.IMPORTED:
+        raise ValueError("its result is already in the scene")
+    if stage is Stage.DOWNLOADED and files_present:
+        return JobState.READY
+    if not has_task or not durable_tasks or stage is Stage.NONE:
+        return JobState.QUEUED
+    if stage is Stage.SUBMITTED:
+        return JobState.RUNNING
+    return JobState.DOWNLOADING
 
 
 @dataclass(frozen=True)
@@ -300,6 +419,60 @@ class BatchSpec:
     """One shared look for the whole batch."""
     manifest_hash: str = ""
     """For manifest batches: the hash of the manifest text, so a resume can tell an edit."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON for the journal: a batch's budget, start time and finishing must survive a restart."""
+        return {
+            "name": self.name,
+            "mode": self.mode.value,
+            "backend": self.backend,
+            "priority": self.priority.name,
+            "start_at": self.start_at,
+            "budget": self.budget,
+            "finish": _dataclass_json(self.finish),
+            "target": self.target,
+            "theme": _dataclass_json(self.theme),
+            "manifest_hash": self.manifest_hash,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BatchSpec:
+        """The inverse of `to_json`; raises KeyError/ValueError/TypeError on an entry it cannot read (the
+        journal keeps such entries and reports them rather than guess a budget)."""
+        budget, start_at = data.get("budget"), data.get("start_at")
+        return cls(
+            name=str(data["name"]),
+            mode=Mode(data.get("mode", Mode.PRODUCTION)),
+            backend=str(data.get("backend", "local")),
+            priority=Priority[str(data.get("priority", Priority.NORMAL.name))],
+            start_at=float(start_at) if start_at is not None else None,
+            budget=float(budget) if budget is not None else None,
+            finish=_dataclass_from_json(FinishPreset, data.get("finish")),
+            target=str(data.get("target", "game")),
+            theme=_dataclass_from_json(Theme, data.get("theme")),
+            manifest_hash=str(data.get("manifest_hash", "")),
+        )
+
+
+def _dataclass_json(value: FinishPreset | Theme | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {f.name: list(v) if isinstance(v := getattr(value, f.name), tuple) else v for f in fields(value)}
+
+
+def _dataclass_from_json(cls: Any, data: Any) -> Any:
+    """A frozen settings record (FinishPreset, Theme) from its JSON; lists become the tuples they were.
+    Unknown keys are an error, not silently dropped: a setting this version cannot apply must not be
+    replaced by a default."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{cls.__name__}: expected an object, not {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown setting(s) {', '.join(sorted(unknown))}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def spec_key(spec: JobSpec) -> str:

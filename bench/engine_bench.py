@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from bench_common import write_result  # noqa: E402
 
-from addon.jobs import JobKind, JobSpec, JobState, Mode  # noqa: E402
+from addon.jobs import BatchSpec, JobKind, JobSpec, JobState, Mode  # noqa: E402
 from addon.journal import Journal  # noqa: E402
 from addon.scheduling import Scheduler, SchedulerConfig  # noqa: E402
 from sandbox.fake import FakeBackend  # noqa: E402
@@ -44,6 +44,7 @@ def make_scheduler(work: Path, reserved: int) -> tuple[Scheduler, FakeBackend]:
     fake = FakeBackend(latency_s=L, limit=C)
     scheduler = Scheduler([fake], journal=Journal(work), config=SchedulerConfig(draft_reserved_slots=reserved))
     scheduler.start()
+    scheduler.add_batch(BatchSpec("bench"))
     return scheduler, fake
 
 
@@ -104,6 +105,7 @@ def pump_cost() -> dict[str, float]:
         fake = FakeBackend(latency_s=L, limit=C)
         scheduler = runtime.start("kiln_bench", backends=[fake], apply=lambda job: None, journal_dir=Path(work),
                                   config=SchedulerConfig(draft_reserved_slots=0))
+        scheduler.add_batch(BatchSpec("bench"))
         scheduler.add_many(spec(i) for i in range(N))
         durations = []
         while not scheduler.is_idle():

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from bench_common import percentiles, write_result  # noqa: E402
 
 from addon.backends.tripo import TripoBackend  # noqa: E402
-from addon.jobs import JobKind, JobSpec, JobState, Mode  # noqa: E402
+from addon.jobs import BatchSpec, JobKind, JobSpec, JobState, Mode  # noqa: E402
 from addon.journal import Journal  # noqa: E402
 from addon.scheduling import Scheduler, SchedulerConfig  # noqa: E402
 from sandbox.tripo import SandboxState, TripoSandbox  # noqa: E402
@@ -68,6 +68,7 @@ def main() -> None:
         scheduler = Scheduler([client], journal=Journal(Path(work) / "b"),
                               config=SchedulerConfig(draft_reserved_slots=0))
         scheduler.start()
+        scheduler.add_batch(BatchSpec("bench"))
         n = 100
         started = time.monotonic()
         jobs = scheduler.add_many(JobSpec(kind=JobKind.TEXT, backend="tripo", mode=Mode.PRODUCTION, prompt="rock",

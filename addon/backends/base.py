@@ -22,6 +22,12 @@ class TaskStatus(enum.StrEnum):
     SUCCESS = "success"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+    """The provider answered, but with a status Kiln cannot read (or literally "unknown"): not an answer.
+    The job stays watched, and time spent without a readable answer counts towards giving up."""
+    MISSING = "missing"
+    """The provider says it has no such task (a list's `missed` ids, 404, Tripo 2001): a changed key, or
+    a task that expired. A few in a row fail the job."""
 
     @property
     def is_terminal(self) -> bool:
@@ -55,6 +61,11 @@ class TaskUpdate:
     credits: float = 0.0
     error_code: str = ""
     error_message: str = ""
+
+
+def unknown_task_message(task_id: str) -> str:
+    """What the artist reads when a provider denies knowing a task Kiln created (one wording everywhere)."""
+    return f"the provider does not know task {task_id}: was the API key changed?"
 
 
 class BackendError(Exception):

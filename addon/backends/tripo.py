@@ -21,7 +21,15 @@ import numpy as np
 from ..http import HttpClient, retry_after
 from ..imaging.png import encode_png
 from ..jobs import JobKind, JobSpec, Mode
-from .base import Backend, BackendError, Capabilities, ConcurrencyRefused, TaskStatus, TaskUpdate
+from .base import (
+    Backend,
+    BackendError,
+    Capabilities,
+    ConcurrencyRefused,
+    TaskStatus,
+    TaskUpdate,
+    unknown_task_message,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -67,6 +75,33 @@ MODE_DEFAULTS: dict[Mode, dict[str, Any]] = {
 }
 
 
+# Every status form Tripo has used (v3's five, the v2 SDK's banned/expired/unknown), lower-cased. banned
+# and expired are failures with the codes the guide gives them; anything else is UNKNOWN, never an error.
+STATUSES: dict[str, tuple[TaskStatus, int]] = {
+    "queued": (TaskStatus.QUEUED, 0), "running": (TaskStatus.RUNNING, 0), "success": (TaskStatus.SUCCESS, 0),
+    "failed": (TaskStatus.FAILED, 0), "cancelled": (TaskStatus.CANCELLED, 0), "canceled": (TaskStatus.CANCELLED, 0),
+    "banned": (TaskStatus.FAILED, 2008), "expired": (TaskStatus.FAILED, 2018), "unknown": (TaskStatus.UNKNOWN, 0),
+}
+STATUS_MESSAGES = {
+    "banned": "Tripo banned this task: prompt or image refused by content policy",
+    "expired": "the task expired on Tripo before it finished",
+}
+
+
+def parse_status(value: Any) -> tuple[TaskStatus, int]:
+    """A task's status in any form Tripo sends, and the error code it implies; never raises."""
+    return STATUSES.get(str(value).strip().lower() if isinstance(value, str) else "", (TaskStatus.UNKNOWN, 0))
+
+
+def _number(value: Any) -> float:
+    """A numeric field that may be missing, null, a string or garbage: 0 unless it is a finite number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if number == number and abs(number) != float("inf") else 0.0
+
+
 def error_message(code: int, message: str = "", extra: str = "") -> str:
     known = ERRORS.get(code)
     text = known[0] if known else f"Tripo error {code}: {message or 'unknown'}"
@@ -107,7 +142,7 @@ class TripoBackend(Backend):
             body = {}
         code = body.get("code", 0) if isinstance(body, dict) else 0
         if response.status_code == 401:
-            raise BackendError("1002", error_message(1002))
+            raise BackendError("1002", error_message(1002), nothing_created=True)
         if response.status_code >= 400 or code:
             code = int(code or 0)
             if code == 2000:
@@ -120,8 +155,11 @@ class TripoBackend(Backend):
             if code == 2010:
                 extra = body.get("suggestion", "") or message
             retryable = ERRORS.get(code, ("", response.status_code >= 500))[1]
+            # A 4xx answer is the provider refusing the request: a create it refused made nothing. A 5xx
+            # (or a 200 carrying an error) says nothing certain about a create, so it stays uncertain.
+            refused = 400 <= response.status_code < 500
             raise BackendError(str(code or response.status_code), error_message(code, message, extra),
-                               retryable=retryable)
+                               retryable=retryable, nothing_created=refused)
         return body.get("data") if isinstance(body, dict) else None
 
     def _model(self, spec: JobSpec) -> str:
@@ -159,9 +197,18 @@ class TripoBackend(Backend):
         return str(prepared[number]) if number < len(prepared) else spec.image_paths[number]
 
     def _upload(self, path: str) -> str:
-        data, name, mime = _upload_bytes(path)
-        token = self._call("POST", "/v3/files", files={"file": (name, data, mime)})
-        return str(token["file_token"])
+        """An input image to Tripo's file store. It happens before the create and costs nothing, so any
+        failure here leaves nothing behind: the engine may try again without risking a double charge."""
+        try:
+            data, name, mime = _upload_bytes(path)
+            token = self._call("POST", "/v3/files", files={"file": (name, data, mime)})
+            return str(token["file_token"])
+        except BackendError as exc:
+            raise BackendError(exc.code, exc.message, retryable=exc.retryable, nothing_created=True,
+                               retry_after_s=exc.retry_after_s) from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BackendError("upload_failed", f"could not upload '{Path(path).name}': {exc}",
+                               nothing_created=True) from None
 
     # ------------------------------------------------------------------ Backend interface
     def concurrency_group(self, spec: JobSpec) -> str:
@@ -232,9 +279,14 @@ class TripoBackend(Backend):
                     have = f"{self.balance():g}"
                 except BackendError:
                     have = "unknown"
-                raise BackendError("2010", f"not enough credits: need ~{need:g}, have {have}") from None
+                raise BackendError("2010", f"not enough credits: need ~{need:g}, have {have}",
+                                   nothing_created=True) from None
             raise
-        task_id = str(data["task_id"])
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        if not task_id:
+            # Something was created (or not): without an id, nobody can tell. The engine marks it uncertain.
+            raise BackendError("bad_response", "Tripo accepted the create but sent no task id")
+        task_id = str(task_id)
         with self._lock:
             if not self._submitted_at:
                 self._polls = 0
@@ -273,17 +325,42 @@ class TripoBackend(Backend):
         for start in range(0, len(task_ids), LIST_BATCH):
             chunk = list(task_ids[start : start + LIST_BATCH])
             self.status_requests += 1
-            data = self._call("POST", "/v3/tasks/list", json={"task_ids": chunk})
-            tasks = data.get("tasks", data) if isinstance(data, dict) else data
-            for task in tasks if isinstance(tasks, list) else tasks.values():
-                updates.append(self._update(task))
+            try:
+                data = self._call("POST", "/v3/tasks/list", json={"task_ids": chunk})
+            except BackendError as exc:
+                if exc.code != "2001":
+                    raise
+                updates += [TaskUpdate(t, TaskStatus.MISSING) for t in chunk]  # none of them is known
+                continue
+            updates += self._updates(chunk, data)
         self._next_poll = time.monotonic() + self._interval()
         return updates
 
+    def _updates(self, asked: Sequence[str], data: Any) -> list[TaskUpdate]:
+        """One list answer, read defensively: a task whose entry cannot be read is UNKNOWN (watched on),
+        never an exception that would stall the poll of every other task."""
+        tasks = data.get("tasks", []) if isinstance(data, dict) else data
+        entries = list(tasks.values()) if isinstance(tasks, dict) else tasks if isinstance(tasks, list) else []
+        updates: dict[str, TaskUpdate] = {}
+        for entry in entries:
+            task_id = str(entry.get("task_id", "")) if isinstance(entry, dict) else ""
+            if task_id not in asked:
+                continue  # nothing to attribute it to (or a task nobody asked about)
+            try:
+                updates[task_id] = self._update(entry)
+            except (TypeError, ValueError, AttributeError) as exc:
+                _log.warning("tripo: unreadable status for task %s: %s", task_id, exc)
+                updates[task_id] = TaskUpdate(task_id, TaskStatus.UNKNOWN)
+        missed = data.get("missed", []) if isinstance(data, dict) else []
+        for task_id in missed if isinstance(missed, list) else []:
+            if str(task_id) in asked and str(task_id) not in updates:
+                updates[str(task_id)] = TaskUpdate(str(task_id), TaskStatus.MISSING)
+        return list(updates.values())
+
     def _update(self, task: dict[str, Any]) -> TaskUpdate:
         task_id = str(task["task_id"])
-        status = TaskStatus(task.get("status", "queued"))
-        progress = float(task.get("progress", 0) or 0) / 100.0
+        status, forced_code = parse_status(task.get("status"))
+        progress = _number(task.get("progress")) / 100.0
         if status.is_terminal:
             with self._lock:
                 started = self._submitted_at.pop(task_id, None)
@@ -291,17 +368,26 @@ class TripoBackend(Backend):
                     seconds, mode = time.monotonic() - started[0], started[1]
                     self._observed[mode] = 0.7 * self._observed.get(mode, seconds) + 0.3 * seconds
                 if status is TaskStatus.SUCCESS:
-                    self._outputs[task_id] = task.get("output", {})
+                    output = task.get("output")
+                    self._outputs[task_id] = output if isinstance(output, dict) else {}
         if status is TaskStatus.FAILED:
-            code = int(task.get("error_code", 0) or 0)
-            return TaskUpdate(task_id, status, progress, 0.0, str(code),
-                              error_message(code, str(task.get("error_message", ""))))
-        credits = float(task.get("credits_consumed", 0) or 0) if status is TaskStatus.SUCCESS else 0.0
-        return TaskUpdate(task_id, status, progress, credits)
+            code = forced_code or int(_number(task.get("error_code")))
+            detail = str(task.get("error_message", "") or "")
+            message = STATUS_MESSAGES.get(str(task.get("status", "")).strip().lower()) or error_message(code, detail)
+            return TaskUpdate(task_id, status, progress, 0.0, str(code), message)
+        credits = _number(task.get("credits_consumed")) if status is TaskStatus.SUCCESS else 0.0
+        return TaskUpdate(task_id, status, max(0.0, min(1.0, progress)), credits)
 
     def _fresh_output(self, task_id: str) -> dict[str, Any]:
-        data = self._call("GET", f"/v3/tasks/{task_id}")
-        output: dict[str, Any] = data.get("output", {})
+        try:
+            data = self._call("GET", f"/v3/tasks/{task_id}")
+        except BackendError as exc:
+            if exc.code in ("2001", "404"):
+                raise BackendError("unknown_task", unknown_task_message(task_id)) from None
+            raise
+        output = data.get("output") if isinstance(data, dict) else None
+        if not isinstance(output, dict):
+            raise BackendError("bad_response", "Tripo answered without the result's links", retryable=True)
         self._outputs[task_id] = output
         return output
 

@@ -10,6 +10,15 @@ is guarded by one lock; public methods are safe from any thread. Other threads (
 progress) read jobs as immutable `JobView`s (`views()`), never the live `Job`s the workers change.
 Nothing here touches `bpy`: results wait in a ready queue that the main-thread pump drains
 (`addon/blender/runtime.py`).
+
+Money rules the engine keeps (DESIGN, "Decisions that several open issues share"):
+- a create's intent is fsynced to the journal before the create is sent, its task id the moment it
+  returns; a create whose outcome cannot be known makes the job UNCERTAIN, never sent again on its own;
+- a retry resumes at the stage that failed (`jobs.retry_start`): a paid task is watched or downloaded
+  again, never created again; one retry per attempt, and it replaces that attempt's row;
+- a cancelled task the provider cannot stop stays watched, and its result is kept (`result_kept`);
+- every job ends: `give_up_after_s` without a usable answer from the provider fails it (recoverably:
+  the task id is kept), and so do a few "no such task" answers in a row.
 """
 
 from __future__ import annotations
@@ -25,9 +34,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from ..backends.base import Backend, BackendError, TaskStatus, TaskUpdate
-from ..jobs import BatchSpec, Job, JobSpec, JobState, JobView, Mode
-from ..journal import Journal
+from ..backends.base import Backend, BackendError, TaskStatus, TaskUpdate, unknown_task_message
+from ..jobs import (
+    RETRYABLE_STATES,
+    BatchSpec,
+    DoubleChargeRisk,
+    Job,
+    JobSpec,
+    JobState,
+    JobView,
+    Mode,
+    Stage,
+    retry_start,
+)
+from ..journal import Journal, UnreadableEntry
 from ..retry import backoff_delay
 from . import eta as eta_model
 from . import policy, recovery
@@ -50,7 +70,17 @@ class SchedulerConfig:
     refusal only means "wait for a slot", so it is sent again as often as it takes)."""
     max_read_retries: int = 6
     read_backoff_cap_s: float = 10.0
+    give_up_after_s: float = 120.0
+    """Per job: this long without a usable answer from the provider (status polls, downloads) fails it,
+    recoverably (its task id is kept). The preference "Give up after", the batch's --give-up-after."""
+    unknown_task_limit: int = 3
+    """Consecutive "no such task" answers that fail a job (a changed key, an expired task)."""
 
+
+UNREACHABLE = "unreachable"
+"""Error code of a job failed by `give_up_after_s`: recoverable, its task id kept."""
+UNKNOWN_TASK = "unknown_task"
+HELD_NOTE_PREFIX = "waiting: its batch"
 
 @dataclass(frozen=True)
 class QueueSummary:
@@ -68,6 +98,14 @@ class QueueSummary:
         """Jobs still on their way to the scene."""
         return sum(self.counts[s] for s in (JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING,
                                             JobState.DOWNLOADING, JobState.READY))
+
+    @property
+    def failed(self) -> int:
+        return self.counts[JobState.FAILED]
+
+    @property
+    def uncertain(self) -> int:
+        return self.counts[JobState.UNCERTAIN]
 
 
 class Scheduler:
@@ -105,9 +143,14 @@ class Scheduler:
         self._stop = threading.Event()
         self._slots: dict[SlotKey, SlotState] = {}
         self._ready: collections.deque[str] = collections.deque()
-        self._orphans: dict[tuple[str, str], SlotKey] = {}
-        """(backend, task id) cancelled in Kiln but maybe not yet on the provider: watched only to free
-        its slot, because the provider counts it until it ends."""
+        self._unreachable_since: dict[str, float] = {}
+        """Job id → monotonic time since which the provider gave no usable answer about it."""
+        self._misses: dict[str, int] = {}
+        """Job id → consecutive "no such task" answers."""
+        self._held: set[str] = set()
+        """Queued production jobs waiting for their batch to be declared (their note says so)."""
+        self.journal_problems: list[UnreadableEntry] = []
+        """Journal entries this version could not read (kept in the file): for the panel and reports."""
         self._facts: dict[str, policy.QueuedJob] = {}
         """Job id → what the policy reads of it (see `_queued_facts`)."""
         self._resends: dict[str, int] = {}
@@ -128,9 +171,15 @@ class Scheduler:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Recover from the journal, then start dispatching."""
+        """Recover from the journal (batches first, so no job is dispatched without its batch's budget,
+        start time and finishing), then start dispatching."""
         if self.journal is not None:
-            self._apply_recovery(recovery.recover(self.journal.load(), self.backends))
+            contents = self.journal.load()
+            with self._lock:
+                for batch in contents.batches.values():
+                    self._declare_batch(batch)
+                self.journal_problems = list(contents.unreadable)
+            self._apply_recovery(recovery.recover(contents.jobs, self.backends))
         self._dispatcher = threading.Thread(
             target=self._dispatch_loop, name=f"{self._thread_prefix}-dispatch", daemon=True
         )
@@ -153,7 +202,10 @@ class Scheduler:
             backend.close()
         if self.journal is not None:
             with self._lock:
-                self.journal.compact(list(self.jobs.values()))
+                try:
+                    self.journal.compact(list(self.jobs.values()), list(self.batches.values()))
+                except OSError:
+                    _log.exception("could not compact the journal (it is left as it was)")
 
     @property
     def stopped(self) -> bool:
@@ -170,20 +222,35 @@ class Scheduler:
                 previous.close()
 
     def add_batch(self, batch: BatchSpec) -> None:
-        """Declare a batch before its jobs: its priority, start time and budget apply to them."""
+        """Declare a batch before its jobs: its priority, start time and budget apply to them. It is
+        journaled, so a restart restores it before anything is dispatched."""
         with self._lock:
-            self._batch_seq += 1
-            self.batches[batch.name] = batch
-            self._batch_policy[batch.name] = policy.BatchPolicy(
-                name=batch.name, priority=int(batch.priority), order=self._batch_seq,
-                start_at=batch.start_at, budget=batch.budget)
+            if self.batches.get(batch.name) != batch and self.journal is not None:
+                try:
+                    self.journal.record_batch(batch)
+                except OSError:
+                    _log.exception("could not journal batch %s", batch.name)
+            self._declare_batch(batch)
             self._changed()
 
-    def add(self, spec: JobSpec, *, retry_of: str | None = None) -> Job:
+    def _declare_batch(self, batch: BatchSpec) -> None:
+        """Take in a batch's settings (lock held); jobs that waited for it may go now."""
+        self._batch_seq += 1
+        self.batches[batch.name] = batch
+        self._batch_policy[batch.name] = policy.BatchPolicy(
+            name=batch.name, priority=int(batch.priority), order=self._batch_seq,
+            start_at=batch.start_at, budget=batch.budget)
+        for job_id in [j for j in self._held if self.jobs[j].spec.batch == batch.name]:
+            self._held.discard(job_id)
+            job = self.jobs[job_id]
+            if job.note.startswith(HELD_NOTE_PREFIX):
+                job.note = ""
+
+    def add(self, spec: JobSpec) -> Job:
         """Queue a spec. Unknown backends fail now, with a message, instead of waiting forever.
         The returned job is live (the engine's): other threads should read it through `view()`."""
         backend = self.backends.get(spec.backend)
-        job = Job(spec=spec, retry_of=retry_of)
+        job = Job(spec=spec)
         with self._lock:
             self.jobs[job.job_id] = job
             if backend is None:
@@ -208,37 +275,131 @@ class Scheduler:
             self._changed()
 
     def cancel(self, job_id: str) -> str:
-        """Cancel a job in any live state; returns what happened, in words for the artist."""
+        """Cancel a job in any live state; returns what happened, in words for the artist. A task already
+        on the provider stays watched until the provider ends it: if it finishes anyway (a provider that
+        cannot stop a started task charges for it), its result is downloaded and kept."""
         with self._lock:
             job = self.jobs[job_id]
             state = job.state
             if state.is_terminal or state is JobState.IMPORTED:
                 return f"'{job.label}' is already {state.value}; nothing to cancel"
+            if job.cancel_requested:
+                return job.note or f"'{job.label}' is being cancelled"
             if state is JobState.QUEUED:
                 job.move_to(JobState.CANCELLED)
+                self._held.discard(job_id)
                 message = f"cancelled '{job.label}' before it was sent"
-            elif state in (JobState.SUBMITTING, JobState.DOWNLOADING):
-                # The worker holding it finishes the call, sees the flag and cancels cleanly.
+            elif state is JobState.SUBMITTING:
+                # The worker holding the create finishes it, sees the flag and cancels the new task.
                 job.cancel_requested = True
                 message = f"cancelling '{job.label}'"
             elif state is JobState.RUNNING:
                 message = self._cancel_running(job)
+            elif state is JobState.DOWNLOADING:
+                job.cancel_requested = True
+                message = f"cancelling '{job.label}': the paid result is still downloaded and kept in the cache"
             else:  # READY: downloaded but not imported yet
-                job.move_to(JobState.CANCELLED)
                 self._discard_ready(job_id)
-                message = f"cancelled '{job.label}'; its downloaded files are kept in the cache"
+                self._end_cancelled(job)
+                message = job.note
             job.note = message
             self._record(job)
             self._changed()
             return message
 
-    def retry(self, job_id: str) -> Job:
-        """Queue a failed or cancelled job again, as a new job with the same spec."""
+    def retry(self, job_id: str, *, confirm_double_charge: bool = False) -> Job:
+        """Try a failed, cancelled or uncertain job again, as a new attempt that replaces its row and
+        resumes at the stage that failed: a paid task is watched or downloaded again, never created again.
+
+        Only one retry of an attempt is ever made: asking again returns the attempt that replaced it.
+        An uncertain job (a create that may have been charged) is sent again only with
+        `confirm_double_charge=True`; without it this raises `DoubleChargeRisk`. A job whose cancel is
+        still pending is simply kept (the cancel is withdrawn). Raises KeyError for an unknown id and
+        ValueError for a job that cannot be retried."""
         with self._lock:
             old = self.jobs[job_id]
-            if old.state not in (JobState.FAILED, JobState.CANCELLED):
-                raise ValueError(f"only failed or cancelled jobs can be retried, not {old.state.value} ones")
-        return self.add(old.spec, retry_of=job_id)
+            latest = self._latest_attempt(old)
+            if latest is not old:
+                return latest
+            if old.cancel_requested and not old.state.is_terminal:
+                old.cancel_requested = False
+                old.note = f"kept '{old.label}': the cancel was withdrawn"
+                self._record(old)
+                self._changed()
+                return old
+            if old.state not in RETRYABLE_STATES:
+                raise ValueError(f"only failed, cancelled or uncertain jobs can be retried, not {old.state.value} ones")
+            if old.state is JobState.UNCERTAIN and not confirm_double_charge:
+                raise DoubleChargeRisk(
+                    f"'{old.label}' may already have been created and charged (~{old.credits_estimated:g} credits) "
+                    f"on {old.spec.backend}; check the provider's dashboard, then confirm the possible double "
+                    "charge to send it again")
+            backend = self.backends.get(old.spec.backend)
+            files_present = bool(old.files) and all(Path(p).is_file() for p in old.files.values())
+            start = retry_start(old.stage, has_task=old.task_id is not None, files_present=files_present,
+                                durable_tasks=backend.capabilities.durable_tasks if backend else True)
+            job = Job(spec=old.spec, retry_of=old.job_id, state=start)
+            job.credits_estimated = old.credits_estimated
+            if start is not JobState.QUEUED:
+                # The paid task (and what it cost) moves to the new attempt.
+                job.task_id, job.stage, job.credits_spent = old.task_id, old.stage, old.credits_spent
+                job.metadata.update(old.metadata)
+                job.warnings.extend(old.warnings)
+                old.credits_spent = 0.0
+                if start is JobState.READY:
+                    job.files = dict(old.files)
+            old.superseded_by = job.job_id
+            self.jobs[job.job_id] = job
+            if backend is None:
+                job.state = JobState.QUEUED
+                job.fail("unknown_backend", f"backend '{old.spec.backend}' is not available")
+            else:
+                if start is JobState.QUEUED:
+                    job.credits_estimated = backend.estimate_credits(job.spec)
+                self._resume(job, backend)
+            self._record(job, durable=job.task_id is not None)
+            self._record(old)
+            self._changed()
+            return job
+
+    def import_anyway(self, job_id: str) -> Job:
+        """Bring in the result of a cancelled task the provider finished (and charged for) anyway: a
+        retry that starts at the cached result (or its download), never at a create."""
+        with self._lock:
+            job = self.jobs[job_id]
+            if not job.result_kept:
+                raise ValueError(f"'{job.label}' has no kept result to import")
+            return self.retry(job_id)
+
+    def _resume(self, job: Job, backend: Backend) -> None:
+        """Start a job that begins past QUEUED (a retry at its stage; lock held)."""
+        if job.state is JobState.RUNNING:
+            key = self._slot_key(backend, job.spec)
+            self._slots[key] = policy.occupied(self._slots[key])
+            self._ensure_watcher(backend)
+        elif job.state is JobState.DOWNLOADING:
+            self._pool.submit(self._download_worker, job, backend)
+        elif job.state is JobState.READY:
+            self._ready.append(job.job_id)
+
+    def _latest_attempt(self, job: Job) -> Job:
+        """The newest attempt at this job's asset (following retries); the job itself if never retried."""
+        seen = {job.job_id}
+        while job.superseded_by is not None and job.superseded_by in self.jobs and job.superseded_by not in seen:
+            job = self.jobs[job.superseded_by]
+            seen.add(job.job_id)
+        return job
+
+    def _attempts(self, job: Job) -> tuple[JobView, ...]:
+        """Earlier attempts this job replaced, oldest first (lock held)."""
+        earlier: list[JobView] = []
+        seen = {job.job_id}
+        previous = self.jobs.get(job.retry_of) if job.retry_of else None
+        while previous is not None and previous.job_id not in seen:
+            seen.add(previous.job_id)
+            earlier.append(previous.view(0.0 if previous.state.is_terminal else None))
+            previous = self.jobs.get(previous.retry_of) if previous.retry_of else None
+        return tuple(reversed(earlier))
 
     def refresh_balance(self, backend_name: str) -> None:
         """Ask the provider for the account balance on a worker thread; `balances` has the answer
@@ -259,13 +420,16 @@ class Scheduler:
         self._pool.submit(ask)
 
     def clear_finished(self) -> int:
+        """Forget ended jobs, except attempts a live retry still lists (and kept results nobody imported:
+        their row is how the artist imports them). Returns the rows removed."""
         with self._lock:
-            done = [j for j in self.jobs.values() if j.state.is_terminal]
+            done = [j for j in self.jobs.values() if j.state.is_terminal and not self._latest_attempt(j).result_kept
+                    and self._latest_attempt(j).state.is_terminal]
             for job in done:
                 del self.jobs[job.job_id]
                 self._facts.pop(job.job_id, None)
             self._changed()
-            return len(done)
+            return sum(1 for j in done if j.superseded_by is None)
 
     def take_ready(self) -> Job | None:
         """Main thread: the next downloaded result to bring into the scene, or None. From here until
@@ -280,6 +444,7 @@ class Scheduler:
     def mark_imported(self, job: Job, *, finished: bool = True) -> None:
         with self._lock:
             job.move_to(JobState.IMPORTED)
+            job.reach(Stage.IMPORTED)
             if finished:
                 job.move_to(JobState.FINISHED)
             self._record(job)
@@ -298,25 +463,30 @@ class Scheduler:
             self._changed()
 
     def views(self, job_ids: Sequence[str] | None = None, *, last: int | None = None) -> list[JobView]:
-        """Immutable copies of jobs, each with its ETA: all of them in the order they were added (only
+        """Immutable copies of jobs, each with its ETA and earlier attempts: one per asset (an attempt a
+        retry replaced is listed inside that retry, not on its own) in the order they were added (only
         the `last` N if given), or those of `job_ids` in that order, skipping unknown ids."""
         with self._lock:
             if job_ids is not None:
                 jobs = [self.jobs[i] for i in job_ids if i in self.jobs]
             else:
-                jobs = list(self.jobs.values())
+                jobs = [j for j in self.jobs.values() if not self._is_replaced(j)]
                 if last is not None:
                     jobs = jobs[-last:] if last > 0 else []
             etas = self._etas(jobs)
-            return [job.view(etas[job.job_id]) for job in jobs]
+            return [job.view(etas[job.job_id], self._attempts(job)) for job in jobs]
+
+    def _is_replaced(self, job: Job) -> bool:
+        return job.superseded_by is not None and job.superseded_by in self.jobs
 
     def view(self, job_id: str) -> JobView | None:
         found = self.views([job_id])
         return found[0] if found else None
 
     def summary(self) -> QueueSummary:
+        """Counts per state, one per asset: an attempt a retry replaced no longer counts as failed."""
         with self._lock:
-            counts = collections.Counter(j.state for j in self.jobs.values())
+            counts = collections.Counter(j.state for j in self.jobs.values() if not self._is_replaced(j))
             return QueueSummary(MappingProxyType({state: counts.get(state, 0) for state in JobState}),
                                 self.production_paused)
 
@@ -413,8 +583,10 @@ class Scheduler:
     def _queue_view(self) -> policy.QueueView:
         """One pass over the jobs: the queued ones, and the running credit totals of batches with a budget."""
         budgeted = {name for name, batch in self._batch_policy.items() if batch.budget is not None}
+        # An uncertain create may have been charged: it counts against the budget as if it were.
         totals = policy.batch_totals(
-            (j.spec.batch, j.credits_spent, j.credits_estimated, j.state.is_in_flight)
+            (j.spec.batch, j.credits_estimated if j.state is JobState.UNCERTAIN else j.credits_spent,
+             j.credits_estimated, j.state.is_in_flight)
             for j in self.jobs.values() if j.spec.batch in budgeted) if budgeted else {}
         return policy.QueueView(
             queued=tuple(self._queued_facts()), slots=dict(self._slots), batches=dict(self._batch_policy),
@@ -443,9 +615,17 @@ class Scheduler:
             job = self.jobs[job_id]
             backend = self.backends[job.spec.backend]
             job.move_to(JobState.SUBMITTING)
+            job.reach(Stage.SUBMITTED)
+            # The intent, before the create: the submit worker makes it durable before sending.
             self._record(job)
             self._submit_pool.submit(self._submit_worker, job, backend, self._slot_key(backend, job.spec))
-        if decision.over_budget:
+        newly_held = [j for j in decision.held if j not in self._held]
+        for job_id in newly_held:
+            self._held.add(job_id)
+            job = self.jobs[job_id]
+            job.note = (f"{HELD_NOTE_PREFIX} '{job.spec.batch}' is not known (its budget, start time and "
+                        "finishing were not recovered), so this job is not sent")
+        if decision.over_budget or newly_held:
             self._changed()
         elif decision.submit:
             self.version += 1  # the queue panel shows "submitting"; nothing else needs waking
@@ -459,41 +639,31 @@ class Scheduler:
 
     # ------------------------------------------------------------------ internals: workers
     def _submit_worker(self, job: Job, backend: Backend, key: SlotKey) -> None:
+        if backend.capabilities.durable_tasks and self.journal is not None:
+            try:
+                self.journal.sync()  # the intent is on disk before anything can be charged
+            except OSError as exc:
+                with self._lock:
+                    self._slots[key] = policy.failed_create(self._slots[key])
+                    job.stage = Stage.NONE
+                    job.fail("journal_unwritable", f"not sent: Kiln could not write its journal ({exc})")
+                    self._changed()
+                return
         try:
             task_id = backend.submit(job.spec, client_ref=job.job_id)
         except BackendError as exc:
-            with self._lock:
-                concurrency = exc.code == "concurrency_limit"
-                attempt = policy.resend_attempt(self._resends.get(job.job_id, 0), concurrency=concurrency,
-                                                max_retries=self.config.max_submit_retries) \
-                    if exc.nothing_created and exc.retryable else None
-                if attempt is not None:
-                    # Safe to send again: the provider guarantees nothing was created or charged.
-                    delay = backoff_delay(max(1, attempt), base_s=0.05, retry_after_s=exc.retry_after_s)
-                    self._slots[key] = policy.refused(self._slots[key], concurrency=concurrency,
-                                                      retry_at=time.monotonic() + delay)
-                    if job.cancel_requested:
-                        self._resends.pop(job.job_id, None)
-                        job.move_to(JobState.CANCELLED)
-                    else:
-                        self._resends[job.job_id] = attempt
-                        job.move_to(JobState.QUEUED)
-                else:
-                    self._resends.pop(job.job_id, None)
-                    self._slots[key] = policy.failed_create(self._slots[key])
-                    job.fail(exc.code, exc.message)
-                self._record(job)
-                self._changed()
+            if exc.nothing_created:
+                self._create_refused(job, key, exc)
+            else:
+                self._create_unknown(job, backend, key, exc.code, exc.message)
             return
-        except Exception as exc:  # a bug in a backend must fail one job, not the scheduler
+        except Exception as exc:  # a bug in a backend must end one job, not the scheduler
             _log.exception("backend %s crashed on submit", backend.name)
-            with self._lock:
-                self._resends.pop(job.job_id, None)
-                self._slots[key] = policy.failed_create(self._slots[key])
-                job.fail("internal_error", f"{backend.name} failed unexpectedly: {exc}")
-                self._record(job)
-                self._changed()
+            self._create_unknown(job, backend, key, "internal_error", f"{backend.name} failed unexpectedly: {exc}")
             return
+        self._task_created(job, backend, task_id)
+
+    def _task_created(self, job: Job, backend: Backend, task_id: str) -> None:
         with self._lock:
             self._resends.pop(job.job_id, None)
             job.task_id = task_id
@@ -502,9 +672,60 @@ class Scheduler:
             # Durable before anything else happens: this id is what stops a double charge.
             self._record(job, durable=True)
             if job.cancel_requested:
+                job.cancel_requested = False  # set again by _cancel_running, with its own words
                 job.note = self._cancel_running(job)
                 self._record(job)
             self._ensure_watcher(backend)
+            self._changed()
+
+    def _create_refused(self, job: Job, key: SlotKey, exc: BackendError) -> None:
+        """The provider guarantees this create made nothing: send it again if that may help, else fail."""
+        with self._lock:
+            job.stage = Stage.NONE
+            concurrency = exc.code == "concurrency_limit"
+            attempt = policy.resend_attempt(self._resends.get(job.job_id, 0), concurrency=concurrency,
+                                            max_retries=self.config.max_submit_retries) if exc.retryable else None
+            if attempt is not None:
+                delay = backoff_delay(max(1, attempt), base_s=0.05, retry_after_s=exc.retry_after_s)
+                self._slots[key] = policy.refused(self._slots[key], concurrency=concurrency,
+                                                  retry_at=time.monotonic() + delay)
+                if job.cancel_requested:
+                    self._resends.pop(job.job_id, None)
+                    job.move_to(JobState.CANCELLED)
+                else:
+                    self._resends[job.job_id] = attempt
+                    job.move_to(JobState.QUEUED)
+            else:
+                self._resends.pop(job.job_id, None)
+                self._slots[key] = policy.failed_create(self._slots[key])
+                job.fail(exc.code, exc.message)
+            self._record(job)
+            self._changed()
+
+    def _create_unknown(self, job: Job, backend: Backend, key: SlotKey, code: str, message: str) -> None:
+        """A create whose outcome nobody told us: it may have made (and charged for) a task. Ask the
+        provider where it can tell; otherwise the job is uncertain and never sent again on its own. The
+        embedded engine charges nothing and keeps nothing after a failure, so there it is a plain failure."""
+        found: str | None = None
+        checked = False
+        if backend.capabilities.durable_tasks and backend.capabilities.reconcile:
+            try:
+                found, checked = backend.find_submitted(job.job_id), True
+            except BackendError as exc:
+                _log.warning("%s: could not check for a create that failed: %s", backend.name, exc.message)
+        if found is not None:
+            self._task_created(job, backend, found)
+            return
+        with self._lock:
+            self._resends.pop(job.job_id, None)
+            self._slots[key] = policy.failed_create(self._slots[key])
+            if not backend.capabilities.durable_tasks or checked:
+                job.stage = Stage.NONE  # nothing exists: the provider said so, or it keeps nothing
+                job.fail(code, message)
+            else:
+                job.error = recovery.uncertain_error(job, backend.name, f"the create failed with: {message}")
+                job.move_to(JobState.UNCERTAIN)
+            self._record(job, durable=True)
             self._changed()
 
     def _ensure_watcher(self, backend: Backend) -> None:
@@ -520,14 +741,12 @@ class Scheduler:
         idle_since: float | None = None
         while not self._stop.is_set():
             with self._lock:
-                watched = [
-                    j.task_id
+                watched = {
+                    j.task_id: j.job_id
                     for j in self.jobs.values()
                     if j.spec.backend == backend.name and j.state is JobState.RUNNING and j.task_id
-                ]
-                orphans = [task for name, task in self._orphans if name == backend.name]
-            task_ids = [*watched, *orphans]
-            if not task_ids:
+                }
+            if not watched:
                 # Linger briefly so a steady stream of jobs does not start a thread per job.
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since > 2.0:
@@ -539,39 +758,86 @@ class Scheduler:
                 continue
             idle_since = None
             try:
-                updates = backend.watch(task_ids, self.config.watch_timeout_s)
+                updates = backend.watch(list(watched), self.config.watch_timeout_s)
                 failures = 0
-            except BackendError as exc:
+            except Exception as exc:
+                # Not reached (or a bug in the backend): every watched job's clock towards giving up runs.
                 failures += 1
-                delay = backoff_delay(
-                    failures, cap_s=self.config.read_backoff_cap_s, retry_after_s=exc.retry_after_s
-                )
-                _log.warning("%s: status check failed (%s); retrying in %.1fs", backend.name, exc.message, delay)
-                self._stop.wait(delay)
-                continue
-            except Exception:
-                failures += 1
-                _log.exception("%s: watch crashed", backend.name)
-                self._stop.wait(min(10.0, 0.5 * failures))
+                reason = exc.message if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, BackendError):
+                    _log.warning("%s: status check failed (%s)", backend.name, reason)
+                else:
+                    _log.exception("%s: watch crashed", backend.name)
+                retry_after = exc.retry_after_s if isinstance(exc, BackendError) else None
+                delay = backoff_delay(failures, cap_s=self.config.read_backoff_cap_s, retry_after_s=retry_after)
+                self._stop.wait(min(delay, self._unreachable(backend, list(watched.values()))))
                 continue
             for update in updates:
-                self._apply_update(backend, update)
+                try:
+                    self._apply_update(backend, update)
+                except Exception:
+                    # One task's odd answer must never stall the poll of the others.
+                    _log.exception("%s: could not apply the status of task %s", backend.name, update.task_id)
+
+    def _unreachable(self, backend: Backend, job_ids: Sequence[str], detail: str = "") -> float:
+        """These jobs got no usable answer just now: fail those past `give_up_after_s` (recoverably: the
+        task id is kept). Returns the seconds until the next of them would give up."""
+        now = time.monotonic()
+        limit = self.config.give_up_after_s
+        next_due = limit
+        with self._lock:
+            changed = False
+            for job_id in job_ids:
+                job = self.jobs.get(job_id)
+                if job is None or job.state.is_terminal:
+                    continue
+                since = self._unreachable_since.setdefault(job_id, now)
+                if now - since < limit:
+                    next_due = min(next_due, limit - (now - since))
+                    continue
+                self._give_up(job, backend, now - since, detail)
+                changed = True
+            if changed:
+                self._changed()
+        return max(0.05, next_due)
+
+    def _give_up(self, job: Job, backend: Backend, waited_s: float, detail: str = "") -> None:
+        """Fail a job the provider did not answer for (lock held); its task id and stage are kept, so a
+        resume or Retry fetches the result without paying again."""
+        self._unreachable_since.pop(job.job_id, None)
+        self._misses.pop(job.job_id, None)
+        if job.state is JobState.RUNNING:
+            key = self._slot_key(backend, job.spec)
+            self._slots[key] = policy.released(self._slots[key])
+        what = f" ({detail})" if detail else ""
+        job.fail(UNREACHABLE, f"could not reach {backend.name} for {waited_s:.0f} s{what}; the task id is kept: "
+                 "--resume (or Retry) fetches it without paying again")
+        self._record(job)
 
     def _apply_update(self, backend: Backend, update: TaskUpdate) -> None:
         with self._lock:
-            orphan = self._orphans.get((backend.name, update.task_id))
-            if orphan is not None:
-                if update.status.is_terminal:
-                    del self._orphans[(backend.name, update.task_id)]
-                    self._slots[orphan] = policy.released(self._slots[orphan])
-                    self._changed()
-                return
             job = next(
-                (j for j in self.jobs.values() if j.task_id == update.task_id and j.spec.backend == backend.name),
+                (j for j in self.jobs.values() if j.task_id == update.task_id and j.spec.backend == backend.name
+                 and j.state is JobState.RUNNING),
                 None,
             )
-            if job is None or job.state is not JobState.RUNNING:
+            if job is None:
                 return
+            if update.status is TaskStatus.UNKNOWN:
+                self._unreachable(backend, [job.job_id], update.error_message or "its status could not be read")
+                return
+            self._unreachable_since.pop(job.job_id, None)
+            if update.status is TaskStatus.MISSING:
+                self._misses[job.job_id] = misses = self._misses.get(job.job_id, 0) + 1
+                if misses >= self.config.unknown_task_limit:
+                    self._misses.pop(job.job_id, None)
+                    key = self._slot_key(backend, job.spec)
+                    self._slots[key] = policy.released(self._slots[key])
+                    job.fail(UNKNOWN_TASK, unknown_task_message(update.task_id))
+                    self._record(job)
+                    self._changed()
+                return
+            self._misses.pop(job.job_id, None)
             if not update.status.is_terminal:
                 if update.progress != job.progress:
                     job.progress = update.progress
@@ -582,68 +848,102 @@ class Scheduler:
             if update.status is TaskStatus.SUCCESS:
                 job.progress = 1.0
                 job.credits_spent = update.credits or job.credits_estimated
+                job.reach(Stage.TASK_DONE)
                 job.move_to(JobState.DOWNLOADING)
                 self._record(job)
                 self._pool.submit(self._download_worker, job, backend)
-            elif update.status is TaskStatus.CANCELLED:
+            elif update.status is TaskStatus.CANCELLED or job.cancel_requested:
+                job.refunded()
                 job.move_to(JobState.CANCELLED)
-                job.note = job.note or "cancelled on the provider"
+                job.note = "cancelled on the provider; nothing was charged"
                 self._record(job)
             else:
-                # Providers refund failed tasks, so nothing counts as spent.
-                job.credits_spent = 0.0
+                job.refunded()  # providers refund failed tasks: a retry may create again
                 job.fail(update.error_code or "task_failed", update.error_message or "the provider failed this task")
                 self._record(job)
             self._changed()
 
     def _download_worker(self, job: Job, backend: Backend) -> None:
+        """Fetch a finished task's result into the cache. Retryable failures are tried again until
+        `give_up_after_s` has passed without success; then (or on a failure that will not change) the
+        job fails with its task id and stage kept, so a resume or Retry downloads it without paying again."""
         assert job.task_id is not None
         dest = (self.cache_dir or Path(".")) / job.job_id
         attempt = 0
+        failing_since: float | None = None
         started = job.state_times.get(JobState.SUBMITTING.value, time.monotonic())
         while True:
+            if self._stop.is_set():
+                return  # stays `downloading` in the journal: the next start downloads it
             try:
                 files = backend.download(job.task_id, dest)
                 metadata, warnings = backend.task_metadata(job.task_id)
                 break
             except BackendError as exc:
-                if exc.retryable and attempt < self.config.max_read_retries and not self._stop.is_set():
+                if self._stop.is_set():
+                    return
+                now = time.monotonic()
+                failing_since = failing_since or now
+                waited = now - failing_since
+                if exc.retryable and waited < self.config.give_up_after_s:
                     attempt += 1
-                    self._stop.wait(backoff_delay(attempt, cap_s=self.config.read_backoff_cap_s,
-                                                  retry_after_s=exc.retry_after_s))
+                    delay = backoff_delay(attempt, cap_s=self.config.read_backoff_cap_s,
+                                          retry_after_s=exc.retry_after_s)
+                    self._stop.wait(min(delay, self.config.give_up_after_s - waited))
                     continue
-                self.mark_failed(job, exc.code, f"download failed: {exc.message}")
+                with self._lock:
+                    if exc.retryable:
+                        self._give_up(job, backend, waited, f"download: {exc.message}")
+                    else:
+                        job.fail(exc.code, f"download failed: {exc.message}; the task id is kept: --resume (or "
+                                 "Retry) fetches it without paying again")
+                        self._record(job)
+                    self._changed()
                 return
             except Exception as exc:
                 _log.exception("download of %s crashed", job.task_id)
-                self.mark_failed(job, "internal_error", f"download failed unexpectedly: {exc}")
+                with self._lock:
+                    job.fail("internal_error", f"download failed unexpectedly: {exc}; the task id is kept: "
+                             "Retry fetches it without paying again")
+                    self._record(job)
+                    self._changed()
                 return
         with self._lock:
             job.files = files
             job.metadata.update(metadata)
             job.warnings.extend(w for w in warnings if w not in job.warnings)
+            job.reach(Stage.DOWNLOADED)
             if job.cancel_requested:
-                job.move_to(JobState.CANCELLED)
-                job.note = "cancelled after download; files kept in the cache"
+                self._end_cancelled(job)
             else:
                 job.move_to(JobState.READY)
                 self.latency.observe(backend.name, job.spec.mode.value, time.monotonic() - started)
                 self._ready.append(job.job_id)
-            self._record(job)
+            self._record(job, durable=True)
             self._changed()
 
     def _cancel_running(self, job: Job) -> str:
+        """The artist cancelled a task that is on the provider (lock held). It stays watched: the
+        provider's last word decides whether anything was charged, and a finished result is kept."""
         backend = self.backends[job.spec.backend]
         assert job.task_id is not None
-        job.move_to(JobState.CANCELLED)
-        self._orphans[(backend.name, job.task_id)] = self._slot_key(backend, job.spec)
+        job.cancel_requested = True
         if backend.capabilities.cancel:
             self._pool.submit(self._cancel_worker, backend, job.task_id)
             return f"cancelled '{job.label}' on {backend.name}"
         return (
-            f"{backend.name} cannot cancel a started task: Kiln stopped waiting for '{job.label}', "
-            "but the provider may still finish it and charge for it"
+            f"{backend.name} cannot cancel a started task: it will finish and charge for '{job.label}' "
+            f"(~{job.credits_estimated:g} credits); Kiln keeps the result, to import anyway"
         )
+
+    def _end_cancelled(self, job: Job) -> None:
+        """A cancelled job whose paid result is in the cache (lock held): kept, with its cost, for
+        "import anyway"; never thrown away and never paid for again."""
+        job.move_to(JobState.CANCELLED)
+        job.result_kept = True
+        job.cancel_requested = False
+        job.note = (f"cancelled, import anyway: {job.credits_spent:g} credits were charged; "
+                    "the result is kept in the cache")
 
     def _cancel_worker(self, backend: Backend, task_id: str) -> None:
         try:

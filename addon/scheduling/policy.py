@@ -13,7 +13,9 @@ The rules:
   concurrency refusal shrinks the belief to what is actually in flight, each freed slot earns one back;
 - budget: a job is sent only while the batch's spent plus committed credits stay within the budget;
   one that could never fit (spent alone leaves too little) is failed as over budget;
-- start time: nothing of a batch goes before its `start_at`.
+- start time: nothing of a batch goes before its `start_at`;
+- unknown batch: a production job whose batch is not declared (its settings were not recovered) is
+  never sent, since its budget, start time and finishing are unknown; it waits, and is reported.
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ class Decision:
     """How long the dispatcher may sleep if nothing wakes it sooner."""
     slots: Mapping[SlotKey, SlotState]
     """Every slot state after the submissions."""
+    held: tuple[str, ...] = ()
+    """Production jobs whose batch is not declared: they wait until it is."""
 
 
 class BudgetVerdict(enum.Enum):
@@ -228,20 +232,24 @@ def dispatch(view: QueueView, *, now_mono: float, now_wall: float) -> Decision:
     totals = dict(view.totals)
     submit: list[str] = []
     over: list[OverBudget] = []
+    held: list[str] = []
     sleep_s = IDLE_WAKE_S
     for job in in_order(view.queued, view.batches):
+        batch = view.batches.get(job.batch)
+        if not job.draft and batch is None:
+            held.append(job.job_id)
+            continue
         group = slots[job.slot_key]
         if now_mono < group.not_before:
             sleep_s = min(sleep_s, group.not_before - now_mono)
             continue
-        if not job.draft:
+        if batch is not None and not job.draft:
             if view.production_paused:
                 continue
-            batch = view.batches.get(job.batch)
-            if batch is not None and batch.start_at and now_wall < batch.start_at:
+            if batch.start_at and now_wall < batch.start_at:
                 sleep_s = min(sleep_s, batch.start_at - now_wall)
                 continue
-            if batch is not None and batch.budget is not None:
+            if batch.budget is not None:
                 current = totals.get(job.batch, NO_CREDITS)
                 verdict = budget_verdict(job.credits_estimated, current, batch.budget)
                 if verdict is BudgetVerdict.NEVER:
@@ -256,4 +264,4 @@ def dispatch(view: QueueView, *, now_mono: float, now_wall: float) -> Decision:
         current = totals.get(job.batch, NO_CREDITS)
         totals[job.batch] = replace(current, committed=current.committed + job.credits_estimated)
         submit.append(job.job_id)
-    return Decision(tuple(submit), tuple(over), max(0.0, sleep_s), slots)
+    return Decision(tuple(submit), tuple(over), max(0.0, sleep_s), slots, tuple(held))

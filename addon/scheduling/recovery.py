@@ -2,7 +2,8 @@
 
 Nothing recorded as sent is ever sent again. A running remote task is reattached (watched again), a
 download is resumed, a result already in the cache waits for import, and a create interrupted
-mid-flight is settled by asking the provider when it can tell, or failed honestly when it cannot.
+mid-flight is settled by asking the provider when it can tell; when it cannot, the job is UNCERTAIN:
+it may have been charged, so it is never sent again without the artist's confirmation.
 The engine applies the returned `Recovery` (slots, watchers, downloads, the ready queue); this
 module only decides, and may ask a backend `find_submitted` (network I/O, so it runs before the
 engine's threads start and outside its lock).
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backends.base import Backend, BackendError
-from ..jobs import Job, JobState
+from ..jobs import Job, JobError, JobState, Stage
 
 _log = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ def recover(jobs: Iterable[Job], backends: Mapping[str, Backend]) -> Recovery:
             continue
         backend = backends.get(job.spec.backend)
         if backend is None:
-            job.fail("unknown_backend", f"backend '{job.spec.backend}' is not available after restart")
+            # Its stage and task id are kept: once the backend is set up, Retry picks up where it stopped.
+            paid = " without paying again" if job.task_id else ""
+            job.fail("unknown_backend", f"backend '{job.spec.backend}' is not available after restart (a key, "
+                     f"or online access?); Retry continues this job once it is{paid}")
             result.records.append((job, False))
             continue
         if not backend.capabilities.durable_tasks and job.state in (
@@ -51,7 +55,7 @@ def recover(jobs: Iterable[Job], backends: Mapping[str, Backend]) -> Recovery:
         ):
             # The embedded engine's work died with the process; it cost nothing, so start again.
             # (Set directly: "back to queued" is not a move a live job may make.)
-            job.state, job.task_id, job.progress = JobState.QUEUED, None, 0.0
+            job.state, job.task_id, job.progress, job.stage = JobState.QUEUED, None, 0.0, Stage.NONE
             result.records.append((job, False))
             continue
         if job.state is JobState.SUBMITTING and job.task_id is None:
@@ -64,34 +68,44 @@ def recover(jobs: Iterable[Job], backends: Mapping[str, Backend]) -> Recovery:
             if all(Path(p).exists() for p in job.files.values()):
                 result.ready.append(job.job_id)
             else:
-                job.fail("result_missing", "the downloaded result is no longer in the cache")
+                job.fail("result_missing", "the downloaded result is no longer in the cache; Retry downloads it "
+                         "again without paying")
                 result.records.append((job, False))
     return result
 
 
+UNCERTAIN_CODE = "uncertain_create"
+
+
+def uncertain_error(job: Job, backend: str, cause: str) -> JobError:
+    """Why a job is uncertain, with what it may have cost: the artist decides whether to send it again."""
+    return JobError(UNCERTAIN_CODE, (
+        f"{cause}: the create may have reached {backend}, and may have been charged ~{job.credits_estimated:g} "
+        "credits, but no task id came back; check the provider's dashboard. Kiln will not send it again "
+        "unless you confirm the possible double charge (Retry in the panel, --resubmit-uncertain in a batch)"))
+
+
 def settle_interrupted_submit(job: Job, backend: Backend) -> bool:
-    """Kiln stopped while this job's create was on the wire. Returns whether the new state must be
-    recorded durably (a task id was found: it is what stops a double charge)."""
+    """Kiln stopped while this job's create was on the wire (its intent is journaled, its task id is not).
+    Returns whether the new state must be recorded durably (a task id was found: it is what stops a
+    double charge)."""
     found = None
+    cause = f"Kiln stopped while sending this job to {backend.name}"
     if backend.capabilities.reconcile:
         try:
             found = backend.find_submitted(job.job_id)
         except BackendError as exc:
             _log.warning("%s: could not check for an interrupted create: %s", backend.name, exc.message)
-            job.fail("submit_interrupted", f"Kiln stopped while sending this job to {backend.name} and could not "
-                     f"check whether it was created ({exc.message}). Check the provider's dashboard before "
-                     "retrying, to avoid paying twice")
+            job.error = uncertain_error(job, backend.name, f"{cause} and could not check ({exc.message})")
+            job.move_to(JobState.UNCERTAIN)
+            return True
+        if found is None:
+            job.stage = Stage.NONE
+            job.move_to(JobState.QUEUED)  # the provider confirms nothing was created
             return False
-    if found is not None:
         job.task_id = found
         job.move_to(JobState.RUNNING)
         return True
-    if backend.capabilities.reconcile:
-        job.move_to(JobState.QUEUED)  # the provider confirms nothing was created
-        return False
-    job.fail(
-        "submit_interrupted",
-        f"Kiln stopped while sending this job to {backend.name}; it may have been created there. "
-        "Check the provider's dashboard before retrying, to avoid paying twice",
-    )
-    return False
+    job.error = uncertain_error(job, backend.name, cause)
+    job.move_to(JobState.UNCERTAIN)
+    return True

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from addon.jobs import JobKind, JobSpec, JobState, Mode
+from addon.jobs import BatchSpec, JobKind, JobSpec, JobState, Mode
 from addon.journal import Journal
 from addon.scheduling import Scheduler, SchedulerConfig
 from sandbox.fake import FakeBackend
@@ -22,6 +22,7 @@ def main(work: Path, count: int) -> None:
     fake = FakeBackend(latency_s=0.3, limit=4, state_dir=work / "provider")
     scheduler = Scheduler([fake], journal=Journal(work / "journal"), config=SchedulerConfig(draft_reserved_slots=0))
     scheduler.start()
+    scheduler.add_batch(BatchSpec("crash"))
     known = {job.spec.index for job in scheduler.views()}
     for index in range(count):
         if index not in known:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from helpers import drain, spec, wait_for
 
-from addon.jobs import Job, JobState
+from addon.jobs import BatchSpec, Job, JobState
 from addon.journal import TERMINAL_RETENTION_S, Journal
 from addon.scheduling import Scheduler, SchedulerConfig
 from sandbox.fake import FakeBackend
@@ -26,10 +26,13 @@ def test_torn_last_line_is_skipped_and_everything_before_it_survives(tmp_path: P
         journal.record(job)
     with open(journal.path, "a", encoding="utf-8") as handle:
         handle.write('{"t": 1, "job": {"job_id": "half')  # the process died mid-write
-    loaded = journal.load()
+    loaded = journal.load().jobs
     assert [j.job_id for j in loaded] == [j.job_id for j in jobs]
     assert journal.torn_lines == 1
     assert loaded[1].spec == jobs[1].spec
+    later = Job(spec=spec(index=3))
+    Journal(tmp_path).record(later)  # the next run appends after the torn line, not onto it
+    assert [j.job_id for j in Journal(tmp_path).load().jobs] == [j.job_id for j in [*jobs, later]]
 
 
 def test_the_last_snapshot_of_each_job_wins(tmp_path: Path) -> None:
@@ -40,7 +43,7 @@ def test_the_last_snapshot_of_each_job_wins(tmp_path: Path) -> None:
     job.task_id = "task-1"
     job.move_to(JobState.RUNNING)
     journal.record(job, durable=True)
-    (loaded,) = journal.load()
+    (loaded,) = journal.load().jobs
     assert loaded.state is JobState.RUNNING and loaded.task_id == "task-1"
 
 
@@ -55,17 +58,18 @@ def test_compaction_bounds_the_file_and_keeps_live_jobs(tmp_path: Path) -> None:
     assert journal.line_count() == 51
     assert journal.compact() == 1
     assert journal.line_count() == 1
-    assert [j.job_id for j in journal.load()] == [live.job_id]
+    assert [j.job_id for j in journal.load().jobs] == [live.job_id]
 
 
 def test_restart_reattaches_running_tasks_instead_of_resubmitting(tmp_path: Path) -> None:
     fake = FakeBackend(latency_s=0.5, limit=4, state_dir=tmp_path / "provider")
     first = Scheduler([fake], journal=Journal(tmp_path / "j"), config=SchedulerConfig(draft_reserved_slots=0))
     first.start()
+    first.add_batch(BatchSpec("b"))
     jobs = first.add_many(spec(index=i) for i in range(3))
     wait_for(lambda: all(j.state is JobState.RUNNING for j in jobs))
     first.shutdown()  # as on unregister or quit while jobs run
-    assert {j.state for j in Journal(tmp_path / "j").load()} == {JobState.RUNNING}
+    assert {j.state for j in Journal(tmp_path / "j").load().jobs} == {JobState.RUNNING}
 
     fake_again = FakeBackend(latency_s=0.5, limit=4, state_dir=tmp_path / "provider")
     second = Scheduler([fake_again], journal=Journal(tmp_path / "j"))
@@ -76,9 +80,9 @@ def test_restart_reattaches_running_tasks_instead_of_resubmitting(tmp_path: Path
     assert fake_again.create_calls == 0, "nothing is submitted twice"
 
 
-def test_interrupted_submit_is_failed_honestly_when_the_provider_cannot_tell(tmp_path: Path) -> None:
+def test_interrupted_submit_is_uncertain_when_the_provider_cannot_tell(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
-    job = Job(spec=spec())
+    job = Job(spec=spec(), credits_estimated=10.0)
     job.move_to(JobState.SUBMITTING)
     journal.record(job)
     fake = FakeBackend()  # no state_dir: cannot reconcile
@@ -86,8 +90,9 @@ def test_interrupted_submit_is_failed_honestly_when_the_provider_cannot_tell(tmp
     scheduler.start()
     (recovered,) = scheduler.views()
     scheduler.shutdown()
-    assert recovered.state is JobState.FAILED and recovered.error
-    assert recovered.error.code == "submit_interrupted" and "paying twice" in recovered.error.message
+    assert recovered.state is JobState.UNCERTAIN and recovered.error and recovered.needs_confirmation
+    assert "may have been charged ~10 credits" in recovered.error.message
+    assert "dashboard" in recovered.error.message
     assert fake.create_calls == 0
 
 
@@ -104,7 +109,7 @@ def test_sigkill_mid_batch_then_resume_loses_and_duplicates_nothing(tmp_path: Pa
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first_lines += proc.stdout.read().splitlines()  # what it printed before dying
-    journal_states = {j.state for j in Journal(tmp_path / "journal").load()}
+    journal_states = {j.state for j in Journal(tmp_path / "journal").load().jobs}
     assert JobState.RUNNING in journal_states or JobState.QUEUED in journal_states, "killed mid-batch"
 
     second = subprocess.run([sys.executable, str(WORKER), str(tmp_path), str(count)],

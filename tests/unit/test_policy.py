@@ -30,10 +30,12 @@ def slots(limit: int, in_flight: int = 0, believed: int | None = None, not_befor
 def view(*queued: QueuedJob, limit: int = 4, in_flight: int = 0, reserved: int = 0, paused: bool = False,
          batches: tuple[BatchPolicy, ...] = (), totals: dict[str, BatchTotals] | None = None,
          extra_slots: dict[tuple[str, str], SlotState] | None = None) -> QueueView:
+    # Every production job's batch is declared unless a test says otherwise (an undeclared one is held).
+    declared = {job.batch: BatchPolicy(job.batch) for job in queued if not job.draft}
     return QueueView(
         queued=queued,
         slots={("b", "g"): slots(limit, in_flight), **(extra_slots or {})},
-        batches={b.name: b for b in batches},
+        batches={**declared, **{b.name: b for b in batches}},
         totals=totals or {},
         production_paused=paused,
         draft_reserved_slots=reserved,
@@ -231,7 +233,7 @@ def test_no_create_goes_before_a_refusals_retry_time() -> None:
     blocked = SlotState(declared=4, believed=2, in_flight=0, not_before=NOW + 0.3)
     other = ("b", "other")
     queue = QueueView(queued=(draft("d"), prod("o", group="other")),
-                      slots={("b", "g"): blocked, other: slots(1)}, batches={}, totals={})
+                      slots={("b", "g"): blocked, other: slots(1)}, batches={"batch": BatchPolicy("batch")}, totals={})
     decision = decide(queue)
     assert decision.submit == ("o",), "other groups are not held back"
     assert decision.sleep_s == pytest.approx(0.3)
@@ -241,8 +243,8 @@ def test_no_create_goes_before_a_refusals_retry_time() -> None:
 
 def test_a_dispatch_respects_a_shrunk_belief() -> None:
     queue = QueueView(queued=tuple(prod(f"p{i}", index=i) for i in range(4)),
-                      slots={("b", "g"): SlotState(declared=4, believed=2, in_flight=1)}, batches={}, totals={},
-                      draft_reserved_slots=0)
+                      slots={("b", "g"): SlotState(declared=4, believed=2, in_flight=1)},
+                      batches={"batch": BatchPolicy("batch")}, totals={}, draft_reserved_slots=0)
     assert decide(queue).submit == ("p0",)
 
 

@@ -39,6 +39,7 @@ def scheduler(sandbox: TripoSandbox, tmp_path: Path) -> Iterator[Scheduler]:
     scheduler = Scheduler([backend(sandbox)], journal=Journal(tmp_path / "journal"),
                           config=SchedulerConfig(draft_reserved_slots=0))
     scheduler.start()
+    scheduler.add_batch(BatchSpec("b"))
     yield scheduler
     scheduler.shutdown()
 
@@ -63,7 +64,7 @@ def test_image_and_multiview_routes_upload_first(scheduler: Scheduler, sandbox: 
     np.save(tmp_path / "star.npy", rgba)
     (tmp_path / "star.png").write_bytes(encode_png(rgba))
     prepared = JobSpec.make_params({"prepared_images": (str(tmp_path / "star.npy"),)})
-    image = JobSpec(kind=JobKind.IMAGE, backend="tripo", mode=Mode.PRODUCTION,
+    image = JobSpec(kind=JobKind.IMAGE, backend="tripo", mode=Mode.PRODUCTION, batch="b",
                     image_paths=(str(tmp_path / "star.png"),), params=prepared)
     multiview = JobSpec(kind=JobKind.MULTIVIEW, backend="tripo", mode=Mode.DRAFT,
                         image_paths=(str(tmp_path / "star.png"), str(tmp_path / "star.png")),
@@ -85,6 +86,7 @@ def test_status_is_polled_in_batches(sandbox: TripoSandbox, tmp_path: Path) -> N
     client = backend(sandbox)
     scheduler = Scheduler([client], journal=Journal(tmp_path), config=SchedulerConfig(draft_reserved_slots=0))
     scheduler.start()
+    scheduler.add_batch(BatchSpec("b"))
     try:
         jobs = scheduler.add_many(text_spec(index=i, mode=Mode.PRODUCTION, batch="b") for i in range(10))
         drain(scheduler)
@@ -103,6 +105,7 @@ def test_concurrency_refusal_waits_and_resubmits_without_duplicates(sandbox: Tri
                                                        "concurrency": {"generation": 10, "p1": 5}})
     scheduler = Scheduler([client], journal=Journal(tmp_path), config=SchedulerConfig(draft_reserved_slots=0))
     scheduler.start()
+    scheduler.add_batch(BatchSpec("b"))
     start_balance = sandbox.state.balance
     try:
         jobs = scheduler.add_many(text_spec(index=i, mode=Mode.PRODUCTION, batch="b") for i in range(6))
