@@ -20,12 +20,17 @@ _log = logging.getLogger(__name__)
 
 
 def selected_backend(settings: bpy.types.PropertyGroup) -> BackendInfo:
-    """The panel's backend, if it may run now; otherwise an InputError saying why (offline, no key).
+    """The panel's backend, if it may run now; otherwise an InputError saying why (offline, no key)."""
+    return backend_ready(str(settings.backend))
+
+
+def backend_ready(name: str) -> BackendInfo:
+    """The backend called `name`, if it may run now; otherwise an InputError saying why (offline, no key).
     The preferences and the environment are read again first: a key exported since the last edit of
     the preferences is used, and an unchanged one rebuilds nothing."""
-    info = registry.find(settings.backend)
+    info = registry.find(name)
     if info is None:
-        raise InputError(f"Backend '{settings.backend}' is not available")
+        raise InputError(f"Backend '{name}' is not available")
     check_network(info.label, info.needs_network, bpy.app.online_access)
     runtime.settings_changed(installed_engine_settings())
     problem = runtime.backend_error(info.name)

@@ -1,12 +1,15 @@
 # mypy: disable-error-code="union-attr,attr-defined,override,arg-type,unreachable,misc"
-"""Queue control: cancel, retry, pause and resume production, clear finished jobs."""
+"""Queue control: cancel, retry, import a kept result, pause and resume production, clear finished jobs."""
 
 from __future__ import annotations
 
 import bpy
 
 from ..addon.blender import runtime
-from .generate import engine_ready, engine_running
+from ..addon.jobs import DoubleChargeRisk, JobState, JobView
+from ..addon.presentation import double_charge_question
+from ..addon.validation import InputError
+from .generate import backend_ready, engine_ready, engine_running
 
 
 class _JobAction:
@@ -36,19 +39,75 @@ class KILN_OT_cancel_job(_JobAction, bpy.types.Operator):
 
 
 class KILN_OT_retry_job(_JobAction, bpy.types.Operator):
-    """Queue this failed or cancelled job again, with the same settings"""
+    """Try this job again from where it stopped: a paid task is fetched again, never paid for twice"""
 
     bl_idname = "kiln.retry_job"
     bl_label = "Retry Job"
 
+    confirm_double_charge: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Confirm Possible Double Charge",
+        description="This job's create may already have been charged; send it again anyway",
+        options={"SKIP_SAVE"})
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        job = runtime.scheduler().view(self.job_id)
+        if job is not None and job.needs_confirmation and not self.confirm_double_charge:
+            # Confirming runs execute with the flag set; dismissing the dialog sends nothing.
+            self.confirm_double_charge = True
+            return context.window_manager.invoke_confirm(
+                self, event, title="Send Again? It May Charge Twice", message=double_charge_question(job),
+                confirm_text="Send Again", icon="WARNING")
+        return self.execute(context)
+
     def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            job = runtime.scheduler().retry(self.job_id)
-        except (KeyError, ValueError) as exc:
-            self.report({"ERROR"}, f"Cannot retry: {exc}")
+        job = _job_or_report(self)
+        if job is None:
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Kiln: queued '{job.label}' again")
-        return {"FINISHED"}
+        if job.needs_confirmation and not self.confirm_double_charge:
+            self.report({"ERROR"}, f"Not sent: {double_charge_question(job)} Confirm to send it again.")
+            return {"CANCELLED"}
+        return _retry(self, job, confirm_double_charge=self.confirm_double_charge)
+
+
+class KILN_OT_import_anyway(_JobAction, bpy.types.Operator):
+    """Import the result of a cancelled task the provider finished, and charged for, anyway"""
+
+    bl_idname = "kiln.import_anyway"
+    bl_label = "Import Anyway"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        job = _job_or_report(self)
+        if job is None:
+            return {"CANCELLED"}
+        if not job.result_kept:
+            self.report({"ERROR"}, f"'{job.label}' has no kept result to import")
+            return {"CANCELLED"}
+        return _retry(self, job, confirm_double_charge=False)
+
+
+def _job_or_report(operator: bpy.types.Operator) -> JobView | None:
+    job = runtime.scheduler().view(operator.job_id)
+    if job is None:
+        operator.report({"ERROR"}, "That job is no longer in the queue")
+    return job
+
+
+def _retry(operator: bpy.types.Operator, job: JobView, *, confirm_double_charge: bool) -> set[str]:
+    """Retry (or import) through the one engine call; the backend is set up first if this session has
+    not used it yet, so a job recovered from the journal can fetch its paid task."""
+    scheduler = runtime.scheduler()
+    try:
+        if job.spec.backend not in scheduler.backends:
+            backend_ready(job.spec.backend)
+        again = scheduler.retry(job.job_id, confirm_double_charge=confirm_double_charge)
+    except (InputError, DoubleChargeRisk, KeyError, ValueError) as exc:
+        operator.report({"ERROR"}, f"Cannot retry: {exc}")
+        return {"CANCELLED"}
+    starts = {JobState.QUEUED: "queued again", JobState.RUNNING: "watching its task again (no new charge)",
+              JobState.DOWNLOADING: "downloading its paid result again (no new charge)",
+              JobState.READY: "importing its result from the cache (no new charge)"}
+    operator.report({"INFO"}, f"Kiln: '{again.label}' {starts.get(again.state, again.state.value)}")
+    return {"FINISHED"}
 
 
 class KILN_OT_pause_production(bpy.types.Operator):
@@ -114,6 +173,6 @@ class KILN_OT_refresh_balance(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (KILN_OT_refresh_balance, KILN_OT_cancel_job, KILN_OT_retry_job, KILN_OT_pause_production,
-           KILN_OT_resume_production, KILN_OT_clear_finished)
+classes = (KILN_OT_refresh_balance, KILN_OT_cancel_job, KILN_OT_retry_job, KILN_OT_import_anyway,
+           KILN_OT_pause_production, KILN_OT_resume_production, KILN_OT_clear_finished)
 register, unregister = bpy.utils.register_classes_factory(classes)

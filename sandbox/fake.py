@@ -170,8 +170,7 @@ class FakeBackend(Backend):
                 next_done = min((t.done_at for t in known), default=deadline)
                 self._cond.wait(max(0.0, min(deadline, next_done) - now))
             updates = [self._update(t, now) for t in known]
-            updates += [TaskUpdate(t, TaskStatus.FAILED, error_code="2001", error_message="task not found")
-                        for t in missing]
+            updates += [TaskUpdate(t, TaskStatus.MISSING) for t in missing]
             return updates
 
     def _update(self, task: _FakeTask, now: float) -> TaskUpdate:

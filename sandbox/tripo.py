@@ -7,7 +7,10 @@ caller would). Standard library only (http.server), so it runs anywhere Kiln's t
 prints its base URL. Point Kiln at it with KILN_TRIPO_BASE_URL=<url> and any key starting with tsk_.
 Knobs (command line, or attributes of `SandboxState` in tests): latency per mode/texture, the
 concurrency limit (code 2000 with Retry-After), a request-rate limit (1007), failure rates per error
-code, URL lifetime, starting balance, dropped connections and truncated downloads.
+code, URL lifetime, starting balance, dropped connections and truncated downloads, statuses Kiln may
+not expect (the SDK's banned/expired/unknown, garbage) per task or at a rate, and a delay before a
+create's answer (the task exists, its id is not yet back: the moment a crash makes a job uncertain).
+Tasks belong to the key that created them: another key gets `missed` / 404 code 2001, as on Tripo.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ class SandboxTask:
     completed: float = 0.0
     result_ready: threading.Event = field(default_factory=threading.Event)
     result_time: float = 0.0
+    owner: str = ""
+    """The API key that created it; other keys are told it does not exist."""
+    override: dict[str, Any] = field(default_factory=dict)
+    """Fields served instead of the real ones (e.g. {"status": "banned"}), to try odd answers."""
 
 
 @dataclass
@@ -81,6 +88,11 @@ class SandboxState:
     """The next N downloads announce the full length but send half."""
     valid_keys: set[str] | None = None
     """If set, only these keys are accepted (others: 401, code 1002)."""
+    odd_statuses: dict[str, Any] = field(default_factory=dict)
+    """Status value → probability that a new task is served with it forever, e.g. {"banned": 0.1,
+    "unknown": 0.05, "???": 0.05} (its real life goes on underneath, unseen)."""
+    create_response_delay_s: float = 0.0
+    """Hold each create's answer this long after the task was made (and charged)."""
     tasks: dict[str, SandboxTask] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     creates: int = 0
@@ -209,7 +221,13 @@ class SandboxState:
             body["error_code"] = task.fail_code
             body["error_message"] = {2008: "content policy", 2018: "model too complex"}.get(task.fail_code, "failed")
             body["credits_consumed"] = 0
+        body.update(task.override)
         return body
+
+    def visible(self, task_id: str, key: str) -> SandboxTask | None:
+        """The task as `key` may see it: only its creator knows it exists."""
+        task = self.tasks.get(task_id)
+        return task if task is not None and (not task.owner or task.owner == key) else None
 
 
 def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
@@ -241,9 +259,12 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
         def _ok(self, data: Any) -> None:
             self._send(200, {"code": 0, "status": "success", "data": data})
 
+        @property
+        def _key(self) -> str:
+            return str(self.headers.get("Authorization", "")).removeprefix("Bearer ").strip()
+
         def _authorised(self) -> bool:
-            auth = self.headers.get("Authorization", "")
-            key = auth.removeprefix("Bearer ").strip()
+            key = self._key
             if not key.startswith("tsk_") or (state.valid_keys is not None and key not in state.valid_keys):
                 self._error(401, 1002, "Authentication failed")
                 return False
@@ -274,7 +295,7 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                     self._ok({"balance": round(state.balance, 2), "frozen": round(state.frozen, 2)})
                 elif path.path.startswith("/v3/tasks/"):
                     state.status_requests += 1
-                    task = state.tasks.get(path.path.rsplit("/", 1)[-1])
+                    task = state.visible(path.path.rsplit("/", 1)[-1], self._key)
                     if task is None:
                         self._error(404, 2001, "task not found")
                     else:
@@ -285,6 +306,7 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
             body = self._body()
+            created: dict[str, Any] | None = None
             with state.lock:
                 state.requests_seen.append(("POST", path, self.headers.get("Authorization", "")))
             if not self._authorised():
@@ -296,14 +318,20 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                 elif path == "/v3/tasks/list":
                     state.status_requests += 1
                     ids = json.loads(body or b"{}").get("task_ids", [])
-                    tasks = [state.task_json(state.tasks[i], self.base) for i in ids if i in state.tasks]
-                    self._ok({"tasks": tasks, "missed": [i for i in ids if i not in state.tasks]})
+                    found = {i: state.visible(i, self._key) for i in ids}
+                    tasks = [state.task_json(task, self.base) for task in found.values() if task is not None]
+                    self._ok({"tasks": tasks, "missed": [i for i, task in found.items() if task is None]})
                 elif path.startswith("/v3/generation/") and path.endswith("-to-model"):
-                    self._create(path.removeprefix("/v3/generation/").removesuffix("-to-model"), body)
+                    created = self._create(path.removeprefix("/v3/generation/").removesuffix("-to-model"), body)
                 elif path in ("/v3/models/texture", "/v3/mesh/decimate"):
-                    self._create("texture" if path.endswith("texture") else "decimate", body)
+                    created = self._create("texture" if path.endswith("texture") else "decimate", body)
                 else:
                     self._error(404, 1003, "no such route")
+            if created is not None:
+                # Made and charged, but the answer is late: a client killed now never learns the id.
+                if state.create_response_delay_s:
+                    time.sleep(state.create_response_delay_s)
+                self._ok(created)
 
         def _upload(self, body: bytes) -> None:
             message = email.message_from_bytes(
@@ -317,44 +345,45 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
             state.files[token] = data if isinstance(data, bytes) else b""
             self._ok({"file_token": token})
 
-        def _create(self, kind: str, body: bytes) -> None:
+        def _create(self, kind: str, body: bytes) -> dict[str, Any] | None:
+            """Make the task, or answer the error; returns the success answer for the caller to send."""
             try:
                 request = json.loads(body or b"{}")
             except json.JSONDecodeError:
                 self._error(400, 1003, "malformed JSON")
-                return
+                return None
             if kind not in CREDIT_TABLE:
                 self._error(400, 2002, "unsupported task type")
-                return
+                return None
             if state.create_errors:
                 code = state.create_errors.pop(0)
                 status = {2000: 429, 1007: 429, 2010: 403, 1002: 401}.get(code, 400 if code < 2000 or code != 2014
                                                                          else 500)
                 extra = {"Retry-After": "0.2"} if code in (2000, 1007) else None
                 self._error(status, code, f"sandbox error {code}", extra)
-                return
+                return None
             if kind in ("texture", "decimate"):
                 source = state.tasks.get(str(request.get("original_model_task_id", "")))
                 if source is None:
                     self._error(400, 2006, "invalid source task")
-                    return
+                    return None
                 if source.status != "success":
                     self._error(400, 2007, "source task has not succeeded")
-                    return
+                    return None
             elif "model" not in request:
                 self._error(400, 1004, "model is required")
-                return
+                return None
             if kind == "text" and not str(request.get("prompt", "")).strip():
                 self._error(400, 1004, "prompt is required")
-                return
+                return None
             if state.in_flight() >= state.limit:
                 self._error(429, 2000, "concurrency limit reached", {"Retry-After": "0.2"})
-                return
+                return None
             textured = bool(request.get("texture", True) or request.get("pbr", True))
             credits = CREDIT_TABLE[kind][1 if textured else 0]
             if state.balance < credits:
                 self._error(403, 2010, "insufficient credit", None)
-                return
+                return None
             state.balance -= credits
             state.frozen += credits  # frozen at create; consumed on success, refunded on failure
             fail_code = next((code for code, rate in state.failure_rates.items() if random.random() < rate), 0)
@@ -363,9 +392,13 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                                fail_code=fail_code)
             state.tasks[task.task_id] = task
             state.creates += 1
+            task.owner = self._key
+            odd = next((status for status, rate in state.odd_statuses.items() if random.random() < rate), None)
+            if odd is not None:
+                task.override["status"] = odd
             if not fail_code:
                 state.start_generation(task)
-            self._ok({"task_id": task.task_id, "type": f"{kind}_to_model", "status": "queued"})
+            return {"task_id": task.task_id, "type": f"{kind}_to_model", "status": "queued"}
 
         def _cdn(self, name: str, query: dict[str, list[str]]) -> None:
             expires = int(query.get("expires", ["0"])[0])
@@ -433,10 +466,15 @@ def main() -> None:
     parser.add_argument("--fail", action="append", default=[], help="CODE=RATE, e.g. 2008=0.1 (repeatable)")
     parser.add_argument("--url-lifetime", type=float, default=300.0)
     parser.add_argument("--balance", type=float, default=1000.0)
+    parser.add_argument("--odd-status", action="append", default=[],
+                        help="STATUS=RATE: serve new tasks with this status forever, e.g. banned=0.1 (repeatable)")
+    parser.add_argument("--create-delay", type=float, default=0.0, help="seconds before a create's answer")
     args = parser.parse_args()
     state = SandboxState(latency_s={"draft": args.latency / 2, "textured": args.latency}, limit=args.limit,
                          rate_limit_per_s=args.rate, url_lifetime_s=args.url_lifetime, balance=args.balance,
-                         failure_rates={int(c): float(r) for c, r in (f.split("=") for f in args.fail)})
+                         failure_rates={int(c): float(r) for c, r in (f.split("=") for f in args.fail)},
+                         odd_statuses={s: float(r) for s, r in (f.rsplit("=", 1) for f in args.odd_status)},
+                         create_response_delay_s=args.create_delay)
     sandbox = TripoSandbox(state, args.port)
     print(sandbox.url, flush=True)
     with contextlib.suppress(KeyboardInterrupt):

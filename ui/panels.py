@@ -145,15 +145,20 @@ class KILN_UL_jobs(bpy.types.UIList):
     def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: object, item: Any,
                   icon: int, active_data: object, active_propname: str, index: int = 0, flt_flag: int = 0) -> None:
         row = layout.row(align=True)
-        row.label(text=item.title, icon=item.icon)
+        title = f"{item.title} (attempt {item.attempt})" if item.attempt > 1 else item.title
+        row.label(text=title, icon=item.icon)
         if item.can_cancel and item.progress > 0:
             row.progress(factor=item.progress, type="BAR", text=item.status)
         else:
             row.label(text=item.status)
         if item.can_cancel:
             row.operator("kiln.cancel_job", icon="X", text="").job_id = item.job_id
+        elif item.can_import_anyway:
+            row.operator("kiln.import_anyway", icon="IMPORT", text="").job_id = item.job_id
         elif item.can_retry:
-            row.operator("kiln.retry_job", icon="FILE_REFRESH", text="").job_id = item.job_id
+            # An uncertain row's Retry asks first (its invoke names the possible double charge).
+            icon = "ERROR" if item.needs_confirmation else "FILE_REFRESH"
+            row.operator("kiln.retry_job", icon=icon, text="").job_id = item.job_id
 
 
 class KILN_PT_queue(_KilnPanel, bpy.types.Panel):
@@ -166,10 +171,16 @@ class KILN_PT_queue(_KilnPanel, bpy.types.Panel):
         if not runtime.is_running():
             layout.label(text="Kiln's engine is not running", icon="ERROR")
             return
-        summary = runtime.scheduler().summary()
+        scheduler = runtime.scheduler()
+        summary = scheduler.summary()
         counts = summary.counts
+        uncertain = f" · {summary.uncertain} uncertain" if summary.uncertain else ""
         layout.label(text=f"{summary.active} active · {counts[JobState.FINISHED]} done · "
-                          f"{counts[JobState.FAILED]} failed")
+                          f"{summary.failed} failed{uncertain}")
+        if scheduler.journal_problems:
+            count = len(scheduler.journal_problems)
+            layout.label(text=f"{count} journal {'entry' if count == 1 else 'entries'} this Kiln cannot read "
+                              "(kept, not acted on)", icon="ERROR")
         row = layout.row(align=True)
         if summary.production_paused:
             row.operator("kiln.resume_production", icon="PLAY", text="Resume")
@@ -227,6 +238,8 @@ def sync_job_rows() -> None:
         data = job_row(job)
         row.job_id, row.title, row.status, row.icon = data.job_id, data.title, data.status, data.icon
         row.progress, row.can_cancel, row.can_retry = data.progress, data.can_cancel, data.can_retry
+        row.can_import_anyway, row.needs_confirmation, row.attempt = (data.can_import_anyway,
+                                                                       data.needs_confirmation, data.attempt)
 
 
 classes = (KILN_UL_text_items, KILN_UL_jobs, KILN_PT_generate, KILN_PT_negative, KILN_PT_batch, KILN_PT_queue,

@@ -27,7 +27,8 @@ def engine_settings(prefs: bpy.types.AddonPreferences | None) -> runtime.EngineS
         return runtime.EngineSettings(backends=registry.resolve_all())
     folder = bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else ""
     config = SchedulerConfig(draft_reserved_slots=prefs.draft_reserved_slots,
-                             concurrency_cap=prefs.concurrency_cap or None)
+                             concurrency_cap=prefs.concurrency_cap or None,
+                             give_up_after_s=float(prefs.give_up_after_s))
     values = {entry.name: {"api_key": getattr(prefs, entry.key_property) if entry.key_property else "",
                            "base_url": getattr(prefs, entry.url_property) if entry.url_property else ""}
               for entry in registry.BACKENDS}
@@ -78,6 +79,12 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
     request_timeout_s: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Network timeout", description="Seconds to wait for a provider before treating a request as failed",
         default=30.0, min=5.0, max=300.0, subtype="TIME_ABSOLUTE", update=_settings_changed)
+    give_up_after_s: bpy.props.FloatProperty(  # type: ignore[valid-type]
+        name="Give up after",
+        description="A job the provider has not answered for this long fails; its paid task is kept, and "
+                    "Retry fetches it without paying again",
+        default=SchedulerConfig.give_up_after_s, min=10.0, max=3600.0, subtype="TIME_ABSOLUTE",
+        update=_settings_changed)
     cache_folder: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Cache folder", description="Where results are downloaded (empty: the extension's user folder)",
         subtype="DIR_PATH", update=_settings_changed)
@@ -102,6 +109,7 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
         column.prop(self, "draft_reserved_slots")
         column.prop(self, "concurrency_cap")
         column.prop(self, "request_timeout_s")
+        column.prop(self, "give_up_after_s")
         column = layout.column(heading="Defaults")
         column.prop(self, "default_mode")
         column.prop(self, "default_target")

@@ -48,6 +48,9 @@ class KILN_JobRow(bpy.types.PropertyGroup):
     progress: bpy.props.FloatProperty(min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
     can_cancel: bpy.props.BoolProperty()  # type: ignore[valid-type]
     can_retry: bpy.props.BoolProperty()  # type: ignore[valid-type]
+    can_import_anyway: bpy.props.BoolProperty()  # type: ignore[valid-type]
+    needs_confirmation: bpy.props.BoolProperty()  # type: ignore[valid-type]
+    attempt: bpy.props.IntProperty(default=1)  # type: ignore[valid-type]
 
 
 class KILN_SceneSettings(bpy.types.PropertyGroup):

@@ -249,12 +249,20 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
             _log.warning("import of %s failed: %s", job.label, exc)
             scheduler.mark_failed(job, getattr(exc, "code", "import_failed"), str(exc))
             continue
+        # Finishing settings come from the batch as journaled (restored before anything was dispatched),
+        # so a restart, a reload or a preferences edit finishes results exactly as the batch asked.
         batch = scheduler.batches.get(job.spec.batch)
-        needs_finish = (runtime.finish is not None and job.spec.mode is Mode.PRODUCTION
-                        and batch is not None and batch.finish is not None)
-        scheduler.mark_imported(job, finished=not needs_finish)
-        if needs_finish:
-            runtime.to_finish.append(job)
+        production = job.spec.mode is Mode.PRODUCTION and runtime.finish is not None
+        if production and batch is None:
+            # How to finish it is unknown: never call a raw result finished.
+            job.warnings.append(f"not finished: the settings of batch '{job.spec.batch}' were not recovered; "
+                                "use Finish on the result")
+            scheduler.mark_imported(job, finished=False)
+        else:
+            needs_finish = production and batch is not None and batch.finish is not None
+            scheduler.mark_imported(job, finished=not needs_finish)
+            if needs_finish:
+                runtime.to_finish.append(job)
         if not bpy.app.background:
             bpy.ops.ed.undo_push(message=f"Kiln: import {job.label}")
     while runtime.to_finish and (time.perf_counter() < deadline or moved == 0):

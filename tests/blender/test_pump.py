@@ -36,6 +36,7 @@ def test_pump_stays_within_its_budget_and_leaves_the_rest_for_later(runtime: Mod
         applied.append(job.job_id)  # type: ignore[attr-defined]
 
     scheduler = runtime.start(ADDON_MODULE, backends=[fake], apply=slow_import, journal_dir=tmp_path)
+    scheduler.add_batch(engine("jobs").BatchSpec("b"))
     jobs = scheduler.add_many(production_spec(i) for i in range(40))
     deadline = time.monotonic() + 20
     while sum(j.state.value == "ready" for j in jobs) < 40 and time.monotonic() < deadline:
@@ -54,6 +55,7 @@ def test_a_corrupt_result_fails_its_job_keeps_the_file_and_leaves_no_objects(run
     # FakeBackend "downloads" a JSON file named model.glb: exactly what a truncated CDN response looks like.
     fake = sandbox_fake().FakeBackend(latency_s=0.0)
     scheduler = runtime.start(ADDON_MODULE, backends=[fake], journal_dir=tmp_path)
+    scheduler.add_batch(engine("jobs").BatchSpec("b"))
     (job,) = scheduler.add_many([production_spec(0)])
     assert runtime.run_until_done(timeout=30)
     assert job.state.value == "failed"
@@ -67,6 +69,7 @@ def test_disabling_mid_batch_neither_hangs_nor_loses_running_jobs(runtime: Modul
     provider = tmp_path / "provider"
     scheduler = runtime.start(ADDON_MODULE, backends=[fake_module.FakeBackend(latency_s=1.0, state_dir=provider)],
                               apply=lambda job: None, journal_dir=tmp_path)
+    scheduler.add_batch(engine("jobs").BatchSpec("b"))
     jobs = scheduler.add_many(production_spec(i) for i in range(4))
     deadline = time.monotonic() + 10
     while not all(j.state.value == "running" for j in jobs) and time.monotonic() < deadline:
@@ -79,7 +82,8 @@ def test_disabling_mid_batch_neither_hangs_nor_loses_running_jobs(runtime: Modul
         time.sleep(0.02)
     assert not [t.name for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
     journaled = engine("journal").Journal(tmp_path).load()
-    assert [j.state.value for j in journaled] == ["running"] * 4, "the journal kept them"
+    assert [j.state.value for j in journaled.jobs] == ["running"] * 4, "the journal kept them"
+    assert list(journaled.batches) == ["b"], "and their batch"
     enable_kiln()
     runtime = sys.modules[f"{ADDON_MODULE}.addon.blender.runtime"]
 
