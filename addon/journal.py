@@ -84,18 +84,16 @@ class Journal:
 
     # ------------------------------------------------------------------ writing
     def record(self, job: Job, *, durable: bool = False) -> None:
-        """Append the job's current snapshot. `durable` fsyncs (a task id just became known)."""
-        self._append({"job": job.snapshot()}, durable=durable)
+        """Append the job's current snapshot. `durable` fsyncs (a create going out, a task id come back)."""
+        self.record_snapshot(job.snapshot(), durable=durable)
+
+    def record_snapshot(self, snapshot: dict[str, Any], *, durable: bool = False) -> None:
+        """`record` for a snapshot taken earlier (under the engine's lock, written outside it)."""
+        self._append({"job": snapshot}, durable=durable)
 
     def record_batch(self, batch: BatchSpec, *, durable: bool = False) -> None:
         """Append a batch's settings; its jobs are recorded after it, so a restart knows them first."""
         self._append({"batch": batch.to_json()}, durable=durable)
-
-    def sync(self) -> None:
-        """Make everything written so far durable (fsync), e.g. a create's intent before it is sent.
-        Raises OSError when that is not possible: then the create must not be sent."""
-        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
-            os.fsync(handle.fileno())
 
     def _append(self, entry: dict[str, Any], *, durable: bool) -> None:
         line = _line({"v": FORMAT_VERSION, "t": time.time(), **entry})

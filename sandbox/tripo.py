@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import random
+import socket
 import sys
 import tempfile
 import threading
@@ -91,6 +92,9 @@ class SandboxState:
     odd_statuses: dict[str, Any] = field(default_factory=dict)
     """Status value → probability that a new task is served with it forever, e.g. {"banned": 0.1,
     "unknown": 0.05, "???": 0.05} (its real life goes on underneath, unseen)."""
+    task_overrides: list[dict[str, Any]] = field(default_factory=list)
+    """Fields served instead of the real ones by the next created tasks, consumed in order, e.g.
+    [{"status": "expired"}, {"status": "failed", "error_code": 2018}]."""
     create_response_delay_s: float = 0.0
     """Hold each create's answer this long after the task was made (and charged)."""
     tasks: dict[str, SandboxTask] = field(default_factory=dict)
@@ -108,6 +112,9 @@ class SandboxState:
     secret: bytes = field(default_factory=lambda: uuid.uuid4().bytes)
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tripo-sandbox-")))
     _rate_window: list[float] = field(default_factory=list)
+    connections: set[Any] = field(default_factory=set)
+    """Open client connections, so stopping the server drops them too (the provider is gone)."""
+
     def generate(self, spec: JobSpec, folder: Path) -> dict[str, str]:
         """Run `spec` on Kiln's local engine, the (simulated) provider's GPUs; returns role → file in
         `folder` ("model", "preview"). One engine per task: a provider's GPUs do not queue behind each
@@ -237,6 +244,17 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: tests count requests through `state`
 
+        def setup(self) -> None:
+            super().setup()
+            with state.lock:
+                state.connections.add(self.connection)
+
+        def finish(self) -> None:
+            with state.lock:
+                state.connections.discard(self.connection)
+            with contextlib.suppress(OSError):
+                super().finish()
+
         @property
         def base(self) -> str:
             host, port = self.server.server_address[:2]
@@ -357,8 +375,7 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                 return None
             if state.create_errors:
                 code = state.create_errors.pop(0)
-                status = {2000: 429, 1007: 429, 2010: 403, 1002: 401}.get(code, 400 if code < 2000 or code != 2014
-                                                                         else 500)
+                status = {2000: 429, 1007: 429, 2010: 403, 1002: 401, 1000: 500, 1001: 500, 2014: 500}.get(code, 400)
                 extra = {"Retry-After": "0.2"} if code in (2000, 1007) else None
                 self._error(status, code, f"sandbox error {code}", extra)
                 return None
@@ -396,6 +413,8 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
             odd = next((status for status, rate in state.odd_statuses.items() if random.random() < rate), None)
             if odd is not None:
                 task.override["status"] = odd
+            if state.task_overrides:
+                task.override.update(state.task_overrides.pop(0))
             if not fail_code:
                 state.start_generation(task)
             return {"task_id": task.task_id, "type": f"{kind}_to_model", "status": "queued"}
@@ -453,8 +472,14 @@ class TripoSandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop as a provider that went away: no new connections, and the open ones dropped."""
         self.server.shutdown()
         self.server.server_close()
+        with self.state.lock:
+            open_now = list(self.state.connections)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 def main() -> None:

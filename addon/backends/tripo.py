@@ -361,6 +361,8 @@ class TripoBackend(Backend):
         task_id = str(task["task_id"])
         status, forced_code = parse_status(task.get("status"))
         progress = _number(task.get("progress")) / 100.0
+        if status is TaskStatus.UNKNOWN:
+            return TaskUpdate(task_id, status, error_message=f"it reports status {task.get('status')!r}")
         if status.is_terminal:
             with self._lock:
                 started = self._submitted_at.pop(task_id, None)

@@ -615,9 +615,7 @@ class Scheduler:
             job = self.jobs[job_id]
             backend = self.backends[job.spec.backend]
             job.move_to(JobState.SUBMITTING)
-            job.reach(Stage.SUBMITTED)
-            # The intent, before the create: the submit worker makes it durable before sending.
-            self._record(job)
+            self._record(job)  # waiting for a submit thread; `_write_intent` records the create going out
             self._submit_pool.submit(self._submit_worker, job, backend, self._slot_key(backend, job.spec))
         newly_held = [j for j in decision.held if j not in self._held]
         for job_id in newly_held:
@@ -639,16 +637,8 @@ class Scheduler:
 
     # ------------------------------------------------------------------ internals: workers
     def _submit_worker(self, job: Job, backend: Backend, key: SlotKey) -> None:
-        if backend.capabilities.durable_tasks and self.journal is not None:
-            try:
-                self.journal.sync()  # the intent is on disk before anything can be charged
-            except OSError as exc:
-                with self._lock:
-                    self._slots[key] = policy.failed_create(self._slots[key])
-                    job.stage = Stage.NONE
-                    job.fail("journal_unwritable", f"not sent: Kiln could not write its journal ({exc})")
-                    self._changed()
-                return
+        if not self._write_intent(job, key):
+            return
         try:
             task_id = backend.submit(job.spec, client_ref=job.job_id)
         except BackendError as exc:
@@ -662,6 +652,33 @@ class Scheduler:
             self._create_unknown(job, backend, key, "internal_error", f"{backend.name} failed unexpectedly: {exc}")
             return
         self._task_created(job, backend, task_id)
+
+    def _write_intent(self, job: Job, key: SlotKey) -> bool:
+        """Right before the create goes out: record that it does, durably (fsync, outside the engine's
+        lock). A crash after this and before the task id is recorded leaves an uncertain job; a crash
+        before it, a job that was never sent. Returns False (and ends the job) when it must not be sent."""
+        with self._lock:
+            if job.cancel_requested:  # cancelled while waiting for a submit thread: nothing was sent
+                self._slots[key] = policy.failed_create(self._slots[key])
+                job.move_to(JobState.CANCELLED)
+                self._record(job)
+                self._changed()
+                return False
+            job.reach(Stage.SUBMITTED)
+            snapshot = job.snapshot()
+            durable = self.backends[job.spec.backend].capabilities.durable_tasks
+        if self.journal is None:
+            return True
+        try:
+            self.journal.record_snapshot(snapshot, durable=durable)
+        except OSError as exc:
+            with self._lock:
+                self._slots[key] = policy.failed_create(self._slots[key])
+                job.stage = Stage.NONE
+                job.fail("journal_unwritable", f"not sent: Kiln could not write its journal ({exc})")
+                self._changed()
+            return False
+        return True
 
     def _task_created(self, job: Job, backend: Backend, task_id: str) -> None:
         with self._lock:
@@ -780,8 +797,8 @@ class Scheduler:
                     _log.exception("%s: could not apply the status of task %s", backend.name, update.task_id)
 
     def _unreachable(self, backend: Backend, job_ids: Sequence[str], detail: str = "") -> float:
-        """These jobs got no usable answer just now: fail those past `give_up_after_s` (recoverably: the
-        task id is kept). Returns the seconds until the next of them would give up."""
+        """These jobs got no usable answer just now (`detail`: the answer that could not be used): fail
+        those past `give_up_after_s`, recoverably. Returns the seconds until the next would give up."""
         now = time.monotonic()
         limit = self.config.give_up_after_s
         next_due = limit
@@ -795,23 +812,23 @@ class Scheduler:
                 if now - since < limit:
                     next_due = min(next_due, limit - (now - since))
                     continue
-                self._give_up(job, backend, now - since, detail)
+                waited = f"{now - since:.0f} s"
+                self._give_up(job, backend, f"{backend.name} gave no readable status for {waited} ({detail})"
+                              if detail else f"could not reach {backend.name} for {waited}")
                 changed = True
             if changed:
                 self._changed()
         return max(0.05, next_due)
 
-    def _give_up(self, job: Job, backend: Backend, waited_s: float, detail: str = "") -> None:
-        """Fail a job the provider did not answer for (lock held); its task id and stage are kept, so a
-        resume or Retry fetches the result without paying again."""
+    def _give_up(self, job: Job, backend: Backend, what: str) -> None:
+        """Fail a job the provider did not usefully answer for (lock held). Its task id and stage are
+        kept, so a resume or Retry fetches the result without paying again."""
         self._unreachable_since.pop(job.job_id, None)
         self._misses.pop(job.job_id, None)
         if job.state is JobState.RUNNING:
             key = self._slot_key(backend, job.spec)
             self._slots[key] = policy.released(self._slots[key])
-        what = f" ({detail})" if detail else ""
-        job.fail(UNREACHABLE, f"could not reach {backend.name} for {waited_s:.0f} s{what}; the task id is kept: "
-                 "--resume (or Retry) fetches it without paying again")
+        job.fail(UNREACHABLE, f"{what}; the task id is kept: --resume (or Retry) fetches it without paying again")
         self._record(job)
 
     def _apply_update(self, backend: Backend, update: TaskUpdate) -> None:
@@ -893,7 +910,8 @@ class Scheduler:
                     continue
                 with self._lock:
                     if exc.retryable:
-                        self._give_up(job, backend, waited, f"download: {exc.message}")
+                        self._give_up(job, backend, f"could not download from {backend.name} for {waited:.0f} s "
+                                      f"({exc.message})")
                     else:
                         job.fail(exc.code, f"download failed: {exc.message}; the task id is kept: --resume (or "
                                  "Retry) fetches it without paying again")

@@ -59,6 +59,11 @@ def recover(jobs: Iterable[Job], backends: Mapping[str, Backend]) -> Recovery:
             result.records.append((job, False))
             continue
         if job.state is JobState.SUBMITTING and job.task_id is None:
+            if job.stage is Stage.NONE:
+                # Picked for sending, but its create never went out (no intent was written): send it.
+                job.move_to(JobState.QUEUED)
+                result.records.append((job, False))
+                continue
             result.records.append((job, settle_interrupted_submit(job, backend)))
         if job.state is JobState.RUNNING:
             result.running.append(job)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from helpers import drain, spec, wait_for
 
-from addon.jobs import BatchSpec, Job, JobState
+from addon.jobs import BatchSpec, Job, JobState, Stage
 from addon.journal import TERMINAL_RETENTION_S, Journal
 from addon.scheduling import Scheduler, SchedulerConfig
 from sandbox.fake import FakeBackend
@@ -82,18 +82,26 @@ def test_restart_reattaches_running_tasks_instead_of_resubmitting(tmp_path: Path
 
 def test_interrupted_submit_is_uncertain_when_the_provider_cannot_tell(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
+    journal.record_batch(BatchSpec("b"))
     job = Job(spec=spec(), credits_estimated=10.0)
     job.move_to(JobState.SUBMITTING)
-    journal.record(job)
-    fake = FakeBackend()  # no state_dir: cannot reconcile
+    journal.record(job)  # picked for sending, but no create went out yet: simply sent after the restart
+    never_sent = Job(spec=spec(index=1), credits_estimated=10.0)
+    never_sent.move_to(JobState.SUBMITTING)
+    journal.record(never_sent)
+    job.reach(Stage.SUBMITTED)
+    journal.record(job, durable=True)  # the intent: its create went out, and no task id came back
+    fake = FakeBackend(latency_s=0.02)  # no state_dir: cannot reconcile
     scheduler = Scheduler([fake], journal=journal)
     scheduler.start()
-    (recovered,) = scheduler.views()
+    drain(scheduler)
+    recovered, sent = scheduler.views()
     scheduler.shutdown()
     assert recovered.state is JobState.UNCERTAIN and recovered.error and recovered.needs_confirmation
     assert "may have been charged ~10 credits" in recovered.error.message
     assert "dashboard" in recovered.error.message
-    assert fake.create_calls == 0
+    assert sent.state is JobState.FINISHED
+    assert fake.created_refs == [never_sent.job_id], "the uncertain one is never sent on its own"
 
 
 def test_sigkill_mid_batch_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
