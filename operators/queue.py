@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import bpy
 
 from ..addon.blender import runtime
@@ -54,9 +56,9 @@ class KILN_OT_retry_job(_JobAction, bpy.types.Operator):
         if job is not None and job.needs_confirmation and not self.confirm_double_charge:
             # Confirming runs execute with the flag set; dismissing the dialog sends nothing.
             self.confirm_double_charge = True
-            return context.window_manager.invoke_confirm(
+            return cast(set[str], context.window_manager.invoke_confirm(
                 self, event, title="Send Again? It May Charge Twice", message=double_charge_question(job),
-                confirm_text="Send Again", icon="WARNING")
+                confirm_text="Send Again", icon="WARNING"))
         return self.execute(context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:

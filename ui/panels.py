@@ -157,8 +157,8 @@ class KILN_UL_jobs(bpy.types.UIList):
             row.operator("kiln.import_anyway", icon="IMPORT", text="").job_id = item.job_id
         elif item.can_retry:
             # An uncertain row's Retry asks first (its invoke names the possible double charge).
-            icon = "ERROR" if item.needs_confirmation else "FILE_REFRESH"
-            row.operator("kiln.retry_job", icon=icon, text="").job_id = item.job_id
+            button = "ERROR" if item.needs_confirmation else "FILE_REFRESH"
+            row.operator("kiln.retry_job", icon=button, text="").job_id = item.job_id
 
 
 class KILN_PT_queue(_KilnPanel, bpy.types.Panel):

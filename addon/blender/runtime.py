@@ -247,7 +247,8 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
             runtime.apply(job)
         except Exception as exc:
             _log.warning("import of %s failed: %s", job.label, exc)
-            scheduler.mark_failed(job, getattr(exc, "code", "import_failed"), str(exc))
+            scheduler.mark_failed(job, getattr(exc, "code", "import_failed"),
+                                  f"{exc} (the downloaded result is kept: Retry imports it again without paying)")
             continue
         # Finishing settings come from the batch as journaled (restored before anything was dispatched),
         # so a restart, a reload or a preferences edit finishes results exactly as the batch asked.

@@ -335,9 +335,11 @@ class Scheduler:
                     f"on {old.spec.backend}; check the provider's dashboard, then confirm the possible double "
                     "charge to send it again")
             backend = self.backends.get(old.spec.backend)
+            if backend is None:
+                raise ValueError(f"backend '{old.spec.backend}' is not available (set it up, then retry)")
             files_present = bool(old.files) and all(Path(p).is_file() for p in old.files.values())
             start = retry_start(old.stage, has_task=old.task_id is not None, files_present=files_present,
-                                durable_tasks=backend.capabilities.durable_tasks if backend else True)
+                                durable_tasks=backend.capabilities.durable_tasks)
             job = Job(spec=old.spec, retry_of=old.job_id, state=start)
             job.credits_estimated = old.credits_estimated
             if start is not JobState.QUEUED:
@@ -348,15 +350,11 @@ class Scheduler:
                 old.credits_spent = 0.0
                 if start is JobState.READY:
                     job.files = dict(old.files)
+            else:
+                job.credits_estimated = backend.estimate_credits(job.spec)
             old.superseded_by = job.job_id
             self.jobs[job.job_id] = job
-            if backend is None:
-                job.state = JobState.QUEUED
-                job.fail("unknown_backend", f"backend '{old.spec.backend}' is not available")
-            else:
-                if start is JobState.QUEUED:
-                    job.credits_estimated = backend.estimate_credits(job.spec)
-                self._resume(job, backend)
+            self._resume(job, backend)
             self._record(job, durable=job.task_id is not None)
             self._record(old)
             self._changed()
@@ -491,10 +489,12 @@ class Scheduler:
                                 self.production_paused)
 
     def is_idle(self) -> bool:
-        """True when no job can still change state without the pump (nothing queued or in flight)."""
+        """True when no job can still change state without the pump or the artist: nothing queued or in
+        flight, except production jobs held for want of their batch (they wait for it, and say so)."""
         with self._lock:
             return all(
-                j.state.is_terminal or j.state in (JobState.IMPORTED,) for j in self.jobs.values()
+                j.state.is_terminal or j.state is JobState.IMPORTED or j.job_id in self._held
+                for j in self.jobs.values()
             ) and not self._ready
 
     def has_waiting_work(self) -> bool:

@@ -127,7 +127,7 @@ def test_a_production_job_whose_batch_is_unknown_waits_with_a_note(tmp_path: Pat
         wait_for(lambda: scheduler.view(orphan.job_id).note != "")  # type: ignore[union-attr]
         (view,) = scheduler.views()
         assert view.state is JobState.QUEUED and "batch 'lost_batch' is not known" in view.note
-        assert fake.create_calls == 0 and not scheduler.is_idle()
+        assert fake.create_calls == 0 and scheduler.is_idle(), "it waits, without holding up a run's end"
         scheduler.add_batch(BatchSpec("lost_batch"))
         drain(scheduler)
         assert scheduler.view(orphan.job_id).state is JobState.FINISHED  # type: ignore[union-attr]

@@ -307,3 +307,11 @@ def test_job_eta_by_state() -> None:
     assert eta.job_eta(JobState.QUEUED, 10.0, elapsed_s=0, ahead=3, slots=one) == 40.0
     assert eta.job_eta(JobState.RUNNING, 10.0, elapsed_s=4.0, ahead=0, slots=None) == 6.0
     assert eta.job_eta(JobState.DOWNLOADING, 10.0, elapsed_s=15.0, ahead=0, slots=None) == 0.0, "never negative"
+
+
+def test_a_production_job_whose_batch_is_not_declared_is_held_never_sent() -> None:
+    queue = QueueView(queued=(prod("lost", "forgotten"), prod("ok", "known"), draft("d")),
+                      slots={("b", "g"): slots(4)}, batches={"known": BatchPolicy("known")}, totals={})
+    decision = decide(queue)
+    assert decision.submit == ("d", "ok") and decision.held == ("lost",)
+    assert decision.slots[("b", "g")].in_flight == 2, "a held job takes no slot"
