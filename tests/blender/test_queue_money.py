@@ -185,8 +185,7 @@ def test_give_up_after_preference_reaches_the_engine(kiln: ModuleType) -> None:
     assert prefs.give_up_after_s == 120.0
     prefs.give_up_after_s = 45.0
     try:
-        config, _ = preferences.engine_settings(prefs)
-        assert config.give_up_after_s == 45.0
+        assert preferences.engine_settings(prefs).config.give_up_after_s == 45.0
         assert sys.modules[f"{ADDON_MODULE}.addon.blender.runtime"].scheduler().config.give_up_after_s == 45.0
     finally:
         prefs.give_up_after_s = 120.0
