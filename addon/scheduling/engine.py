@@ -787,7 +787,7 @@ class Scheduler:
                     _log.exception("%s: watch crashed", backend.name)
                 retry_after = exc.retry_after_s if isinstance(exc, BackendError) else None
                 delay = backoff_delay(failures, cap_s=self.config.read_backoff_cap_s, retry_after_s=retry_after)
-                self._stop.wait(min(delay, self._unreachable(backend, list(watched.values()))))
+                self._stop.wait(min(delay, self._unreachable(backend, list(watched.values()), cause=reason)))
                 continue
             for update in updates:
                 try:
@@ -796,9 +796,11 @@ class Scheduler:
                     # One task's odd answer must never stall the poll of the others.
                     _log.exception("%s: could not apply the status of task %s", backend.name, update.task_id)
 
-    def _unreachable(self, backend: Backend, job_ids: Sequence[str], detail: str = "") -> float:
-        """These jobs got no usable answer just now (`detail`: the answer that could not be used): fail
-        those past `give_up_after_s`, recoverably. Returns the seconds until the next would give up."""
+    def _unreachable(self, backend: Backend, job_ids: Sequence[str], *, unreadable: str = "",
+                     cause: str = "") -> float:
+        """These jobs got no usable answer just now (`unreadable`: the answer that could not be used;
+        `cause`: why the provider could not be asked): fail those past `give_up_after_s`, recoverably.
+        Returns the seconds until the next of them would give up."""
         now = time.monotonic()
         limit = self.config.give_up_after_s
         next_due = limit
@@ -813,8 +815,9 @@ class Scheduler:
                     next_due = min(next_due, limit - (now - since))
                     continue
                 waited = f"{now - since:.0f} s"
-                self._give_up(job, backend, f"{backend.name} gave no readable status for {waited} ({detail})"
-                              if detail else f"could not reach {backend.name} for {waited}")
+                self._give_up(job, backend, f"{backend.name} gave no readable status for {waited} ({unreadable})"
+                              if unreadable else f"could not reach {backend.name} for {waited}"
+                              + (f" (last: {cause})" if cause else ""))
                 changed = True
             if changed:
                 self._changed()
@@ -841,7 +844,8 @@ class Scheduler:
             if job is None:
                 return
             if update.status is TaskStatus.UNKNOWN:
-                self._unreachable(backend, [job.job_id], update.error_message or "its status could not be read")
+                self._unreachable(backend, [job.job_id],
+                                  unreadable=update.error_message or "its status could not be read")
                 return
             self._unreachable_since.pop(job.job_id, None)
             if update.status is TaskStatus.MISSING:
