@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .jobs import BatchSpec, Job
+from .jobs import BatchSpec, Job, JobState
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ JOURNAL_NAME = "journal.jsonl"
 FORMAT_VERSION = 1
 """Lines without a version were written before versions existed (same shape): version 0."""
 READABLE_VERSIONS = frozenset({0, FORMAT_VERSION})
+LATE_ID_STATES = frozenset({JobState.SUBMITTING, JobState.UNCERTAIN})
+"""States in which a job's create may still bring a task id home after its engine read the journal."""
 # Terminal jobs older than this are dropped at compaction; a week covers any "what happened last
 # night" question while keeping the file small across months of sessions.
 TERMINAL_RETENTION_S = 7 * 24 * 3600.0
@@ -142,9 +144,10 @@ class Journal:
         """Rewrite the file as one line per job and batch worth keeping; returns the number of lines kept.
 
         Live jobs are always kept; terminal ones only within the retention window; batches while one of
-        their kept jobs needs them. Unreadable entries are copied verbatim (first, in their order), and so
-        is the last readable line of each job they hold back. The rewrite goes to a temporary file that
-        replaces the journal atomically, so a crash here loses nothing.
+        their kept jobs needs them. A task id the file knows and `jobs` does not is never dropped.
+        Unreadable entries are copied verbatim (first, in their order), and so is the last readable line
+        of each job they hold back. The rewrite goes to a temporary file that replaces the journal
+        atomically, so a crash here loses nothing.
         """
         now = time.time() if now is None else now
         if jobs is None or batches is None:
@@ -162,7 +165,14 @@ class Journal:
             lines = [text + "\n" for _, text in sorted(verbatim)]
             lines += [_line({"v": FORMAT_VERSION, "t": now, "batch": b.to_json()}) for b in batches
                       if b.name in needed]
-            lines += [_line({"v": FORMAT_VERSION, "t": now, "job": job.snapshot()}) for job in keep]
+            for job in keep:
+                on_file = scan.jobs.get(job.job_id)
+                if job.state in LATE_ID_STATES and on_file is not None and on_file[2].task_id is not None:
+                    # A task id written after this copy of the job was read (a create that came back
+                    # after its engine stopped): the id is money, so the file's line wins.
+                    lines.append(on_file[1] + "\n")
+                else:
+                    lines.append(_line({"v": FORMAT_VERSION, "t": now, "job": job.snapshot()}))
             tmp = self.path.with_suffix(".compact")
             with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as handle:
                 handle.writelines(lines)

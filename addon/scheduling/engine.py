@@ -29,7 +29,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -153,6 +154,8 @@ class Scheduler:
         """Journal entries this version could not read (kept in the file): for the panel and reports."""
         self._facts: dict[str, policy.QueuedJob] = {}
         """Job id → what the policy reads of it (see `_queued_facts`)."""
+        self._creates: set[Future[None]] = set()
+        """Creates sent (or about to be) whose answer has not been handled yet."""
         self._resends: dict[str, int] = {}
         """Job id → creates sent again after a refusal other than concurrency (rate limit, refused
         connection), so those stop after `max_submit_retries`."""
@@ -197,6 +200,9 @@ class Scheduler:
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._submit_pool.shutdown(wait=False, cancel_futures=True)
+        # A create on the wire cannot be called back: give it the rest of the time to bring its task id
+        # home to the journal, so the next start reattaches it rather than calling it uncertain.
+        wait_for_futures(list(self._creates), timeout=max(0.0, deadline - time.monotonic()))
         self._pool.shutdown(wait=False, cancel_futures=True)
         for backend in self.backends.values():
             backend.close()
@@ -616,7 +622,9 @@ class Scheduler:
             backend = self.backends[job.spec.backend]
             job.move_to(JobState.SUBMITTING)
             self._record(job)  # waiting for a submit thread; `_write_intent` records the create going out
-            self._submit_pool.submit(self._submit_worker, job, backend, self._slot_key(backend, job.spec))
+            future = self._submit_pool.submit(self._submit_worker, job, backend, self._slot_key(backend, job.spec))
+            self._creates.add(future)
+            future.add_done_callback(self._creates.discard)
         newly_held = [j for j in decision.held if j not in self._held]
         for job_id in newly_held:
             self._held.add(job_id)

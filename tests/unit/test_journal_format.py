@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helpers import drain, spec, wait_for
 
-from addon.jobs import BatchSpec, Job, JobState, Mode, Priority
+from addon.jobs import BatchSpec, Job, JobState, Mode, Priority, Stage
 from addon.journal import FORMAT_VERSION, Journal
 from addon.presets import PRESETS, theme_from_prompt
 from addon.scheduling import Scheduler, SchedulerConfig
@@ -134,3 +134,20 @@ def test_a_production_job_whose_batch_is_unknown_waits_with_a_note(tmp_path: Pat
         assert scheduler.view(orphan.job_id).note == ""  # type: ignore[union-attr]
     finally:
         scheduler.shutdown()
+
+
+def test_compaction_never_drops_a_task_id_that_came_home_after_the_journal_was_read(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    job = Job(spec=spec())
+    job.move_to(JobState.SUBMITTING)
+    job.reach(Stage.SUBMITTED)
+    journal.record(job, durable=True)
+    (read,) = journal.load().jobs  # a new engine reads it: a create on the wire, no id yet
+    late = Job.from_snapshot(job.snapshot())  # the old engine's create comes back after that
+    late.task_id = "task-late"
+    late.move_to(JobState.RUNNING)
+    Journal(tmp_path).record(late, durable=True)
+    read.move_to(JobState.UNCERTAIN)
+    journal.compact([read], [])
+    (again,) = Journal(tmp_path).load().jobs
+    assert again.state is JobState.RUNNING and again.task_id == "task-late", "reattached next time, not uncertain"
