@@ -144,9 +144,8 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
         bpy.ops.wm.open_mainfile(filepath=str(blend))
     else:
         bpy.ops.wm.read_homefile(use_empty=True)
-    # --give-up-after bounds each job's time without an answer from the provider (the CLI may not have it yet).
     config = SchedulerConfig(draft_reserved_slots=0, concurrency_cap=options.jobs,
-                             give_up_after_s=getattr(options, "give_up_after_s", SchedulerConfig.give_up_after_s))
+                             give_up_after_s=options.give_up_after_s)
     scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work)
     scheduler.add_batch(batch_spec(manifest))
     known = {spec_key(job.spec): job for job in scheduler.views()}
