@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -94,3 +95,33 @@ def test_headless_batch_on_the_sandbox_and_a_bad_key_stops_it_first(sandbox: Tri
     report = json.loads((tmp_path / "good/env_tripo_01/report.json").read_text())
     assert report["totals"]["finished"] == 2 and report["totals"]["credits"] == 40.0
     assert sandbox.state.creates == 2 and KEY not in good.stdout + good.stderr
+
+
+def test_a_headless_run_ends_when_the_provider_disappears(sandbox: TripoSandbox, tmp_path: Path) -> None:
+    """The provider is killed mid-run: the batch gives up after --give-up-after, says how to fetch the
+    paid tasks later, and exits 1, instead of polling forever."""
+    sandbox.state.latency_s = {"draft": 30.0, "textured": 30.0}
+    manifest = tmp_path / "gone.toml"
+    manifest.write_text('[batch]\nname = "env_gone_01"\nbackend = "tripo"\n\n'
+                        '[[asset]]\nprompt = "barrel"\n\n[[asset]]\nprompt = "crate"\n')
+    env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
+    env["KILN_TRIPO_API_KEY"] = KEY
+    run = subprocess.Popen([sys.executable, str(REPO / "scripts/kiln_batch.py"), str(manifest), "--out",
+                            str(tmp_path / "out"), "--online-mode", "--quiet", "--give-up-after", "2"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while sandbox.state.creates < 2 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sandbox.state.creates == 2, run.stderr.read() if run.poll() is not None else "no creates"
+        sandbox.__exit__(None, None, None)  # the provider is gone, with both tasks paid for
+        _, err = run.communicate(timeout=180)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 1, err[-2000:]
+    report = json.loads((tmp_path / "out/env_gone_01/report.json").read_text())
+    errors = [asset["error"] for asset in report["assets"]]
+    assert [e["code"] for e in errors] == ["unreachable", "unreachable"]
+    assert all("could not reach tripo" in e["message"] and "--resume" in e["message"] for e in errors)
+    assert all(asset["task_id"] for asset in report["assets"]), "the paid task ids are kept"
