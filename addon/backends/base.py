@@ -125,7 +125,9 @@ class Backend(abc.ABC):
         """Report on these tasks, returning within about `timeout_s`.
 
         Push backends block until an event; poll backends pace themselves (adaptive or batched
-        polling) and return what one round learnt. Tasks not mentioned are unchanged.
+        polling) and return what one round learnt. Tasks not mentioned are unchanged. A task the
+        provider denies knowing is MISSING, and one whose answer cannot be read is UNKNOWN: one odd
+        task never makes this raise (raising means the provider could not be asked at all).
         """
 
     @abc.abstractmethod
