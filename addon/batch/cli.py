@@ -128,6 +128,12 @@ def parse_args(argv: list[str]) -> BatchOptions:
     parser.add_argument("--export-dir", type=_folder, default=None,
                         help="write exports here instead of the manifest's [export] folder inside OUT/<batch>/")
     parser.add_argument("--resume", action="store_true", help="continue a run from its journal")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start over, discarding the previous run's journal (paid tasks that never landed are "
+                             "given up)")
+    parser.add_argument("--resubmit-uncertain", action="store_true",
+                        help="with --resume: send again the creates whose outcome is unknown (each may be charged "
+                             "twice; check the provider's dashboard first)")
     parser.add_argument("--shard", type=_shard, default=(1, 1), help="run slice I of N, e.g. 2/4 (default 1/1)")
     parser.add_argument("--dry-run", action="store_true", help="print the jobs and their cost, submit nothing")
     parser.add_argument("--jobs", type=_jobs, default=None, help="cap on jobs in flight")
@@ -139,9 +145,14 @@ def parse_args(argv: list[str]) -> BatchOptions:
     parser.add_argument("--json", action="store_true",
                         help="print the final report as JSON on stdout (and nothing else there)")
     args = parser.parse_args(argv)
+    if args.fresh and args.resume:
+        raise ManifestError("--fresh", "--fresh starts over and --resume continues: choose one")
+    if args.resubmit_uncertain and not args.resume:
+        raise ManifestError("--resubmit-uncertain", "only means something with --resume")
     return BatchOptions(manifest=args.manifest, out=args.out, resume=args.resume, shard=args.shard,
                         dry_run=args.dry_run, jobs=args.jobs, quiet=args.quiet, json=args.json,
-                        give_up_after_s=args.give_up_after, wait=args.wait, export_dir=args.export_dir)
+                        give_up_after_s=args.give_up_after, wait=args.wait, export_dir=args.export_dir,
+                        fresh=args.fresh, resubmit_uncertain=args.resubmit_uncertain)
 
 
 # ------------------------------------------------------------------------------------ environment

@@ -44,6 +44,16 @@ class BatchOptions:
     """Allow a [batch] start_at more than 7 days away."""
     export_dir: Path | None = None
     """The command line's --export-dir: the only way exports leave out/<batch>/."""
+    fresh: bool = False
+    """Discard a previous run's journal, even one holding paid tasks that never landed."""
+    resubmit_uncertain: bool = False
+    """Send again the creates whose outcome is unknown (they may be charged twice)."""
+
+    @property
+    def shard_suffix(self) -> str:
+        """"" for a whole run; ".shard-2-of-4" for a shard, whose files sit beside the others' in out/<batch>/."""
+        index, count = self.shard
+        return "" if count == 1 else f".shard-{index}-of-{count}"
 
 
 @dataclass
@@ -81,6 +91,21 @@ class Runner(Protocol):
 def batch_folder(manifest: Manifest, options: BatchOptions) -> Path:
     """out/<batch>/, absolute. The batch name is a slug, so it never climbs out of --out."""
     return resolve_path(options.out / manifest.name, "--out")
+
+
+def work_folder(manifest: Manifest, options: BatchOptions) -> Path:
+    """The run's journal, lock and inputs: out/<batch>/.kiln/, one folder per shard, so shards of one
+    manifest can share an --out without touching each other's journal."""
+    folder = batch_folder(manifest, options) / ".kiln"
+    return folder / options.shard_suffix.lstrip(".") if options.shard_suffix else folder
+
+
+def blend_path(manifest: Manifest, options: BatchOptions) -> Path:
+    return batch_folder(manifest, options) / f"{manifest.name}{options.shard_suffix}.blend"
+
+
+def report_path(manifest: Manifest, options: BatchOptions) -> Path:
+    return batch_folder(manifest, options) / f"report{options.shard_suffix}.json"
 
 
 def export_settings(manifest: Manifest, options: BatchOptions) -> ExportSettings | None:

@@ -17,15 +17,19 @@ from typing import Any
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 FINISHED = "finished"
-FAILED = ("failed", "cancelled")
+FAILED = ("failed", "cancelled", "missing")
+UNCERTAIN = "uncertain"
 
 
 def totals(entries: Sequence[dict[str, Any]], wall_s: float, reimported: int = 0) -> dict[str, Any]:
     finished = sum(e["status"] == FINISHED for e in entries)
     failed = sum(e["status"] in FAILED for e in entries)
+    uncertain = sum(e["status"] == UNCERTAIN for e in entries)
     return {
         "jobs": len(entries), "assets": len({e["asset"] for e in entries}), "finished": finished, "failed": failed,
-        "unfinished": len(entries) - finished - failed,
+        "uncertain": uncertain,
+        "uncertain_credits": sum(e.get("credits_estimated", 0.0) for e in entries if e["status"] == UNCERTAIN),
+        "unfinished": len(entries) - finished - failed - uncertain,
         "credits": sum(e.get("credits", 0.0) for e in entries),
         "faces": sum(e.get("faces", 0) for e in entries),
         "wall_s": round(wall_s, 2),
@@ -35,15 +39,18 @@ def totals(entries: Sequence[dict[str, Any]], wall_s: float, reimported: int = 0
 
 def assemble(*, batch: str, manifest: str, mode: str, backend: str, interrupted: bool,
              entries: list[dict[str, Any]], wall_s: float, output: dict[str, Any], reimported: int = 0,
-             shard: tuple[int, int] = (1, 1)) -> dict[str, Any]:
+             shard: tuple[int, int] = (1, 1), resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report document (report.json, and stdout under --json)."""
-    return {
+    document: dict[str, Any] = {
         "batch": batch, "manifest": manifest, "mode": mode, "backend": backend,
         "shard": f"{shard[0]}/{shard[1]}", "interrupted": interrupted,
         "assets": entries,
         "totals": totals(entries, wall_s, reimported),
         "output": output,
     }
+    if resume is not None:
+        document["resume"] = resume
+    return document
 
 
 def exit_code(report: dict[str, Any]) -> int:
@@ -61,6 +68,9 @@ def summary(report: dict[str, Any]) -> list[str]:
     counted = report["totals"]
     lines = [f"kiln batch: {counted['assets']} assets from {counted['jobs']} jobs: {counted['finished']} jobs "
              f"finished, {counted['failed']} failed"
+             + (f", {counted['uncertain']} uncertain (may have cost ~{counted['uncertain_credits']:g} credits; "
+                "check the provider's dashboard, then --resume --resubmit-uncertain)"
+                if counted.get("uncertain") else "")
              + (f", {counted['unfinished']} unfinished" if counted["unfinished"] else "")
              + f", in {counted['wall_s']:.1f}s"]
     output = report["output"]

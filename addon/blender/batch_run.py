@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import signal
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,20 @@ from ..backends.base import Backend, BackendError
 from ..backends.registry import BackendSettings
 from ..batch import report as batch_report
 from ..batch.manifest import Manifest, ManifestError, PlannedAsset
-from ..batch.plan import BatchOptions, Plan, ProgressSink, batch_folder, export_folder, export_settings
-from ..jobs import BatchSpec, JobSpec, JobState, JobView, spec_key
+from ..batch.plan import (
+    BatchOptions,
+    Plan,
+    ProgressSink,
+    batch_folder,
+    blend_path,
+    export_folder,
+    export_settings,
+    report_path,
+    work_folder,
+)
+from ..jobs import BatchSpec, Job, JobSpec, JobState, JobView, Mode, spec_key
+from ..journal import Journal
+from ..locks import LOCK_NAME, FolderLock, FolderLocked
 from ..naming import asset_name
 from ..requests import PreparedInput, manifest_asset_specs, manifest_batch
 from ..scheduling import SchedulerConfig
@@ -67,10 +81,14 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
     estimate. The backend is built from `settings` (key and endpoint as the caller found them), pointed
     at the manifest's [backends.<name>] base_url unless the environment names one."""
     out = batch_folder(manifest, options)
-    work = out / ".kiln"
-    if not options.resume and not options.dry_run and work.exists():
-        shutil.rmtree(work)  # a fresh run: the previous journal must not be reattached
-    _make_folder(work, "--out")
+    work = work_folder(manifest, options)
+    if not options.dry_run:
+        _make_folder(work, "--out")
+        _take_the_lock(work, options)
+        if not options.resume:
+            _start_over(work, out, options)
+    else:
+        _make_folder(work, "--out")
     exports = export_folder(manifest, options)
     if exports is not None and not options.dry_run:
         _make_folder(exports, "--export-dir" if options.export_dir is not None else "[export] folder")
@@ -94,6 +112,61 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
             raise ManifestError("[batch] backend", f"{manifest.backend}: {exc.message}") from exc
     return Plan(specs, sum(backend.estimate_credits(s) for s in specs), backend, out, work, exports,
                 export_settings(manifest, options))
+
+
+_held: FolderLock | None = None
+"""The run's lock on its journal folder, held from `prepare` to the end of `run` (or of the process)."""
+
+
+def _take_the_lock(work: Path, options: BatchOptions) -> None:
+    """One run per journal: a second run into the same out/<batch>/ (and shard) refuses, naming the other."""
+    global _held
+    if _held is not None and _held.folder == work:
+        return
+    try:
+        _held = FolderLock(work).acquire(f"kiln batch {options.manifest.name} (shard "
+                                         f"{options.shard[0]}/{options.shard[1]})")
+    except FolderLocked as exc:
+        raise ManifestError("--out", f"{exc}; wait for it to end, or use another --out") from exc
+    except OSError as exc:
+        raise ManifestError("--out", f"cannot lock {work}: {exc.strerror or exc}") from exc
+
+
+def _release_the_lock() -> None:
+    global _held
+    if _held is not None:
+        _held.release()
+        _held = None
+
+
+def _start_over(work: Path, out: Path, options: BatchOptions) -> None:
+    """A run without --resume starts from nothing, unless the last run left paid work behind: then it
+    refuses (exit 2) rather than silently buying it again, and says how to continue or discard it."""
+    journal = Journal(work)
+    if journal.path.exists():
+        contents = journal.load()
+        paid = [job for job in contents.jobs if money_at_stake(job)]
+        if (paid or contents.unreadable) and not options.fresh:
+            what = f"{len(paid)} paid or possibly paid task(s) that did not land" if paid else \
+                f"{len(contents.unreadable)} journal entries this Kiln cannot read"
+            raise ManifestError("--resume", f"{out} holds {what}: run again with --resume to finish them "
+                                "(nothing paid is bought twice), or with --fresh to discard them")
+    for entry in work.iterdir():  # everything but the lock we hold
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def money_at_stake(job: Job) -> bool:
+    """A job whose task was (or may have been) paid for, and whose result has not landed."""
+    if job.superseded_by is not None or job.state is JobState.FINISHED:
+        return False
+    if job.state is JobState.UNCERTAIN:
+        return True
+    return job.task_id is not None and job.spec.backend != "local"
 
 
 def batch_spec(manifest: Manifest) -> BatchSpec:
@@ -138,7 +211,7 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
     # Blender's glTF importer logs three INFO lines per file (and resets its level on every import):
     # noise in a batch log of hundreds, so filter them out; warnings and errors still show.
     logging.getLogger("glTFImporter").addFilter(_warnings_and_up)
-    blend = plan.out / f"{manifest.name}.blend"
+    blend = blend_path(manifest, options)
     package = runtime.current_package()
     if options.resume and blend.exists():
         bpy.ops.wm.open_mainfile(filepath=str(blend))
@@ -147,21 +220,9 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
     config = SchedulerConfig(draft_reserved_slots=0, concurrency_cap=options.jobs,
                              give_up_after_s=options.give_up_after_s)
     scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work)
-    scheduler.add_batch(batch_spec(manifest))
-    known = {spec_key(job.spec): job for job in scheduler.views()}
-    job_ids: list[str] = []
-    redone_imports = 0
-    for spec in plan.specs:
-        previous = known.get(spec_key(spec))
-        if previous is not None and previous.state not in (JobState.FAILED, JobState.CANCELLED):
-            if previous.state is JobState.FINISHED and find_result(previous.job_id) is None:
-                # Finished before the last save: bring the downloaded result in again (no new generation).
-                # A finished job is no worker's any more, so the main thread may hand the live one on.
-                runtime.reimport(scheduler.jobs[previous.job_id])
-                redone_imports += 1
-            job_ids.append(previous.job_id)
-            continue
-        job_ids.append(scheduler.add(spec).job_id)
+    batch = batch_spec(manifest)
+    scheduler.add_batch(batch)
+    job_ids, resumed = _reconcile(scheduler, plan, batch, options)
     interrupted = False
     last_save = time.monotonic()
     shown_version, shown_at = -1, 0.0
@@ -202,14 +263,159 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
             if root is not None and all(root.name != name for name, _ in items):
                 items.append((root.name, _meshes_of(root)))
         with quiet_stdout():
-            sheet = render_contact_sheet(items, plan.out / "contact_sheet.png")
+            sheet = render_contact_sheet(items, plan.out / f"contact_sheet{options.shard_suffix}.png")
     _save(blend)
     report = build_report(manifest, jobs, plan, options, exports, sheet, started, interrupted, export_error,
-                          redone_imports)
-    (plan.out / "report.json").write_text(json.dumps(report, indent=2))
+                          resumed, batch)
+    _write_report(manifest, options, report)
     runtime.stop()
     runtime.start(package)  # back to the add-on's own engine
+    _release_the_lock()
     return report
+
+
+@dataclass
+class Resumed:
+    """What a run found in its journal, and what it did about it (the report's "resume" section)."""
+
+    kept: list[str] = field(default_factory=list)
+    """Assets whose earlier job carries on (finished, running, or paid and fetched again)."""
+    added: list[str] = field(default_factory=list)
+    """Assets new to this run (or whose earlier create was refused, so nothing was paid)."""
+    removed: list[str] = field(default_factory=list)
+    """Assets the manifest no longer has: cancelled, and their objects taken out of the scene."""
+    uncertain: list[str] = field(default_factory=list)
+    """Creates whose outcome is unknown, left alone (see --resubmit-uncertain)."""
+    reimported: int = 0
+    finished_now: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kept": self.kept, "added": self.added, "removed": self.removed, "uncertain": self.uncertain,
+                "reimported": self.reimported, "finished_on_resume": self.finished_now}
+
+
+def _reconcile(scheduler: Any, plan: Plan, batch: BatchSpec, options: BatchOptions) -> tuple[list[str], Resumed]:
+    """Match this run's specs with the journal's jobs, by the job's identity (its name and request).
+
+    Nothing paid is bought again: an earlier job that is live, finished, or failed after its task was
+    paid carries on (a retry resumes at the stage that failed: it downloads or imports, never creates);
+    an uncertain create is left alone unless --resubmit-uncertain says otherwise. Jobs the manifest no
+    longer has are cancelled and their objects removed. What was imported but not finished is finished."""
+    resumed = Resumed()
+    latest = {spec_key(view.spec): view for view in scheduler.views() if view.superseded_by is None}
+    wanted = {spec_key(spec): spec for spec in plan.specs}
+    job_ids: list[str] = []
+    for key, spec in wanted.items():
+        previous = latest.get(key)
+        name = spec.name or spec.prompt
+        if previous is None:
+            job_ids.append(scheduler.add(spec).job_id)
+            resumed.added.append(name)
+            continue
+        if previous.state is JobState.UNCERTAIN and not options.resubmit_uncertain:
+            job_ids.append(previous.job_id)
+            resumed.uncertain.append(name)
+            continue
+        if previous.state in (JobState.FAILED, JobState.CANCELLED, JobState.UNCERTAIN):
+            try:
+                job = scheduler.retry(previous.job_id, confirm_double_charge=options.resubmit_uncertain)
+            except (ValueError, KeyError) as exc:
+                _log.warning("cannot retry %s: %s", name, exc)
+                job_ids.append(previous.job_id)
+                continue
+            (resumed.kept if previous.task_id else resumed.added).append(name)
+            job_ids.append(job.job_id)
+            continue
+        job_ids.append(previous.job_id)
+        resumed.kept.append(name)
+        _settle(scheduler, previous, batch, resumed)
+    for key, view in latest.items():
+        if key in wanted or view.spec.batch != batch.name:
+            continue
+        resumed.removed.append(view.spec.name or view.spec.prompt)
+        if view.can_cancel:
+            scheduler.cancel(view.job_id)
+        _remove_from_scene(view.job_id)
+    return job_ids, resumed
+
+
+def _settle(scheduler: Any, view: JobView, batch: BatchSpec, resumed: Resumed) -> None:
+    """A job the journal says was imported or finished: make the scene agree. Missing from the .blend (the
+    crash came before a save) → import its cached result again; imported but not finished → finish it."""
+    if view.state not in (JobState.IMPORTED, JobState.FINISHED):
+        return
+    job: Job = scheduler.jobs[view.job_id]  # no worker holds an imported job: the main thread may use it
+    obj = find_result(view.job_id)
+    needs_finish = batch.finish is not None and view.spec.mode is Mode.PRODUCTION
+    if obj is None:
+        if all(Path(p).is_file() for p in view.files.values()) and view.files:
+            runtime.reimport(job)  # imports and finishes as the batch asks; no new generation
+            resumed.reimported += 1
+    elif needs_finish and not obj.get("kiln_finished"):
+        runtime.finish_now(job, batch)
+        resumed.finished_now += 1
+    if view.state is JobState.IMPORTED:
+        scheduler.mark_finished(job)
+
+
+def _remove_from_scene(job_id: str) -> None:
+    obj = find_result(job_id)
+    if obj is None:
+        return
+    root = obj
+    while root.parent is not None and root.parent.get("kiln_lod_group"):
+        root = root.parent
+    for member in [*root.children_recursive, root]:
+        bpy.data.objects.remove(member, do_unlink=True)
+
+
+def _landed_status(job: JobView, root: bpy.types.Object | None, batch: BatchSpec) -> tuple[str, dict[str, str] | None]:
+    """The status the report may claim: "finished" only when the asset is in the scene, finished by its
+    preset, with its LODs when the preset makes them. Anything else says what is missing."""
+    error = job.error.to_json() if job.error else None
+    if job.state is not JobState.FINISHED:
+        if job.state is JobState.UNCERTAIN and error is None:
+            error = {"code": "uncertain", "message": job.note or "the create's outcome is unknown"}
+        if error is None:
+            error = {"code": job.state.value, "message": job.note or f"the job ended {job.state.value}"}
+        return ("unfinished" if not job.state.is_terminal else job.state.value), error
+    own = find_result(job.job_id)
+    if own is None or root is None:
+        return "missing", {"code": "missing", "message": "the result is not in the .blend; --resume imports it "
+                                                          "again from the cache"}
+    wants_finish = batch.finish is not None and job.spec.mode is Mode.PRODUCTION
+    if wants_finish and not own.get("kiln_finished"):
+        return "unfinished", {"code": "unfinished", "message": "imported but not finished; --resume finishes it"}
+    finish = batch.finish
+    if wants_finish and finish is not None and finish.lod_ratios and batch.target == "game" \
+            and not any(o.get("kiln_lod") for o in root.children_recursive):
+        return "unfinished", {"code": "no_lods", "message": "finished without its LODs"}
+    return "finished", error
+
+
+def _write_report(manifest: Manifest, options: BatchOptions, report: dict[str, Any]) -> None:
+    """report.json for a whole run; for a shard, its own report.shard-I-of-N.json, then report.json again
+    as the union of every shard's report in the folder, so shards together make one result."""
+    path = report_path(manifest, options)
+    path.write_text(json.dumps(report, indent=2))
+    if options.shard_suffix:
+        folder = path.parent
+        parts = []
+        for part in sorted(folder.glob("report.shard-*-of-*.json")):
+            try:
+                parts.append(json.loads(part.read_text()))
+            except (OSError, ValueError):
+                continue
+        entries = [entry for part in parts for entry in part.get("assets", [])]
+        merged = batch_report.assemble(
+            batch=manifest.name, manifest=str(manifest.path), mode=manifest.mode.value, backend=manifest.backend,
+            interrupted=any(p.get("interrupted") for p in parts), entries=entries,
+            wall_s=max((p["totals"]["wall_s"] for p in parts), default=0.0),
+            output={"folder": str(folder), "shards": [p.get("output", {}) for p in parts]})
+        merged["shards"] = [p.get("shard") for p in parts]
+        tmp = folder / "report.json.tmp"
+        tmp.write_text(json.dumps(merged, indent=2))
+        os.replace(tmp, folder / "report.json")
 
 
 def _export(manifest: Manifest, plan: Plan, options: BatchOptions,
@@ -242,7 +448,7 @@ def _export(manifest: Manifest, plan: Plan, options: BatchOptions,
 
 def build_report(manifest: Manifest, jobs: list[JobView], plan: Plan, options: BatchOptions,
                  exports: dict[str, list[dict[str, Any]]], sheet: dict[str, int | str] | None, started: float,
-                 interrupted: bool, export_error: str, redone_imports: int) -> dict[str, Any]:
+                 interrupted: bool, export_error: str, resumed: Resumed, batch: BatchSpec) -> dict[str, Any]:
     """One entry per job from the scene (what landed, its faces and files); totals and the exit code's
     meaning are `addon/batch/report.py`'s."""
     entries = []
@@ -256,10 +462,11 @@ def build_report(manifest: Manifest, jobs: list[JobView], plan: Plan, options: B
         own = find_result(job.job_id)
         finish = job.metadata.get("finish") or {}
         name = asset_name(manifest.name, job.spec.index, job.spec.option)
+        status, error = _landed_status(job, root, batch)
         entries.append({
             "asset": root.name if root is not None else name,
-            "status": job.state.value,
-            "error": job.error.to_json() if job.error else None,
+            "status": status,
+            "error": error,
             "warnings": list(job.warnings),
             "prompt": job.spec.prompt,
             "images": list(job.spec.image_paths),
@@ -268,6 +475,7 @@ def build_report(manifest: Manifest, jobs: list[JobView], plan: Plan, options: B
             "mode": job.spec.mode.value,
             "task_id": job.task_id,
             "credits": job.credits_spent,
+            "credits_estimated": job.credits_estimated,
             "timings_s": {
                 "queued": span(times, "queued", "submitting"),
                 "generation": span(times, "submitting", "downloading"),
@@ -285,14 +493,15 @@ def build_report(manifest: Manifest, jobs: list[JobView], plan: Plan, options: B
         })
     output = {
         "folder": str(plan.out),
-        "blend": str(plan.out / f"{manifest.name}.blend"),
+        "blend": str(blend_path(manifest, options)),
         "exports": str(plan.export_dir) if plan.export_dir is not None and plan.export is not None else None,
         "export_error": export_error or None,
-        "report": str(plan.out / "report.json"),
-        "contact_sheet": str(plan.out / "contact_sheet.png") if sheet else None,
+        "report": str(report_path(manifest, options)),
+        "contact_sheet": str(plan.out / f"contact_sheet{options.shard_suffix}.png") if sheet else None,
         "contact_sheet_grid": sheet,
     }
     return batch_report.assemble(batch=manifest.name, manifest=str(manifest.path), mode=manifest.mode.value,
                                  backend=manifest.backend, interrupted=interrupted, entries=entries,
-                                 wall_s=time.monotonic() - started, output=output, reimported=redone_imports,
-                                 shard=options.shard)
+                                 wall_s=time.monotonic() - started, output=output,
+                                 reimported=resumed.reimported, shard=options.shard,
+                                 resume=resumed.to_json() if options.resume else None)

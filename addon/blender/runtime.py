@@ -224,6 +224,14 @@ def is_running() -> bool:
     return _runtime is not None
 
 
+def finish_now(job: Job, batch: BatchSpec) -> None:
+    """Finish an imported result that a crash left unfinished (main thread; resume)."""
+    if _runtime is None:
+        raise RuntimeError("Kiln is not running: enable the add-on first")
+    if _runtime.finish is not None:
+        _runtime.finish(job, batch)
+
+
 def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
     """Main thread only: import ready results, then finish imported Production results, until the
     time budget is spent; returns how many jobs moved.
