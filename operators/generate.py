@@ -43,7 +43,7 @@ def selected_mode(settings: bpy.types.PropertyGroup) -> Mode:
     return Mode.PRODUCTION if settings.mode == "PRODUCTION" else Mode.DRAFT
 
 
-def engine_running(operator: type[bpy.types.Operator]) -> bool:
+def engine_running(operator: type) -> bool:
     """Poll for queue controls: the engine runs and there is a scene; otherwise say why it is grey."""
     if not runtime.is_running():
         operator.poll_message_set("Kiln's engine is not running; re-enable the add-on")
@@ -54,7 +54,7 @@ def engine_running(operator: type[bpy.types.Operator]) -> bool:
     return True
 
 
-def engine_ready(operator: type[bpy.types.Operator]) -> bool:
+def engine_ready(operator: type) -> bool:
     """Poll for generating: the engine runs and the chosen backend can run now."""
     if not engine_running(operator):
         return False

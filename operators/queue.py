@@ -1,4 +1,4 @@
-# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,unreachable,misc"
+# mypy: disable-error-code="attr-defined,override,unreachable,misc"
 """Queue control: cancel, retry, import a kept result, pause and resume production, clear finished jobs."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import cast
 import bpy
 
 from ..addon.blender import runtime
+from ..addon.blender.panel import scene_settings
 from ..addon.jobs import DoubleChargeRisk, JobState, JobView
 from ..addon.presentation import double_charge_question
 from ..addon.validation import InputError
@@ -55,8 +56,11 @@ class KILN_OT_retry_job(_JobAction, bpy.types.Operator):
         job = runtime.scheduler().view(self.job_id)
         if job is not None and job.needs_confirmation and not self.confirm_double_charge:
             # Confirming runs execute with the flag set; dismissing the dialog sends nothing.
+            wm = context.window_manager
+            if wm is None:
+                return self.execute(context)  # no window to ask in: execute refuses without the flag
             self.confirm_double_charge = True
-            return cast(set[str], context.window_manager.invoke_confirm(
+            return cast(set[str], wm.invoke_confirm(
                 self, event, title="Send Again? It May Charge Twice", message=double_charge_question(job),
                 confirm_text="Send Again", icon="WARNING"))
         return self.execute(context)
@@ -171,7 +175,7 @@ class KILN_OT_refresh_balance(bpy.types.Operator):
         return engine_ready(cls)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        runtime.scheduler().refresh_balance(context.scene.kiln.backend)
+        runtime.scheduler().refresh_balance(scene_settings(context.scene).backend)
         return {"FINISHED"}
 
 

@@ -1,4 +1,4 @@
-# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,misc,operator,index"
+# mypy: disable-error-code="attr-defined,override,misc,operator,index"
 """The "Kiln" sidebar tab in the 3D Viewport. Drawing only: every decision lives in addon/."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import bpy
 
 from ..addon.backends import registry
 from ..addon.blender import runtime
+from ..addon.blender.panel import scene_settings
 from ..addon.blender.results import result_of
 from ..addon.jobs import JobState
 from ..addon.presentation import job_row
@@ -17,6 +18,22 @@ MAX_QUEUE_ROWS = 50
 RESULT_KEYS = (("Prompt", "kiln_prompt"), ("Seed", "kiln_seed"), ("Backend", "kiln_backend"),
                ("Mode", "kiln_mode"), ("Credits", "kiln_credits"), ("Time (s)", "kiln_generation_s"),
                ("Task", "kiln_task_id"))
+
+
+def panel_layout(panel: bpy.types.Panel | bpy.types.UIList) -> bpy.types.UILayout:
+    """The layout Blender gives a panel while drawing (typed: the stubs allow None, which draw() never sees)."""
+    layout = getattr(panel, "layout", None)
+    if layout is None:
+        raise RuntimeError(f"{type(panel).__name__}.draw() called without a layout")
+    return layout  # type: ignore[no-any-return]
+
+
+def set_props(properties: Any, **values: Any) -> None:
+    """Fill the properties of an operator button (None when Blender cannot make the button)."""
+    if properties is None:
+        return
+    for name, value in values.items():
+        setattr(properties, name, value)
 
 
 class _KilnPanel:
@@ -62,8 +79,8 @@ class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
     bl_label = "Kiln"
 
     def draw(self, context: bpy.types.Context) -> None:
-        settings = context.scene.kiln
-        layout = self.layout
+        settings = scene_settings(context.scene)
+        layout = panel_layout(self)
         layout.row().prop(settings, "mode", expand=True)
         info = registry.find(settings.backend)
         row = layout.row(align=True)
@@ -97,8 +114,9 @@ class KILN_PT_negative(_KilnPanel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context: bpy.types.Context) -> None:
-        self.layout.prop(context.scene.kiln, "negative_prompt", text="")
-        self.layout.prop(context.scene.kiln, "capture_engine")
+        layout, settings = panel_layout(self), scene_settings(context.scene)
+        layout.prop(settings, "negative_prompt", text="")
+        layout.prop(settings, "capture_engine")
 
 
 class KILN_UL_text_items(bpy.types.UIList):
@@ -116,18 +134,16 @@ class KILN_PT_batch(_KilnPanel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context: bpy.types.Context) -> None:
-        settings = context.scene.kiln
-        layout = self.layout
+        settings = scene_settings(context.scene)
+        layout = panel_layout(self)
         layout.prop(settings, "batch_base")
         for target, title in (("variations", "Variations"), ("parts", "Parts")):
             layout.label(text=title)
             row = layout.row()
             row.template_list("KILN_UL_text_items", target, settings, target, settings, f"{target}_index", rows=3)
             column = row.column(align=True)
-            add = column.operator("kiln.list_edit", icon="ADD", text="")
-            add.target, add.action = target, "ADD"
-            remove = column.operator("kiln.list_edit", icon="REMOVE", text="")
-            remove.target, remove.action = target, "REMOVE"
+            set_props(column.operator("kiln.list_edit", icon="ADD", text=""), target=target, action="ADD")
+            set_props(column.operator("kiln.list_edit", icon="REMOVE", text=""), target=target, action="REMOVE")
         layout.prop(settings, "batch_name")
         row = layout.row(align=True)
         row.prop(settings, "priority", text="")
@@ -152,13 +168,13 @@ class KILN_UL_jobs(bpy.types.UIList):
         else:
             row.label(text=item.status)
         if item.can_cancel:
-            row.operator("kiln.cancel_job", icon="X", text="").job_id = item.job_id
+            set_props(row.operator("kiln.cancel_job", icon="X", text=""), job_id=item.job_id)
         elif item.can_import_anyway:
-            row.operator("kiln.import_anyway", icon="IMPORT", text="").job_id = item.job_id
+            set_props(row.operator("kiln.import_anyway", icon="IMPORT", text=""), job_id=item.job_id)
         elif item.can_retry:
             # An uncertain row's Retry asks first (its invoke names the possible double charge).
-            button = "ERROR" if item.needs_confirmation else "FILE_REFRESH"
-            row.operator("kiln.retry_job", icon=button, text="").job_id = item.job_id
+            set_props(row.operator("kiln.retry_job", icon="ERROR" if item.needs_confirmation else "FILE_REFRESH",
+                                   text=""), job_id=item.job_id)
 
 
 class KILN_PT_queue(_KilnPanel, bpy.types.Panel):
@@ -167,7 +183,7 @@ class KILN_PT_queue(_KilnPanel, bpy.types.Panel):
     bl_parent_id = "KILN_PT_generate"
 
     def draw(self, context: bpy.types.Context) -> None:
-        layout = self.layout
+        layout = panel_layout(self)
         if not runtime.is_running():
             layout.label(text="Kiln's engine is not running", icon="ERROR")
             return
@@ -205,7 +221,9 @@ class KILN_PT_result(_KilnPanel, bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         obj = result_of(context.active_object)  # the LOD group, an LOD or a part shows its asset's result
-        layout = self.layout
+        layout = panel_layout(self)
+        if obj is None:
+            return
         if obj.preview is not None:
             layout.template_icon(icon_value=obj.preview.icon_id, scale=5.0)
         column = layout.column(align=True)

@@ -1,4 +1,4 @@
-# mypy: disable-error-code="union-attr,attr-defined,override,arg-type"
+# mypy: disable-error-code="attr-defined,override"
 """Add-on preferences: keys, endpoints, concurrency, cache folder, defaults.
 
 Keys live in Blender's user preferences, never in a .blend; an environment variable wins over the

@@ -1,7 +1,9 @@
-# mypy: disable-error-code="union-attr,attr-defined,override,arg-type,misc,untyped-decorator"
+# mypy: disable-error-code="attr-defined,override,misc,untyped-decorator"
 """Kiln's settings: per scene (mode, backend, prompt, batch) and the queue rows the panel lists."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import bpy
 
@@ -98,10 +100,12 @@ def apply_default_settings() -> None:
     """Give scenes Kiln has not seen yet the default mode and target from the preferences."""
     from .. import __package__ as base_package
 
-    addon = bpy.context.preferences.addons.get(base_package)
-    if addon is None:
+    preferences = bpy.context.preferences
+    if preferences is None or base_package not in preferences.addons:
         return
-    prefs = addon.preferences
+    prefs: Any = preferences.addons[base_package].preferences  # Kiln's own AddonPreferences (ui/preferences.py)
+    if prefs is None:
+        return
     for scene in bpy.data.scenes:
         settings = scene.kiln
         if not settings.defaults_applied:
