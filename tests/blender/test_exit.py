@@ -50,4 +50,6 @@ def test_script_that_exits_with_kiln_enabled_and_jobs_queued_exits_zero() -> Non
     result = run_python("-c", SCRIPT_WITH_JOBS_IN_FLIGHT.format(scripts=str(REPO / "scripts")))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "queued, exiting with Kiln enabled" in result.stdout
-    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    # No worker died on the way out (before the hook, watchers failed to hand work to a closed pool).
+    assert "Exception in thread" not in result.stderr and "Exception ignored" not in result.stderr
+    assert "cannot schedule new futures" not in result.stderr
