@@ -3,12 +3,17 @@ PYTHON_311 ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Blender 4.2 LTS, the oldest version blender_manifest.toml claims: a second venv for `tests/blender`.
+VENV_42 := .venv-42
+PY_42 := $(VENV_42)/bin/python
+STAMP_42 := $(VENV_42)/.installed
 
 NODE_TOOLS := tests/tools/node_modules/.installed
 
-.PHONY: venv tools test lint unit blender demo zip bench clean
+.PHONY: venv venv-42 tools test lint unit blender blender-42 demo zip bench clean
 
 venv: $(STAMP)
+venv-42: $(STAMP_42)
 
 # The Khronos glTF-Validator (npm) that the tests run on every GLB Kiln writes.
 tools: $(NODE_TOOLS)
@@ -19,17 +24,28 @@ $(NODE_TOOLS): tests/tools/package.json tests/tools/package-lock.json
 	cd tests/tools && npm ci --silent --no-audit --no-fund
 	@touch $(NODE_TOOLS)
 
-# The stamp depends on the pinned requirements, so a second run is a no-op and an edit reinstalls.
-$(STAMP): requirements-dev.txt
+# Both venvs need CPython 3.11 exactly: the bpy wheels (5.0.1 and 4.2.23) are built only for it.
+define check_python_311
 	@command -v $(PYTHON_311) >/dev/null 2>&1 || { \
-	  echo "error: CPython 3.11 ('$(PYTHON_311)') is required: bpy 5.0.1 is built only for 3.11." >&2; \
+	  echo "error: CPython 3.11 ('$(PYTHON_311)') is required: the bpy module is built only for 3.11." >&2; \
 	  echo "       Install it (e.g. 'apt install python3.11' or pyenv) or run 'make PYTHON_311=/path/to/python3.11'." >&2; \
 	  exit 1; }
 	@$(PYTHON_311) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { \
 	  echo "error: '$(PYTHON_311)' is not CPython 3.11." >&2; exit 1; }
+endef
+
+# Each stamp depends on its pinned requirements, so a second run is a no-op and an edit reinstalls.
+$(STAMP): requirements-dev.txt
+	$(check_python_311)
 	@test -x $(PY) || $(PYTHON_311) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
+
+$(STAMP_42): requirements-blender42.txt
+	$(check_python_311)
+	@test -x $(PY_42) || $(PYTHON_311) -m venv $(VENV_42)
+	$(PY_42) -m pip install --quiet --disable-pip-version-check -r requirements-blender42.txt
+	@touch $(STAMP_42)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -38,10 +54,15 @@ lint: venv
 unit: venv tools
 	$(PY) -m pytest tests/unit
 
+# Blender 5.0.1 runs everything; 4.2.23 runs `tests/blender` less the tests marked `bpy50_only`
+# (kill tests, fuzz sets, sandbox benchmarks: see tests/blender/conftest.py).
 blender: venv tools
 	$(PY) -m pytest tests/blender
 
-test: lint unit blender
+blender-42: venv-42 tools
+	$(PY_42) -m pytest tests/blender
+
+test: lint unit blender blender-42
 
 demo: venv
 	$(PY) scripts/kiln_batch.py examples/demo.toml --out out
@@ -57,4 +78,4 @@ bench: venv
 	$(PY) bench/tripo_bench.py
 
 clean:
-	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache tests/tools/node_modules
+	rm -rf $(VENV) $(VENV_42) dist .pytest_cache .mypy_cache .ruff_cache tests/tools/node_modules

@@ -55,7 +55,9 @@ def _repo_folder(root: Path) -> Path:
         except OSError:
             import shutil
 
-            shutil.copytree(REPO, link, ignore=shutil.ignore_patterns(".venv", ".git", "out", "tests", "bench"))
+            # `.typecheck/kiln` links back to the root (for mypy): copying it would recurse forever.
+            ignore = shutil.ignore_patterns(".venv*", ".git", ".typecheck", "out", "tests", "bench")
+            shutil.copytree(REPO, link, ignore=ignore)
     return folder
 
 

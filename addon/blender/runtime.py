@@ -7,10 +7,13 @@ scripts and tests call `run_until_done()`, which pumps in a loop.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import tempfile
+import threading
 import time
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -345,12 +348,48 @@ def _write_catalogs_on_save(*_args: object) -> None:
         _log.warning("could not write the asset catalogs: %s", exc)
 
 
+def _at_exit() -> None:
+    """Python is exiting: stop the engine's threads while Blender is still whole (a script that ends
+    with Kiln enabled never calls `unregister`).
+
+    Under the `bpy` module, Blender shuts itself down only when the `bpy` module object is freed at
+    the end of Python's finalization. Blender 4.2's glTF exporter (which Kiln's export and tests run)
+    annotates with `typing.List[Keyframe]`; typing's caches keep that class alive past the point where
+    Python clears module globals, its module's globals keep `bpy` alive, Blender never shuts down, and
+    its space types are then freed after Python is gone: a segfault (exit code 139) after a clean run.
+    Emptying typing's caches here (they are only a speed-up) lets `bpy` be freed in time.
+    """
+    stop()
+    if not bpy.app.binary_path:  # the `bpy` module; the Blender binary shuts down before Python does
+        for clear_cache in getattr(typing, "_cleanups", ()):
+            clear_cache()
+
+
+_exit_hook_registered = False
+
+
+def _register_exit_hook() -> None:
+    """Once per import of this module; the hook stays after `unregister` (the exporter may have run).
+
+    Python closes every `concurrent.futures` pool *before* it runs `atexit` handlers, and the engine's
+    watchers would then fail to hand downloads to its pool ("cannot schedule new futures after
+    interpreter shutdown"). So the hook goes where `concurrent.futures` registers its own, run just
+    before that: `threading._register_atexit` (CPython-internal; plain `atexit` where it is missing).
+    """
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        _exit_hook_registered = True
+        register_early = getattr(threading, "_register_atexit", None)
+        (register_early or atexit.register)(_at_exit)
+
+
 def register(package: str, settings: EngineSettings | None = None) -> None:
     """Start the engine with every backend the settings allow (Local always), so a remote backend's
     balance can be read before its first job."""
     global _settings
     _settings = settings or EngineSettings()
     start(package, config=_settings.config, cache_dir=_settings.cache_dir)
+    _register_exit_hook()
     if not bpy.app.background and not bpy.app.timers.is_registered(_timer):
         bpy.app.timers.register(_timer, first_interval=TIMER_INTERVAL_S, persistent=True)
     if _write_catalogs_on_save not in bpy.app.handlers.save_post:

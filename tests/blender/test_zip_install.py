@@ -25,8 +25,9 @@ def test_zip_builds_validates_and_leaves_dev_files_out(tmp_path: Path) -> None:
     names = zipfile.ZipFile(archive).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
     assert "addon/scheduling/engine.py" in names
-    leaked = [n for n in names if n.startswith(("tests/", "bench/", "sandbox/", "examples/", ".ci/", "scripts/dev/"))
-              or n in ("Makefile", "requirements-dev.txt", "pyproject.toml") or n.endswith("fake.py")]
+    leaked = [n for n in names if n.startswith(("tests/", "bench/", "sandbox/", "examples/", "docs/", ".ci/",
+                                                 ".typecheck/", "scripts/dev/"))
+              or n in ("Makefile", "pyproject.toml") or n.startswith("requirements") or n.endswith("fake.py")]
     assert leaked == []
 
 

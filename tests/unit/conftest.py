@@ -1,4 +1,8 @@
-"""Pure-module tests: the engine under plain Python. `bpy` must never be imported here."""
+"""Pure-module tests: the engine under plain Python. `bpy` must never be imported here.
+
+`make test` runs these once, in `.venv` (with bpy 5.0.1 installed but never imported); the Blender 4.2
+LTS run covers `tests/blender` only (see tests/blender/conftest.py for the `bpy50_only` marker).
+"""
 
 from __future__ import annotations
 

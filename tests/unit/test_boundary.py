@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BLENDER_MODULES = {"bpy", "bmesh", "mathutils", "bpy_extras", "addon_utils", "gpu", "blf", "aud", "idprop"}
 BPY_ALLOWED = ("addon/blender/", "operators/", "ui/")
-SKIPPED_DIRS = {".venv", ".git", "tests", "dist", "out", "__pycache__", "node_modules"}
+SKIPPED_DIRS = {".venv", ".venv-42", ".git", "tests", "dist", "out", "__pycache__", "node_modules"}
 BACKEND_MAY_IMPORT = ("addon.backends.base", "addon.backends.registry", "addon.http", "addon.imaging", "addon.jobs")
 REGISTRY_BUILDS = ("addon.backends.local", "addon.backends.tripo")
 """The registry maps names to backends, so it alone imports each one."""
