@@ -27,7 +27,7 @@ from sandbox.tripo import SandboxState, TripoSandbox  # noqa: E402
 
 KEY = "tsk_kill_test_key_0042"
 SEED = int(os.environ.get("KILN_KILL_SEED", "20261127"))
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.bpy50_only]
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,6 @@ def check_the_outcome(bpy: ModuleType, scenario: Scenario, out: Path, result: su
     return {s: statuses.count(s) for s in ("finished", "failed", "uncertain")}
 
 
-@pytest.mark.bpy50_only
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_sigkill_at_random_moments_then_resume(kiln: ModuleType, tmp_path: Path, scenario: Scenario) -> None:
     import bpy
@@ -143,7 +142,6 @@ def test_sigkill_at_random_moments_then_resume(kiln: ModuleType, tmp_path: Path,
     assert totals["finished"] > 0, "some runs must finish at all"
 
 
-@pytest.mark.bpy50_only
 def test_ctrl_c_at_random_moments_then_resume(kiln: ModuleType, tmp_path: Path) -> None:
     import bpy
 
@@ -162,7 +160,6 @@ def test_ctrl_c_at_random_moments_then_resume(kiln: ModuleType, tmp_path: Path) 
             assert counts["uncertain"] == 0, "Ctrl-C is orderly: every create's outcome is known"
 
 
-@pytest.mark.bpy50_only
 def test_a_provider_that_goes_away_ends_the_run_and_resume_fetches_what_was_paid(kiln: ModuleType,
                                                                                 tmp_path: Path) -> None:
     scenario = Scenario("tripo_gone", "tripo", "draft", 4, "", 0)
@@ -187,7 +184,6 @@ def test_a_provider_that_goes_away_ends_the_run_and_resume_fetches_what_was_paid
     assert "Traceback" not in stderr
 
 
-@pytest.mark.bpy50_only
 def test_task_ids_the_provider_does_not_know_fail_with_the_reason(kiln: ModuleType, tmp_path: Path) -> None:
     scenario = Scenario("tripo_unknown", "tripo", "draft", 3, "", 0)
     state = SandboxState(latency_s={"draft": 30.0, "textured": 30.0}, valid_keys={KEY, "tsk_other_key"})

@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 from sandbox.tripo import SandboxState, TripoSandbox  # noqa: E402
 
 KEY = "tsk_resume_test_key_7"
+pytestmark = pytest.mark.bpy50_only  # the engine's promise, not Blender's API: once is enough
 
 
 def environment(url: str = "") -> dict[str, str]:
