@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
@@ -27,6 +29,21 @@ from typing import Any, TextIO
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import kiln_loader
+
+
+class EarlyInterrupt:
+    """Ctrl-C while Blender and Kiln load, before the run installs its own handler: remembered (a
+    KeyboardInterrupt raised inside an import would be swallowed by Blender's add-on loader, and the run
+    would go on), then acted on. The run's handler sees `fired` and stops at once."""
+
+    fired = False
+
+    def __call__(self, *_args: object) -> None:
+        self.fired = True
+
+
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, EarlyInterrupt())
 
 
 def script_arguments() -> list[str]:
@@ -65,6 +82,9 @@ def main() -> int:
     if isinstance(loaded, int):
         return loaded
     cli, runner, online, backends = loaded
+    if getattr(signal.getsignal(signal.SIGINT), "fired", False):
+        print("kiln batch: interrupted before the run started; nothing was submitted", file=sys.stderr)
+        return 130
     with contextlib.redirect_stdout(report_stream) if report_stream else contextlib.nullcontext():
         code = int(cli.main(arguments, runner=runner, online_access=online, backends=backends))
     if report_stream is not None:

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -331,6 +332,10 @@ def _run(options: BatchOptions, runner: Runner, online_access: bool, backends: M
         describe_plan(manifest, assets, plan.estimated_credits, sys.stdout)
         return EXIT_OK, None
     progress = Progress(total=len(plan.specs), quiet=options.quiet)
+    if getattr(signal.getsignal(signal.SIGINT), "fired", False):
+        # Ctrl-C while the run was being prepared (the script's early handler): nothing was created yet.
+        print(f"{PROG}: interrupted before anything was submitted", file=sys.stderr)
+        return EXIT_INTERRUPTED, None
     report = runner.run(manifest, plan, options, progress)
     code = exit_code(report)
     output = report["output"]

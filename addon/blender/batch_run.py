@@ -231,6 +231,8 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
     # can be lost, so Ctrl-C sets a flag the loop checks between pump calls.
     previous_handler = signal.signal(signal.SIGINT, lambda *_: stop_requested.set()) \
         if threading.current_thread() is threading.main_thread() else None
+    if getattr(previous_handler, "fired", False):  # Ctrl-C came while Blender was loading (scripts/kiln_batch.py)
+        stop_requested.set()
     try:
         while not stop_requested.is_set():
             moved = runtime.pump(50.0)
