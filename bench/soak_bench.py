@@ -40,6 +40,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from bench_common import print_table, rss_kb, write_result  # noqa: E402
 
 from addon.backends import registry  # noqa: E402
 from addon.backends.base import Backend  # noqa: E402
+from addon.backends.local import generate  # noqa: E402
 from addon.backends.tripo import TripoBackend  # noqa: E402
 from addon.jobs import BatchSpec, Job, JobKind, JobSpec, JobState, Mode  # noqa: E402
 from addon.journal import Journal  # noqa: E402
@@ -193,6 +195,8 @@ def outcome(scheduler: Scheduler, assets: int) -> dict[str, Any]:
         "lost_states": dict(collections.Counter(j.state.value for j in lost)),
         "failure_reasons": dict(collections.Counter(j.error.code if j.error else j.state.value
                                                     for j in ended).most_common()),
+        "failure_examples": {code: next(j.error.message for j in ended if j.error and j.error.code == code)
+                             for code in {j.error.code for j in ended if j.error}},
         "attempts": len(scheduler.jobs),
     }
 
@@ -257,17 +261,29 @@ class Run:
 
 
 # ---------------------------------------------------------------------------------------------- soak 1
+def engine_only_jobs_per_s(specs: list[JobSpec], work: Path, workers: int) -> float:
+    """The embedded engine alone on these specs, as many at once as the backend runs: what the soak's
+    jobs/s is to be read against on a machine others share."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda item: generate(item[1], work / f"engine-only-{item[0]}"), enumerate(specs)))
+    return len(specs) / (time.monotonic() - started)
+
+
 def soak_local(n: int, work: Path) -> dict[str, Any]:
     """N local Draft jobs queued at once (an artist hammering Draft, or a script), on the artist's config
     (one slot kept for drafts)."""
+    specs = [JobSpec(kind=JobKind.TEXT, backend="local", mode=Mode.DRAFT, prompt=LOCAL_PROMPTS[i % len(LOCAL_PROMPTS)],
+                     seed=i + 1, index=i) for i in range(n)]
+    workers = registry.capabilities("local").concurrency["cpu"]
+    reference = engine_only_jobs_per_s(specs[: min(n, 100)], work, workers)
     with Run("local", n, work / "local") as run:
         backend = registry.build("local", scratch_dir=work / "local-scratch")
         submits = counting_submits(backend)
         journal = Journal(run.folder)
         scheduler = Scheduler([backend], journal=journal)
         scheduler.start()
-        scheduler.add_many(JobSpec(kind=JobKind.TEXT, backend="local", mode=Mode.DRAFT, prompt=LOCAL_PROMPTS[i % 8],
-                                   seed=i + 1, index=i) for i in range(n))
+        scheduler.add_many(specs)
         pump(scheduler, run.monitor, run.stats, deadline=time.monotonic() + PUMP_DEADLINE_S)
         wall = time.monotonic() - run.started
         result = outcome(scheduler, n)
@@ -275,6 +291,7 @@ def soak_local(n: int, work: Path) -> dict[str, Any]:
         report = run.report(scheduler, journal, result, wall)
     report["creates"] = sum(submits.values())
     report["duplicated_creates"] = sum(count - 1 for count in submits.values() if count > 1)
+    report["engine_only_jobs_per_s"] = round(reference, 2)
     report["cache_bytes"] = sum(p.stat().st_size for p in (run.folder / "results").rglob("*") if p.is_file())
     report["reload"] = reload_check(run.folder, registry.build("local", scratch_dir=work / "local-scratch-2"),
                                     ended, lambda: 0)
@@ -400,7 +417,8 @@ def soak_tripo(n: int, work: Path, *, latency_s: float = 0.4) -> dict[str, Any]:
             "duplicated_creates": sum(max(0, count - needed[seed]) for seed, count in creates.items()),
             "orphan_tasks": sum(1 for t in tasks if t.task_id not in held),
             "paid_not_delivered": len(paid - delivered),
-            "first_pass": {k: first[k] for k in ("finished", "failed", "uncertain", "lost", "failure_reasons")},
+            "first_pass": {k: first[k] for k in ("finished", "failed", "uncertain", "lost", "failure_reasons",
+                                                 "failure_examples")},
             "retried": retried,
             "faults": {"injected": dict(faults.injected), "answered": dict(sorted(faults.answered.items())),
                        "odd_statuses_served": dict(collections.Counter(str(t.override.get("status"))
@@ -409,6 +427,8 @@ def soak_tripo(n: int, work: Path, *, latency_s: float = 0.4) -> dict[str, Any]:
                        "status_refreshes": sum(1 for m, p, _ in state.requests_seen
                                                if m == "GET" and p.startswith("/v3/tasks/")),
                        "status_requests": state.status_requests},
+            "ideal_s": round(sum(state.latency_s["draft" if j.spec.mode is Mode.DRAFT else "textured"]
+                                 for j in jobs) / state.limit, 1),
             "sandbox": {"latency_s": state.latency_s, "limit": state.limit, "rate_limit_per_s": state.rate_limit_per_s,
                         "url_lifetime_s": state.url_lifetime_s},
         })
