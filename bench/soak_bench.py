@@ -331,7 +331,7 @@ class Faults:
         faults = self
         handler: Any = sandbox.server.RequestHandlerClass
 
-        class Tallied(handler):  # type: ignore[misc, valid-type]
+        class Tallied(handler):  # type: ignore[misc]
             def _error(self, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> None:
                 with faults._lock:
                     faults.answered[f"code_{code}"] += 1
@@ -417,6 +417,9 @@ def soak_tripo(n: int, work: Path, *, latency_s: float = 0.4) -> dict[str, Any]:
             "duplicated_creates": sum(max(0, count - needed[seed]) for seed, count in creates.items()),
             "orphan_tasks": sum(1 for t in tasks if t.task_id not in held),
             "paid_not_delivered": len(paid - delivered),
+            # What the sandbox charged for results Kiln saw, against what Kiln booked (retries move the cost).
+            "credits": {"charged": sum(t.credits for t in tasks if t.task_id in paid),
+                        "booked": sum(j.credits_spent for j in scheduler.jobs.values())},
             "first_pass": {k: first[k] for k in ("finished", "failed", "uncertain", "lost", "failure_reasons",
                                                  "failure_examples")},
             "retried": retried,
