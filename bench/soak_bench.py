@@ -306,7 +306,8 @@ class Faults:
     state: SandboxState
     drops: int
     truncations: int
-    every_s: float = 0.3
+    every_s: float = 1.5
+    """At most one drop and one truncation armed per period, so they spread over the run."""
     injected: collections.Counter[str] = field(default_factory=collections.Counter)
     answered: collections.Counter[str] = field(default_factory=collections.Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -392,6 +393,7 @@ def soak_tripo(n: int, work: Path, *, latency_s: float = 0.4) -> dict[str, Any]:
         deadline = time.monotonic() + PUMP_DEADLINE_S
         pump(scheduler, run.monitor, run.stats, deadline=deadline, check=intact, tick=faults.tick)
         first = outcome(scheduler, n)
+        first["wall_s"] = round(time.monotonic() - run.started, 2)
         retried = 0
         for job in list(scheduler.jobs.values()):
             if job.superseded_by is None and job.state is JobState.FAILED:
@@ -421,7 +423,7 @@ def soak_tripo(n: int, work: Path, *, latency_s: float = 0.4) -> dict[str, Any]:
             "credits": {"charged": sum(t.credits for t in tasks if t.task_id in paid),
                         "booked": sum(j.credits_spent for j in scheduler.jobs.values())},
             "first_pass": {k: first[k] for k in ("finished", "failed", "uncertain", "lost", "failure_reasons",
-                                                 "failure_examples")},
+                                                 "failure_examples", "wall_s")},
             "retried": retried,
             "faults": {"injected": dict(faults.injected), "answered": dict(sorted(faults.answered.items())),
                        "odd_statuses_served": dict(collections.Counter(str(t.override.get("status"))
