@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,3 +23,28 @@ def write_result(path: Path, result: dict[str, Any], show: dict[str, Any] | None
     path.write_text(json.dumps(result, indent=2))
     print(json.dumps(result if show is None else show, indent=2))
     print(f"written to {path}")
+
+
+def rss_kb() -> int:
+    """This process's resident memory now (VmRSS, kB); where /proc is missing, the peak from `resource`
+    (a high-water mark, so growth read from it is an upper bound)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Rows of text as aligned columns; the first row is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for number, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
+                        for i, (cell, width) in enumerate(zip(row, widths, strict=True))))
+        if number == 0:
+            print("  ".join("-" * width for width in widths))
