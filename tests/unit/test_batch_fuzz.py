@@ -335,7 +335,16 @@ def environment_cases() -> list[Case]:
     cases += [
         Case("tripo-offline", "[batch] backend", tripo, env={"KILN_TRIPO_API_KEY": KEY}, online=False),
         Case("tripo-no-key", "[batch] backend", tripo, online=True),
+        # A shared manifest cannot send the key to its own host (api.example.com) without --allow-host.
+        Case("manifest-redirects-the-key", "[backends.tripo] base_url", tripo, env={"KILN_TRIPO_API_KEY": KEY},
+             online=True),
+        Case("allowed-another-host", "[backends.tripo] base_url", tripo, env={"KILN_TRIPO_API_KEY": KEY},
+             online=True, flags=["--allow-host", "api.example.com:8443"]),
     ]
+    cases += [Case(f"--allow-host {value!r}", "--allow-host", tripo, env={"KILN_TRIPO_API_KEY": KEY}, online=True,
+                   flags=[f"--allow-host={value}"])
+              for value in ("", "user@api.example.com", "https://api.example.com", "api.example.com/v3",
+                            "api.example.com:0", "api.exa mple.com", "ap\\i.example.com", "l\u043eocalhost")]
     return cases
 
 
