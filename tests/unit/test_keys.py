@@ -13,7 +13,10 @@ A second sandbox plays the attacker ("evil"): the tests assert it never saw a re
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -314,3 +317,30 @@ def test_a_key_with_a_line_break_is_refused_and_never_shown(bad: str, api: Tripo
         assert error_line(capsys).startswith("kiln batch: error: [batch] backend: the key in Kiln's preferences ")
     assert KEY not in caplog.text
     assert all(auth in ("", f"Bearer {KEY}") for _, _, auth in api.state.requests_seen)
+
+
+# ----------------------------------------------------------------------------------------------- TLS
+def test_tls_is_verified_so_an_untrusted_certificate_gets_nothing(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox behind TLS with a self-signed certificate: refused before any request (so before the
+    key) is sent; trusted through the standard CA-bundle variable, the same server then works."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    state = SandboxState(valid_keys={KEY})
+    with TripoSandbox(state) as server:
+        server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+        url = server.url.replace("http://", "https://")
+        with pytest.raises(BackendError, match="could not reach"):
+            registry.build("tripo", BackendSettings(KEY, url, timeout_s=5)).balance()
+        assert state.requests_seen == [], "no request, no key, to a server whose certificate is not trusted"
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        assert registry.build("tripo", BackendSettings(KEY, url, timeout_s=5)).balance() == 1000.0
+        assert state.requests_seen == [("GET", "/v3/account/balance", f"Bearer {KEY}")]
