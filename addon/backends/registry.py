@@ -307,8 +307,8 @@ def redirect_problem(name: str, settings: BackendSettings, base_url: str,
         return None
     host = target[1] if ":" not in target[1] else f"[{target[1]}]"
     shown = f"{host}:{target[2]}" if target[2] != DEFAULT_PORTS.get(target[0]) else host
-    default = (origin(entry.default_base_url) or ("", "its own API", 0))[1]
-    return (f"would send your {entry.label} key to {shown} instead of {default}, and a shared manifest must "
+    usual = (origin(settings.base_url or entry.default_base_url) or ("", "its own API", 0))[1]
+    return (f"would send your {entry.label} key to {shown} instead of {usual}, and a shared manifest must "
             f"not redirect a key: if you trust {host}, run with --allow-host {host}"
             + (f" (or set {entry.url_variable})" if entry.url_variable else ""))
 
