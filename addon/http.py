@@ -1,7 +1,9 @@
 """One HTTP layer for every remote backend: timeouts, read retries, capped streaming downloads, and
 the API key kept where it belongs.
 
-- The key goes only to the provider's API host; downloads (CDN URLs) never carry it.
+- The key goes only to the provider's API routes (`_auth`, the one place that decides): the same
+  scheme, host and port as the base URL, and a path under one of the backend's `key_routes`. File
+  downloads never carry it, even from the API host, and neither does a redirect (not followed).
 - TLS is always verified (requests' default; nothing here can turn it off).
 - GETs (and other reads) retry on 429/502/503/504 and connection errors with capped, jittered
   backoff that honours Retry-After. Creates are never retried here: the backend decides from the
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .backends.base import BackendError
+from .backends.registry import key_problem, origin
 from .retry import backoff_delay
 
 _log = logging.getLogger(__name__)
@@ -64,10 +67,19 @@ def protect_secret(secret: str) -> None:
 
 
 class HttpClient:
-    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 30.0, max_read_retries: int = 3,
-                 online: Callable[[], bool] = lambda: True, user_agent: str = "Kiln-Blender/0.1") -> None:
+    """`key_routes` are the API's path prefixes below the base URL (Tripo: "/v3/"): only requests there
+    carry the key."""
+
+    def __init__(self, base_url: str, api_key: str, *, key_routes: tuple[str, ...] = ("/",),
+                 timeout_s: float = 30.0, max_read_retries: int = 3, online: Callable[[], bool] = lambda: True,
+                 user_agent: str = "Kiln-Blender/0.1") -> None:
+        problem = key_problem(api_key)
+        if problem is not None:  # requests would refuse the header and quote it in the exception
+            raise BackendError("bad_key", f"the API key {problem}")
         self.base_url = base_url.rstrip("/")
         self.api_host = urlsplit(self.base_url).netloc
+        self._origin = origin(self.base_url)
+        self._key_prefixes = tuple(urlsplit(self.base_url).path + "/" + r.lstrip("/") for r in key_routes)
         self._api_key = api_key
         self.timeout_s = timeout_s
         self.max_read_retries = max_read_retries
@@ -81,8 +93,15 @@ class HttpClient:
             raise BackendError("offline", "Blender's online access is off; Kiln makes no network requests")
 
     def _auth(self, url: str) -> dict[str, str]:
-        # The key goes to the API host only; a CDN or redirect target on another host never sees it.
-        return {"Authorization": f"Bearer {self._api_key}"} if urlsplit(url).netloc == self.api_host else {}
+        """The key's header for `url`, or none: only an API route of the API's own origin gets it. Decided
+        on the parsed URL (a prefix test on the text would let `https://api.host.evil` through)."""
+        if not self._api_key or self._origin is None or origin(url) != self._origin:
+            return {}
+        path = urlsplit(url).path
+        if not path.startswith(self._key_prefixes) or "%2e" in path.lower() \
+                or any(part in (".", "..") for part in path.split("/")):
+            return {}  # not an API route, or one whose dots a server would resolve to another
+        return {"Authorization": f"Bearer {self._api_key}"}
 
     def request(self, method: str, path: str, *, json: Any = None, files: Any = None,
                 retry: bool | None = None) -> requests.Response:
@@ -118,7 +137,8 @@ class HttpClient:
             return response
 
     def download(self, url: str, dest: Path, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD) -> int:
-        """Stream `url` (no API key) to `dest` via a temp file with a size cap; rename atomically.
+        """Stream `url` to `dest` via a temp file with a size cap; rename atomically. Never with the API
+        key: a result file is not an API route, whichever host serves it.
         Raises BackendError with code `url_expired` on 403/404 (the caller refreshes the URL),
         `download_truncated` when fewer bytes arrive than announced, `download_too_large` past the cap."""
         self._check_online()
@@ -126,7 +146,7 @@ class HttpClient:
         tmp = dest.with_name(dest.name + ".part")
         received = 0
         try:
-            with self.session.get(url, headers=self._auth(url), stream=True, timeout=self.timeout_s) as response:
+            with self.session.get(url, stream=True, timeout=self.timeout_s) as response:
                 if response.status_code in (403, 404):
                     raise BackendError("url_expired", "the result link has expired", retryable=True)
                 if response.status_code >= 400:

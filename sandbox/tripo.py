@@ -81,6 +81,9 @@ class SandboxState:
     create_errors: list[int] = field(default_factory=list)
     """Error codes the next creates answer with (consumed in order)."""
     url_lifetime_s: float = 300.0
+    result_route: str = "/cdn/"
+    """Where result files are served, on this same host: "/cdn/" as a CDN would, or a route that looks
+    like the API's (e.g. "/v3/results/") to check that a download never carries the key anyway."""
     balance: float = 1000.0
     frozen: float = 0.0
     drop_connections: int = 0
@@ -212,7 +215,7 @@ class SandboxState:
     def signed_url(self, base: str, name: str) -> str:
         expires = int(time.time() + self.url_lifetime_s)
         signature = hmac.new(self.secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
-        return f"{base}/cdn/{name}?expires={expires}&sig={signature}"
+        return f"{base}{self.result_route}{name}?expires={expires}&sig={signature}"
 
     def task_json(self, task: SandboxTask, base: str) -> dict[str, Any]:
         body: dict[str, Any] = {"task_id": task.task_id, "type": f"{task.kind}_to_model", "status": task.status,
@@ -302,8 +305,8 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
             path = urlsplit(self.path)
             with state.lock:
                 state.requests_seen.append(("GET", path.path, self.headers.get("Authorization", "")))
-            if path.path.startswith("/cdn/"):
-                self._cdn(path.path.removeprefix("/cdn/"), parse_qs(path.query))
+            if path.path.startswith(state.result_route):
+                self._cdn(path.path.removeprefix(state.result_route), parse_qs(path.query))
                 return
             if not self._authorised():
                 return

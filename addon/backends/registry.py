@@ -12,11 +12,14 @@ loading the table costs nothing (Tripo pulls in `requests`).
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .base import Backend, BackendError, Capabilities
 
@@ -32,6 +35,9 @@ class BackendSettings:
     api_key: str = field(default="", repr=False)  # never in a repr, so never in a log line
     base_url: str = ""
     timeout_s: float = 30.0
+    allowed_hosts: tuple[str, ...] = ()
+    """Hosts besides the provider's own and `base_url`'s that a manifest may point this key at: only the
+    command line's --allow-host fills it (`allow_hosts`), never a manifest."""
 
 
 Factory = Callable[[BackendSettings, Path | None, Online], Backend]
@@ -148,36 +154,98 @@ def resolve_all(values: Mapping[str, Mapping[str, str]] | None = None, *, timeou
 def with_endpoint(name: str, settings: BackendSettings, base_url: str,
                   environ: Mapping[str, str] = os.environ) -> BackendSettings:
     """`settings` pointed at `base_url` (a manifest's [backends.<name>] table), unless the environment
-    names an endpoint: that still wins, as it does over the preferences."""
+    names an endpoint: that still wins, as it does over the preferences. Raises BackendError
+    ("untrusted_endpoint") when the manifest would send the key to a host nobody trusted
+    (`redirect_problem`): the command line checks first and names the manifest key, this is the lock."""
     entry = info(name)
     if not base_url or (entry.url_variable and environ.get(entry.url_variable)):
         return settings
-    return BackendSettings(settings.api_key, base_url.strip(), settings.timeout_s)
+    problem = redirect_problem(name, settings, base_url, environ)
+    if problem is not None:
+        raise BackendError("untrusted_endpoint", problem)
+    return replace(settings, base_url=base_url.strip())
+
+
+# ------------------------------------------------------------------------------- where a key may go
+_HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*", re.IGNORECASE)
+_NETLOC = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*)(?::(?P<port>[0-9]{1,5}))?")
+"""host[:port] with an ASCII-digit port: what urllib3 and urlsplit read alike."""
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def _host_problem(parts: SplitResult) -> str | None:
+    """What is wrong with the host[:port] of an already split URL, or None. Strict, so that every HTTP
+    library reads the same host that Kiln checked: no user-info, no percent-escapes or zone ids, no
+    non-ASCII letters (which IDNA folds into other names), no port spelled with '+' or other digits."""
+    if "@" in parts.netloc:
+        return "must not contain a user name or password (the part before @)"
+    found = _NETLOC.fullmatch(parts.netloc)
+    if found is None:
+        return "has a malformed host or port (write host:port, the port in digits 1-65535)"
+    host, port = found.group("host"), found.group("port")
+    if not host or host == "[]":
+        return "has no host name"
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "has a malformed IPv6 address (write it as [::1])"
+        if "%" in host:
+            return "has an IPv6 zone (%…): leave it out"
+    elif not host.isascii():
+        return "has a host name with non-ASCII letters (write an international name in its xn-- form)"
+    elif not _HOST_NAME.fullmatch(host):
+        return "has a malformed host name (letters, digits, '-' and '.' only, no empty part or final dot)"
+    if port is not None and not 1 <= int(port) <= 65535:
+        return "has a port outside 1-65535"
+    return None
+
+
+def _address_problem(url: str) -> str | None:
+    """What is wrong with `url`'s scheme, host and port, or None (path, query and fragment aside)."""
+    if not url:
+        return "is empty"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return "contains a space or a control character"
+    if "\\" in url:
+        return "contains a backslash (some programs read it as /, others not: write / )"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("https", "http"):
+        return "is not an http(s) URL"
+    if not parts.netloc:
+        return "has no host name"
+    return _host_problem(parts)
 
 
 def url_problem(base_url: str) -> str | None:
     """What makes `base_url` unusable as an endpoint, key or not, or None. Decided on the parsed URL,
     never on a prefix: `http://localhost@host` is a request to `host`."""
-    if not base_url:
-        return "is empty"
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in base_url):
-        return "contains a space or a control character"
-    try:
-        parts = urlsplit(base_url)
-        port = parts.port
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
-    if parts.scheme not in ("https", "http"):
-        return "is not an http(s) URL"
-    if "@" in parts.netloc:
-        return "must not contain a user name or password (the part before @)"
-    if not parts.hostname:
-        return "has no host name"
-    if port == 0:
-        return "has port 0"
-    if parts.query or parts.fragment:
+    problem = _address_problem(base_url)
+    if problem is None and ("?" in base_url or "#" in base_url):
         return "must not have a ?query or #fragment"
-    return None
+    return problem
+
+
+Origin = tuple[str, str, int]
+
+
+def origin(url: str) -> Origin | None:
+    """(scheme, host, port) of `url`, the host lower-cased and the port made explicit, or None when its
+    address is malformed (`url_problem`): two URLs reach the same server only when their origins are equal."""
+    if _address_problem(url) is not None:
+        return None
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
+
+
+def is_loopback(url: str) -> bool:
+    """Whether `url` names this machine, by its parsed host, with no user-info: 127.0.0.1, ::1 or localhost."""
+    found = origin(url)
+    return found is not None and found[1] in LOOPBACK_HOSTS
 
 
 def endpoint_problem(base_url: str, with_key: bool) -> str | None:
@@ -187,10 +255,73 @@ def endpoint_problem(base_url: str, with_key: bool) -> str | None:
     if problem is not None:
         shown = "the URL" if "@" in base_url else f"'{base_url}'"  # user-info may hold a password
         return f"{shown} {problem}"
-    hostname = urlsplit(base_url).hostname
-    if with_key and base_url.startswith("http:") and hostname not in LOOPBACK_HOSTS:
+    scheme, hostname, _ = origin(base_url) or ("", "", 0)
+    if with_key and scheme == "http" and not is_loopback(base_url):
         return (f"the key would travel unencrypted to {hostname}: use https:// (plain http only to "
                 "127.0.0.1, ::1 or localhost)")
+    return None
+
+
+def allowed_host(text: str) -> str:
+    """A command-line --allow-host value, normalised ("host" or "host:port", lower case). Raises
+    ValueError saying what is wrong."""
+    value = text.strip()
+    if ":" in value and not value.startswith("["):  # a bare IPv6 address, e.g. ::1
+        with contextlib.suppress(ValueError):
+            value = f"[{ipaddress.IPv6Address(value)}]"
+    problem = url_problem(f"https://{value}") if value and "/" not in value else "is not a host name"
+    if problem is not None:
+        raise ValueError(f"{value!r} {problem}: give a host such as api.example.com or 127.0.0.1:8000")
+    parts = urlsplit(f"https://{value}")
+    host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{parts.port}" if parts.port is not None else host
+
+
+def allow_hosts(settings: BackendSettings, hosts: Iterable[str]) -> BackendSettings:
+    """`settings` with the command line's --allow-host values added."""
+    added = tuple(h for h in (allowed_host(h) for h in hosts) if h not in settings.allowed_hosts)
+    return replace(settings, allowed_hosts=settings.allowed_hosts + added) if added else settings
+
+
+def _allows(allowed: str, url: str) -> bool:
+    _, host, port = origin(url) or ("", "", 0)
+    parts = urlsplit(f"https://{allowed}")
+    return (parts.hostname or "").lower() == host and (parts.port is None or parts.port == port)
+
+
+def redirect_problem(name: str, settings: BackendSettings, base_url: str,
+                     environ: Mapping[str, str] = os.environ) -> str | None:
+    """Why a manifest may not point backend `name` at `base_url`, or None. A shared manifest must not
+    be able to send the user's key anywhere: the key goes to the provider's own API, to the endpoint the
+    user set (environment or preferences), or to a host the command line allows (--allow-host). The
+    environment's endpoint, when set, wins over the manifest, so nothing is redirected then."""
+    entry = info(name)
+    if not entry.needs_key or not base_url or (entry.url_variable and environ.get(entry.url_variable)):
+        return None
+    target = origin(base_url)
+    if target is None or url_problem(base_url) is not None:
+        return endpoint_problem(base_url, with_key=True)
+    trusted = [origin(u) for u in (entry.default_base_url, settings.base_url) if u]
+    if target in trusted or any(_allows(h, base_url) for h in settings.allowed_hosts):
+        return None
+    host = target[1] if ":" not in target[1] else f"[{target[1]}]"
+    shown = f"{host}:{target[2]}" if target[2] != DEFAULT_PORTS.get(target[0]) else host
+    usual = (origin(settings.base_url or entry.default_base_url) or ("", "its own API", 0))[1]
+    return (f"would send your {entry.label} key to {shown} instead of {usual}, and a shared manifest must "
+            f"not redirect a key: if you trust {host}, run with --allow-host {host}"
+            + (f" (or set {entry.url_variable})" if entry.url_variable else ""))
+
+
+def key_problem(key: str) -> str | None:
+    """What makes an API key unusable in an HTTP header, said without showing it, or None. A key copied
+    from a CRLF `.env` file ends in a `\\r`; requests would refuse the header and print it."""
+    if "\r" in key or "\n" in key:
+        return "contains a line break (a file saved with Windows line endings?); set it again on one line"
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        return "contains a control character; set it again"
+    if not key.isascii():
+        return "contains a character that is not plain ASCII (a pasted quote or symbol?); set it again"
     return None
 
 
@@ -203,6 +334,9 @@ def build(name: str, settings: BackendSettings | None = None, *, scratch_dir: Pa
     settings = settings or resolve(name)
     if entry.needs_key and not settings.api_key:
         raise BackendError("no_key", entry.no_key_message())
+    problem = key_problem(settings.api_key)
+    if problem is not None:
+        raise BackendError("bad_key", f"The {entry.label} API key {problem}")
     if entry.needs_network:
         problem = endpoint_problem(settings.base_url, bool(settings.api_key))
         if problem is not None:

@@ -38,6 +38,9 @@ P1_MODEL = "P1-20260311"
 LIST_BATCH = 100
 MAX_DOWNLOAD_BYTES = 300 * 1024 * 1024
 UPLOAD_LIMIT_BYTES = 20 * 1024 * 1024
+API_ROUTES = ("/v3/",)
+"""Where the key goes (JSON and upload routes). Result links are plain file downloads, sent without it
+even when the API host serves them."""
 
 # code → (message for the artist, retryable)
 ERRORS: dict[int, tuple[str, bool]] = {
@@ -122,7 +125,7 @@ class TripoBackend(Backend):
                  timeout_s: float = 30.0, poll_min_s: float = 0.5, poll_max_s: float = 10.0) -> None:
         if not api_key:
             raise BackendError("no_key", "no Tripo API key")
-        self.http = HttpClient(base_url, api_key, timeout_s=timeout_s, online=online)
+        self.http = HttpClient(base_url, api_key, key_routes=API_ROUTES, timeout_s=timeout_s, online=online)
         self.poll_min_s = poll_min_s
         self.poll_max_s = poll_max_s
         self.status_requests = 0

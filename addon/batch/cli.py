@@ -107,6 +107,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _host(text: str) -> str:
+    try:
+        return registry.allowed_host(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _folder(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("must be a folder, not empty")
@@ -142,6 +149,9 @@ def parse_args(argv: list[str]) -> BatchOptions:
                         help="per job, seconds without reaching the provider before the job fails (default 120)")
     parser.add_argument("--wait", action="store_true",
                         help="allow a [batch] start_at more than 7 days away")
+    parser.add_argument("--allow-host", type=_host, action="append", default=[], metavar="HOST",
+                        help="let the manifest's [backends.<name>] base_url send your API key to HOST (or "
+                             "HOST:PORT); repeatable. Without it a manifest cannot redirect a key")
     parser.add_argument("--quiet", action="store_true", help="print only errors and the summary")
     parser.add_argument("--json", action="store_true",
                         help="print the final report as JSON on stdout (and nothing else there)")
@@ -153,7 +163,8 @@ def parse_args(argv: list[str]) -> BatchOptions:
     return BatchOptions(manifest=args.manifest, out=args.out, resume=args.resume, shard=args.shard,
                         dry_run=args.dry_run, jobs=args.jobs, quiet=args.quiet, json=args.json,
                         give_up_after_s=args.give_up_after, wait=args.wait, export_dir=args.export_dir,
-                        fresh=args.fresh, resubmit_uncertain=args.resubmit_uncertain)
+                        fresh=args.fresh, resubmit_uncertain=args.resubmit_uncertain,
+                        allow_hosts=tuple(dict.fromkeys(args.allow_host)))
 
 
 # ------------------------------------------------------------------------------------ environment
@@ -165,20 +176,23 @@ def check_environment(manifest: Manifest, settings: BackendSettings, environ: Ma
         from_environment = environ.get(info.key_variable, "")
         where = info.key_variable if from_environment else "[batch] backend"
         whose = f"the key in {info.key_variable}" if from_environment else "the key in Kiln's preferences"
-        key = from_environment or settings.api_key
-        if "\r" in key or "\n" in key:
-            raise ManifestError(where, f"{whose} contains a line break (a file saved with Windows line endings?); "
-                                "set it again on one line")
-        if any(ord(c) < 32 or ord(c) == 127 for c in key):
-            raise ManifestError(where, f"{whose} contains a control character; set it again")
-        if not key.isascii():
-            raise ManifestError(where, f"{whose} contains a character that is not plain ASCII (a pasted quote "
-                                "or symbol?); set it again")
+        problem = registry.key_problem(from_environment or settings.api_key)
+        if problem is not None:
+            raise ManifestError(where, f"{whose} {problem}")
     url = environ.get(info.url_variable, "") if info.url_variable else ""
     if url:
         problem = registry.endpoint_problem(url, with_key=info.needs_key)
         if problem:
             raise ManifestError(info.url_variable, problem)
+
+
+def check_endpoint(manifest: Manifest, settings: BackendSettings, environ: Mapping[str, str]) -> None:
+    """A manifest's [backends.<name>] base_url may not take the user's key to a host the user did not
+    choose: the provider's own, the endpoint in the environment or preferences, or --allow-host."""
+    url = manifest.backend_settings.get(manifest.backend, {}).get("base_url", "")
+    problem = registry.redirect_problem(manifest.backend, settings, url, environ)
+    if problem is not None:
+        raise ManifestError(f"[backends.{manifest.backend}] base_url", problem)
 
 
 def check_backend(manifest: Manifest, online_access: bool, settings: BackendSettings) -> None:
@@ -357,8 +371,10 @@ def _check_and_prepare(options: BatchOptions, runner: Runner, online_access: boo
     runner's own checks (images, backend, estimate) and the budget. No plan: the shard is empty."""
     manifest = load_manifest(options.manifest, set(registry.names()))
     settings = backends.get(manifest.backend) or registry.resolve(manifest.backend, environ=environ)
+    settings = registry.allow_hosts(settings, options.allow_hosts)
     check_environment(manifest, settings, environ)
     check_backend(manifest, online_access, settings)
+    check_endpoint(manifest, settings, environ)
     check_start(manifest, options.wait, now)
     check_outputs(manifest, options)
     assets = manifest.shard(*options.shard)
@@ -374,7 +390,8 @@ def cli_command(argv: list[str], *, runner: Runner, online_access: bool = False,
     """`blender -c kiln batch …` (registered with bpy.utils.register_cli_command in the add-on)."""
     if not argv or argv[0] != "batch":
         print("kiln: error: usage: blender -c kiln batch MANIFEST [--out DIR] [--export-dir DIR] [--resume] "
-              "[--shard I/N] [--dry-run] [--jobs N] [--give-up-after S] [--wait] [--quiet|--json]",
+              "[--shard I/N] [--dry-run] [--jobs N] [--give-up-after S] [--wait] [--allow-host HOST] "
+              "[--quiet|--json]",
               file=sys.stderr)
         return EXIT_BAD_INPUT
     return main(argv[1:], runner=runner, online_access=online_access, backends=backends)

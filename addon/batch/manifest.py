@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from ..backends import registry
+from ..imaging.header import HeaderError, ImageTooLarge, check_image
 from ..jobs import Mode, Priority
 from ..naming import asset_name, slug
 from ..presets import FinishPreset, PresetError, Theme, preset_from_settings, theme_from_prompt
@@ -206,6 +207,14 @@ def _image(value: Any, base: Path, key: str) -> str:
         raise ManifestError(key, f"file not found: {path}" if not path.exists() else f"{path} is not a file")
     if not os.access(path, os.R_OK):
         raise ManifestError(key, f"cannot read {path} (permission denied)")
+    try:  # from the header: a decompression bomb stops the run here, before Blender opens anything
+        check_image(path)
+    except ImageTooLarge as exc:
+        raise ManifestError(key, f"{path.name} is {exc}") from None
+    except HeaderError as exc:
+        raise ManifestError(key, f"{path.name} is not a readable image ({exc})") from None
+    except OSError as exc:
+        raise ManifestError(key, f"cannot read {path}: {exc.strerror or exc}") from None
     return str(path)
 
 

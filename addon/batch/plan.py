@@ -48,6 +48,9 @@ class BatchOptions:
     """Discard a previous run's journal, even one holding paid tasks that never landed."""
     resubmit_uncertain: bool = False
     """Send again the creates whose outcome is unknown (they may be charged twice)."""
+    allow_hosts: tuple[str, ...] = ()
+    """The command line's --allow-host values: hosts a manifest's [backends.<name>] base_url may send the
+    key to besides the provider's own (a manifest alone can never redirect a key)."""
 
     @property
     def shard_suffix(self) -> str:

@@ -2,8 +2,9 @@
 RGBA arrays the engine's worker threads can read without `bpy`.
 
 Every check happens here, before a job is queued, so a bad image costs nothing on any backend: a
-missing, empty, unreadable or corrupt file, or a picture with no separable subject. Oversized images
-are downscaled, and the note says so.
+missing, empty, unreadable or corrupt file, or a picture with no separable subject. Large images are
+downscaled, and the note says so; images too large to decode safely (a 48 KB PNG may declare 20000 x
+20000 px) are refused from their header (`imaging.header`), before Blender allocates anything.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..imaging.header import HeaderError, ImageTooLarge, check_image
 from ..imaging.silhouette import NoSubject, extract
 from ..validation import InputError
 
@@ -35,6 +37,20 @@ def looks_like_image(path: Path) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(16)
     return head.startswith(_SIGNATURES) or path.suffix.lower() == ".tga"
+
+
+def check_dimensions(source: Path) -> None:
+    """Refuse, from the file's header, an image too large to decode (Kiln's limits are in
+    `imaging.header`); Blender has not touched the file yet."""
+    name = source.name
+    try:
+        check_image(source)
+    except ImageTooLarge as exc:
+        raise InputError(f"'{name}' is {exc}") from None
+    except HeaderError as exc:
+        raise InputError(f"'{name}' could not be decoded: the file is corrupt or truncated ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"'{name}' cannot be read: {exc.strerror or exc}") from None
 
 
 @dataclass
@@ -57,6 +73,7 @@ def prepare_image(path: str | Path, cache_dir: Path, max_px: int = MAX_INPUT_PX,
     if size == 0:
         raise InputError(f"'{name}' is empty (0 bytes)")
     digest = hashlib.sha1(f"{source.resolve()}|{size}|{source.stat().st_mtime_ns}|{max_px}".encode()).hexdigest()
+    check_dimensions(source)
     try:
         image = bpy.data.images.load(str(source), check_existing=False)
     except RuntimeError as exc:

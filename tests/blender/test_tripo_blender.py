@@ -75,11 +75,11 @@ def test_tripo_without_key_or_offline_says_so(runtime: ModuleType, sandbox: Trip
     assert sandbox.state.creates == 0
 
 
-def run_batch(manifest: Path, out: Path, key: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
+def run_batch(manifest: Path, out: Path, key: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("BLENDER_USER_RESOURCES", "KILN_TRIPO_BASE_URL")}
     env["KILN_TRIPO_API_KEY"] = key
     return subprocess.run([sys.executable, str(REPO / "scripts/kiln_batch.py"), str(manifest), "--out", str(out),
-                           "--online-mode", "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+                           "--online-mode", "--quiet", *flags], capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_headless_batch_on_the_sandbox_and_a_bad_key_stops_it_first(sandbox: TripoSandbox, tmp_path: Path) -> None:
@@ -87,14 +87,20 @@ def test_headless_batch_on_the_sandbox_and_a_bad_key_stops_it_first(sandbox: Tri
     manifest.write_text(f'[batch]\nname = "env_tripo_01"\nbackend = "tripo"\nbudget = 100\n\n'
                         f'[[asset]]\nprompt = "wooden barrel"\n\n[[asset]]\nprompt = "crate"\n\n'
                         f'[backends.tripo]\nbase_url = "{sandbox.url}"\n')
-    bad = run_batch(manifest, tmp_path / "bad", "tsk_wrong")
+    # The manifest points the key at the sandbox, not at Tripo: only the command line may allow that.
+    refused = run_batch(manifest, tmp_path / "refused", KEY)
+    assert refused.returncode == 2 and "[backends.tripo] base_url" in refused.stderr
+    assert "--allow-host 127.0.0.1" in refused.stderr and sandbox.state.requests_seen == []
+    bad = run_batch(manifest, tmp_path / "bad", "tsk_wrong", "--allow-host", "127.0.0.1")
     assert bad.returncode == 2 and "API key rejected" in bad.stderr
     assert sandbox.state.creates == 0, "nothing submitted with a bad key"
-    good = run_batch(manifest, tmp_path / "good", KEY)
+    good = run_batch(manifest, tmp_path / "good", KEY, "--allow-host", "127.0.0.1")
     assert good.returncode == 0, good.stderr[-2000:]
     report = json.loads((tmp_path / "good/env_tripo_01/report.json").read_text())
     assert report["totals"]["finished"] == 2 and report["totals"]["credits"] == 40.0
-    assert sandbox.state.creates == 2 and KEY not in good.stdout + good.stderr
+    assert sandbox.state.creates == 2 and KEY not in good.stdout + good.stderr + refused.stderr
+    downloads = [auth for _, path, auth in sandbox.state.requests_seen if path.startswith("/cdn/")]
+    assert len(downloads) == 4 and set(downloads) == {""}, "results from the API host never get the key"
 
 
 def test_a_headless_run_ends_when_the_provider_disappears(sandbox: TripoSandbox, tmp_path: Path) -> None:

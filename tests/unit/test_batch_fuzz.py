@@ -17,16 +17,19 @@ import datetime as dt
 import json
 import math
 import os
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from addon.batch import cli, report
 from addon.batch.manifest import MAX_JOBS, ManifestError, load_manifest
 from addon.batch.plan import BatchOptions, Plan, check_outputs, export_folder
+from addon.imaging.png import encode_png
 from addon.requests import SEED_RANGE, derived_seed
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, 0)
@@ -168,6 +171,9 @@ def key_cases() -> list[Case]:
     add("asset", "name", [5, "", "x" * 300, ["x"]], "asset[1].name", 0)
     add("asset", "image", [5, "", "missing.png", "adir", "a\u0000b.png", ["ref.png"], "loop/x.png"],
         "asset[2].image", 1)
+    # Images refused from their header, before Blender decodes anything: a decompression bomb, a broken header.
+    add("asset", "image", ["bomb.png", "wide.png", "zero.png", "cut.png"], "asset[2].image", 1)
+    add("asset", "images", [{"left": "bomb.png", "front": "front.png"}], "asset[3].images.left", 2)
     add("asset", "images", [5, "front.png", ["front.png"]], "asset[3].images", 2)
     add("asset", "images", [{"front": "front.png"}, {"front": "front.png", "top": "left.png"},
                             {"left": "left.png", "back": "front.png"}], "asset[3].images", 2)
@@ -335,7 +341,16 @@ def environment_cases() -> list[Case]:
     cases += [
         Case("tripo-offline", "[batch] backend", tripo, env={"KILN_TRIPO_API_KEY": KEY}, online=False),
         Case("tripo-no-key", "[batch] backend", tripo, online=True),
+        # A shared manifest cannot send the key to its own host (api.example.com) without --allow-host.
+        Case("manifest-redirects-the-key", "[backends.tripo] base_url", tripo, env={"KILN_TRIPO_API_KEY": KEY},
+             online=True),
+        Case("allowed-another-host", "[backends.tripo] base_url", tripo, env={"KILN_TRIPO_API_KEY": KEY},
+             online=True, flags=["--allow-host", "api.example.com:8443"]),
     ]
+    cases += [Case(f"--allow-host {value!r}", "--allow-host", tripo, env={"KILN_TRIPO_API_KEY": KEY}, online=True,
+                   flags=[f"--allow-host={value}"])
+              for value in ("", "user@api.example.com", "https://api.example.com", "api.example.com/v3",
+                            "api.example.com:0", "api.exa mple.com", "ap\\i.example.com", "l\u043eocalhost")]
     return cases
 
 
@@ -361,9 +376,14 @@ class UnreachableRunner:
 
 
 def workspace(folder: Path) -> None:
-    """The files a valid manifest points at (the runner would check their pixels; it is never reached)."""
+    """The files a valid manifest points at (the runner would check their pixels; it is never reached),
+    and images refused from their header alone."""
     for name in ("ref.png", "front.png", "left.png"):
-        (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+        (folder / name).write_bytes(encode_png(np.zeros((8, 8, 4), np.uint8)))
+    ihdr = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+    for name, width, height in (("bomb.png", 20000, 20000), ("wide.png", 40000, 16), ("zero.png", 0, 16)):
+        (folder / name).write_bytes(ihdr + struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0) + b"\x00" * 16)
+    (folder / "cut.png").write_bytes(ihdr + b"\x00\x00")
     (folder / "adir").mkdir()
     (folder / "loop").symlink_to(folder / "loop")
 

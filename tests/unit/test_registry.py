@@ -54,7 +54,7 @@ def test_the_environment_wins_then_the_given_value_then_the_default() -> None:
 
 
 def test_a_manifest_endpoint_applies_unless_the_environment_names_one() -> None:
-    settings = BackendSettings("tsk_a", "https://openapi.tripo3d.ai")
+    settings = registry.allow_hosts(BackendSettings("tsk_a", "https://openapi.tripo3d.ai"), ["127.0.0.1"])
     assert registry.with_endpoint("tripo", settings, "http://127.0.0.1:8000", environ={}).base_url == \
         "http://127.0.0.1:8000"
     env = {"KILN_TRIPO_BASE_URL": "http://127.0.0.1:9000"}
