@@ -456,13 +456,22 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection dropped on purpose (`drop_connections`, a stopped provider) is not news."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
 class TripoSandbox:
     """The server in a background thread: `with TripoSandbox() as sandbox: sandbox.url …`."""
 
     def __init__(self, state: SandboxState | None = None, port: int = 0) -> None:
         self.state = state or SandboxState()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self.state))
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), make_handler(self.state))
         self.thread = threading.Thread(target=self.server.serve_forever, name="tripo-sandbox", daemon=True)
 
     @property
