@@ -75,3 +75,15 @@ def runtime(kiln: ModuleType, tmp_path: Path) -> Iterator[ModuleType]:
     sys.modules[name].start(ADDON_MODULE, journal_dir=tmp_path / "kiln_runtime")
     yield sys.modules[name]
     sys.modules[name].start(ADDON_MODULE)  # looked up again: a test may have re-enabled the add-on
+
+
+@pytest.fixture
+def online() -> Iterator[None]:
+    """Blender's online access on for one test (the bpy module starts with it off), restored after."""
+    import bpy
+
+    system = bpy.context.preferences.system
+    saved = system.use_online_access
+    system.use_online_access = True
+    yield
+    system.use_online_access = saved

@@ -271,7 +271,7 @@ def test_a_reference_without_readable_pixels_is_skipped_with_a_message(runtime: 
 
 # ------------------------------------------------------------------------------------------ the panel's estimate
 @pytest.mark.parametrize("target", ["GAME", "FILM"])
-def test_the_panels_estimate_is_what_the_scheduler_commits_on_tripo(runtime: ModuleType, target: str,
+def test_the_panels_estimate_is_what_the_scheduler_commits_on_tripo(runtime: ModuleType, target: str, online: None,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
@@ -283,24 +283,18 @@ def test_the_panels_estimate_is_what_the_scheduler_commits_on_tripo(runtime: Mod
     from sandbox.tripo import SandboxState, TripoSandbox
 
     key = "tsk_estimate_test_key"
-    system = bpy.context.preferences.system
-    saved = system.use_online_access
-    system.use_online_access = True
-    try:
-        with TripoSandbox(SandboxState(latency_s={"draft": 30.0, "textured": 30.0}, valid_keys={key})) as server:
-            monkeypatch.setenv("KILN_TRIPO_BASE_URL", server.url)
-            monkeypatch.setenv("KILN_TRIPO_API_KEY", key)
-            production_settings()
-            settings = bpy.context.scene.kiln
-            settings.target = target
-            settings.options = 2
-            settings.backend = "tripo"
-            assert bpy.ops.kiln.generate(prompt="stone pillar") == {"FINISHED"}
-            shown = re.search(r"~([\d.]+) credits", draw("KILN_PT_generate").labels())
-            assert shown is not None
-            committed = sum(j.credits_estimated for j in runtime.scheduler().views())
-            assert float(shown.group(1)) == committed > 0
-            for job in runtime.scheduler().views():
-                runtime.scheduler().cancel(job.job_id)
-    finally:
-        system.use_online_access = saved
+    with TripoSandbox(SandboxState(latency_s={"draft": 30.0, "textured": 30.0}, valid_keys={key})) as server:
+        monkeypatch.setenv("KILN_TRIPO_BASE_URL", server.url)
+        monkeypatch.setenv("KILN_TRIPO_API_KEY", key)
+        production_settings()
+        settings = bpy.context.scene.kiln
+        settings.target = target
+        settings.options = 2
+        settings.backend = "tripo"
+        assert bpy.ops.kiln.generate(prompt="stone pillar") == {"FINISHED"}
+        shown = re.search(r"~([\d.]+) credits", draw("KILN_PT_generate").labels())
+        assert shown is not None
+        committed = sum(j.credits_estimated for j in runtime.scheduler().views())
+        assert float(shown.group(1)) == committed > 0
+        for job in runtime.scheduler().views():
+            runtime.scheduler().cancel(job.job_id)

@@ -34,17 +34,6 @@ def sandbox() -> Iterator[TripoSandbox]:
         yield server
 
 
-@pytest.fixture
-def online() -> Iterator[None]:
-    import bpy
-
-    system = bpy.context.preferences.system
-    saved = system.use_online_access
-    system.use_online_access = True
-    yield
-    system.use_online_access = saved
-
-
 def tripo(server: TripoSandbox) -> Any:
     return engine("backends.tripo").TripoBackend(KEY, server.url, poll_min_s=0.05, poll_max_s=0.2)
 

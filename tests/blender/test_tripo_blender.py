@@ -28,17 +28,6 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[TripoSandbox]:
         yield server
 
 
-@pytest.fixture
-def online() -> Iterator[None]:
-    import bpy
-
-    system = bpy.context.preferences.system
-    saved = system.use_online_access
-    system.use_online_access = True
-    yield
-    system.use_online_access = saved
-
-
 def test_generate_on_tripo_lands_in_the_scene(runtime: ModuleType, sandbox: TripoSandbox, online: None,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import bpy
