@@ -120,6 +120,11 @@ def panel_batch(panel: PanelRequest, subject: str, taken: Iterable[str], prefix:
     """A Production press is a batch of its own, named by the convention (`gen_barrel_01`); a Draft has none."""
     if panel.mode is not Mode.PRODUCTION:
         return None
+    return named_batch(panel, subject, taken, prefix)
+
+
+def named_batch(panel: PanelRequest, subject: str, taken: Iterable[str], prefix: str) -> BatchSpec:
+    """A batch in any mode (variations and parts always share one collection); only Production is finished."""
     taken_set = set(taken)
     if panel.batch_name.strip():
         name = slug(panel.batch_name)
@@ -134,7 +139,7 @@ def panel_batch(panel: PanelRequest, subject: str, taken: Iterable[str], prefix:
         priority=panel.priority,
         start_at=time.time() + panel.start_in_hours * 3600 if panel.start_in_hours else None,
         budget=panel.budget or None,
-        finish=finish_for(panel),
+        finish=finish_for(panel) if panel.mode is Mode.PRODUCTION else None,
         target=panel.target,
     )
 
@@ -202,10 +207,7 @@ def prompt_batch_request(panel: PanelRequest, base: str, variations: Sequence[st
     """Queue Variations: the base prompt with each variation, times the options per prompt. Always a
     batch (`env_<base>_01`), finished when the mode is Production."""
     taken = set(taken)
-    batch = panel_batch(replace(panel, mode=Mode.PRODUCTION), base, taken, prefix="env")
-    assert batch is not None
-    if panel.mode is not Mode.PRODUCTION:
-        batch = replace(batch, mode=panel.mode, finish=None)
+    batch = named_batch(panel, base, taken, prefix="env")
     names = _Names(taken)
     params = JobSpec.make_params(_panel_params(panel))
     specs: list[JobSpec] = []
@@ -282,10 +284,7 @@ def parts_request(panel: PanelRequest, prefix: str, parts: Sequence[str], taken:
     """Generate Parts: one text job per part (prefixed by the asset's prompt), assembled under one parent.
     Always a batch, so the parts share one collection; finished when the mode is Production."""
     taken = set(taken)
-    batch = panel_batch(replace(panel, mode=Mode.PRODUCTION), prefix or "parts", taken)
-    assert batch is not None
-    if panel.mode is not Mode.PRODUCTION:
-        batch = replace(batch, mode=panel.mode, finish=None)
+    batch = named_batch(panel, prefix or "parts", taken, prefix="gen")
     seed = _seeds(panel, 1)[0]
     specs = _parts_specs(prefix, parts, mode=panel.mode, backend=panel.backend, seed=seed, batch=batch.name,
                          index=0, params=_panel_params(panel))
