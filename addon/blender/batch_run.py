@@ -166,7 +166,13 @@ def money_at_stake(job: Job) -> bool:
         return False
     if job.state is JobState.UNCERTAIN:
         return True
-    return job.task_id is not None and job.spec.backend != "local"
+    if job.task_id is None:
+        return False
+    try:
+        # The embedded engine's tasks die with the process and cost nothing; a remote provider's are paid.
+        return registry.capabilities(job.spec.backend).durable_tasks
+    except KeyError:
+        return True  # a backend this Kiln does not know: assume its task was paid
 
 
 def batch_spec(manifest: Manifest) -> BatchSpec:
