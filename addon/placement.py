@@ -21,8 +21,15 @@ Box = tuple[Vec3, Vec3]
 GAP = 0.5
 """Metres kept free around a result, so rows read as separate assets."""
 
-EPSILON = 1e-6
-"""Overlaps thinner than this are touching, not intersecting (float noise from matrices)."""
+EPSILON = 1e-4
+"""Overlaps thinner than this are touching, not intersecting. Blender keeps locations and vertices in
+float32, whose step is ~5e-7 at 5 m and ~6e-5 at 1 km, so a tenth of a millimetre absorbs the noise of
+a location written and read back, or of a box measured once from vertices and once from the depsgraph."""
+
+SETTLE_SLACK = 0.05
+"""How far into its `gap` a neighbour may come before a result that already has a place is moved.
+Placing aims for the full gap; re-checking the same place later (after finishing, a resize) must not
+move a result that is where it was put, or a rounding difference sends it sliding past a whole row."""
 
 ROW = (1.0, 0.0, 0.0)
 """A row grows along +X, left to right in the front view."""
@@ -81,16 +88,17 @@ def slide_to_free(obstacles: Sequence[Box], local: Box, start: Vec3, direction: 
         enter, leave = -math.inf, math.inf
         for i in range(3):
             # The moving box overlaps on axis i while low_i + s_i + t*d_i < hi_i and lo_i < high_i + s_i + t*d_i.
-            near = obstacle[0][i] + EPSILON - high[i] - start[i]
-            far = obstacle[1][i] - EPSILON - low[i] - start[i]
+            near = obstacle[0][i] - high[i] - start[i]
+            far = obstacle[1][i] - low[i] - start[i]
             if step[i] == 0:
-                if not (near < 0 < far):
-                    break  # never overlaps on this axis
+                if not (near + EPSILON < 0 < far - EPSILON):
+                    break  # never overlaps on this axis (touching within EPSILON is not overlapping)
                 continue
             t0, t1 = near / step[i], far / step[i]
             if t0 > t1:
                 t0, t1 = t1, t0
-            enter, leave = max(enter, t0), min(leave, t1)
+            # Touching on the way in does not block; the way out is exact, so a slide lands a full gap clear.
+            enter, leave = max(enter, t0 + EPSILON), min(leave, t1)
             if enter >= leave:
                 break
         else:
@@ -112,6 +120,14 @@ def place_in_row(obstacles: Sequence[Box], local: Box, anchor: Vec3, row: Row | 
         return slide_to_free(obstacles, local, anchor, NEW_ROW, gap)
     start = (row.right + gap - local[0][0], row.y, row.z)
     return slide_to_free(obstacles, local, start, ROW, gap)
+
+
+def settled(obstacles: Sequence[Box], local: Box, at: Vec3, gap: float = GAP) -> Vec3:
+    """Where a result that already stands at `at` belongs now: `at` while nothing comes closer than
+    `gap - SETTLE_SLACK`, else the first spot right (+X) of it that is `gap` clear."""
+    if slide_to_free(obstacles, local, at, ROW, max(0.0, gap - SETTLE_SLACK)) == at:
+        return at
+    return slide_to_free(obstacles, local, at, ROW, gap)
 
 
 def place_beside(obstacles: Sequence[Box], local: Box, subject: Box, side: Vec3, gap: float = GAP) -> Vec3:

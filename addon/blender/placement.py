@@ -23,14 +23,13 @@ from mathutils import Matrix, Vector
 from ..jobs import Job
 from ..placement import (
     GAP,
-    ROW,
     Box,
     Row,
     any_heading,
     facing_angle,
     place_beside,
     place_in_row,
-    slide_to_free,
+    settled,
     translate,
     union,
 )
@@ -209,7 +208,7 @@ def settle(root: bpy.types.Object, *, just_imported: bool = False) -> None:
         return
     location = root.location
     start = (location.x, location.y, location.z)
-    new = slide_to_free(scene.obstacles(root), local, start, ROW)
+    new = settled(scene.obstacles(root), local, start)
     if new != start:
         root.location = new
 
