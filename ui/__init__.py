@@ -1,8 +1,8 @@
 """Sidebar panels, scene settings and preferences."""
 
-from . import panels, preferences, props
+from . import panels, preferences, props, queue
 
-_modules = (preferences, props, panels)
+_modules = (preferences, props, panels, queue)
 
 
 def register() -> None:
