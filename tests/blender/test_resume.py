@@ -59,17 +59,22 @@ def wait_for(condition: object, timeout: float = 60.0) -> None:
 
 
 def test_a_second_run_into_the_same_folder_is_refused_and_named(tmp_path: Path) -> None:
-    state = SandboxState(latency_s={"draft": 4.0, "textured": 4.0}, valid_keys={KEY})
+    # The provider holds the tasks until the second run has been refused: however slowly that process
+    # starts on a loaded machine, the first run is still running then (CI once saw it finish first).
+    state = SandboxState(latency_s={"draft": 600.0, "textured": 600.0}, valid_keys={KEY})
     with TripoSandbox(state) as server:
         path = manifest(tmp_path, "locked_01", ["crate", "barrel"], "tripo", server.url, mode="draft")
         first = start(path, tmp_path, url=server.url)
         try:
             wait_for(lambda: state.creates == 2)
             second = run(path, tmp_path, "--resume", url=server.url)
+            assert first.poll() is None, "the first run is still running"
             assert second.returncode == 2
             assert f"pid {first.pid}" in second.stderr and "in use by another Kiln run" in second.stderr
             assert state.creates == 2
         finally:
+            for task in state.tasks.values():  # let the provider finish them now
+                task.duration = 0.0
             assert first.wait(timeout=120) == 0
 
 
