@@ -67,7 +67,8 @@ def test_a_corrupt_result_fails_its_job_keeps_the_file_and_leaves_no_objects(run
 def test_disabling_mid_batch_neither_hangs_nor_loses_running_jobs(runtime: ModuleType, tmp_path: Path) -> None:
     fake_module = sandbox_fake()
     provider = tmp_path / "provider"
-    scheduler = runtime.start(ADDON_MODULE, backends=[fake_module.FakeBackend(latency_s=1.0, state_dir=provider)],
+    # Tasks long enough that a loaded machine cannot finish them before the disable below.
+    scheduler = runtime.start(ADDON_MODULE, backends=[fake_module.FakeBackend(latency_s=4.0, state_dir=provider)],
                               apply=lambda job: None, journal_dir=tmp_path)
     scheduler.add_batch(engine("jobs").BatchSpec("b"))
     jobs = scheduler.add_many(production_spec(i) for i in range(4))
@@ -87,7 +88,7 @@ def test_disabling_mid_batch_neither_hangs_nor_loses_running_jobs(runtime: Modul
     enable_kiln()
     runtime = sys.modules[f"{ADDON_MODULE}.addon.blender.runtime"]
 
-    again = fake_module.FakeBackend(latency_s=1.0, state_dir=provider)
+    again = fake_module.FakeBackend(latency_s=4.0, state_dir=provider)
     scheduler = runtime.start(ADDON_MODULE, backends=[again], apply=lambda job: None, journal_dir=tmp_path)
     assert runtime.run_until_done(timeout=30)
     states = {j.job_id: j.state.value for j in scheduler.views()}
