@@ -202,6 +202,9 @@ class Job:
     result_kept: bool = False
     """Cancelled, but the provider finished (and charged for) the task anyway: the result is in the cache,
     and "import anyway" brings it in without paying again."""
+    task_ids: list[str] = field(default_factory=list)
+    """Every provider task this job owns, in order, when it chains them (geometry, then texture): each is
+    journaled before the next is created. `task_id` is the current one."""
 
     def __post_init__(self) -> None:
         self.state_times.setdefault(self.state.value, time.monotonic())
@@ -278,6 +281,7 @@ class Job:
             "cancel_requested": self.cancel_requested,
             "result_kept": self.result_kept,
             "note": self.note,
+            "task_ids": list(self.task_ids),
         }
 
     @classmethod
@@ -301,7 +305,13 @@ class Job:
             cancel_requested=bool(data.get("cancel_requested", False)),
             result_kept=bool(data.get("result_kept", False)),
             note=str(data.get("note", "")),
+            task_ids=[str(t) for t in data.get("task_ids", ())],
         )
+
+    @property
+    def step(self) -> int:
+        """Which of its chained provider tasks the job is on (0: the first, or the only one)."""
+        return max(0, len(self.task_ids) - 1)
 
 
 @dataclass(frozen=True)

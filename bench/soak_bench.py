@@ -366,7 +366,6 @@ def soak_tripo(n: int, work: Path, *, latency_s: float = 0.4) -> dict[str, Any]:
         settings = registry.BackendSettings(KEY, sandbox.url, timeout_s=5.0)
         backend = registry.build("tripo", settings)
         assert isinstance(backend, TripoBackend)
-        backend.poll_min_s, backend.poll_max_s = 0.05, 1.0  # scaled to the sandbox's scaled latency
         journal = Journal(run.folder)
         scheduler = Scheduler([backend], journal=journal,
                               config=SchedulerConfig(draft_reserved_slots=0, give_up_after_s=5.0))

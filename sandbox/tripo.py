@@ -9,8 +9,11 @@ Knobs (command line, or attributes of `SandboxState` in tests): latency per mode
 concurrency limit (code 2000 with Retry-After), a request-rate limit (1007), failure rates per error
 code, URL lifetime, starting balance, dropped connections and truncated downloads, statuses Kiln may
 not expect (the SDK's banned/expired/unknown, garbage) per task or at a rate, and a delay before a
-create's answer (the task exists, its id is not yet back: the moment a crash makes a job uncertain).
-Tasks belong to the key that created them: another key gets `missed` / 404 code 2001, as on Tripo.
+create's answer (the task exists, its id is not yet back: the moment a crash makes a job uncertain),
+`running_left_time` on running tasks, and another client of the same account holding N slots for S
+seconds (`hold_slots`). Tasks belong to the key that created them: another key gets `missed` / 404 code
+2001, as on Tripo. `timeline` (creates, refusals, finishes, with the slots in use) and `status_log` (what
+each status request answered) let tests count who waited for whom without reading a clock.
 """
 
 from __future__ import annotations
@@ -100,6 +103,14 @@ class SandboxState:
     [{"status": "expired"}, {"status": "failed", "error_code": 2018}]."""
     create_response_delay_s: float = 0.0
     """Hold each create's answer this long after the task was made (and charged)."""
+    left_time: bool = False
+    """Serve `running_left_time` (seconds left) on running tasks, as v2 and the SDK's Task know it."""
+    held: tuple[int, float] = (0, 0.0)
+    """(slots, until epoch time) another client of the same account holds: see `hold_slots`."""
+    timeline: list[tuple[float, str, str, int]] = field(default_factory=list)
+    """(time, "create" | "refused" | "done" | "failed", task id, slots in use after it, other client's included)."""
+    status_log: list[tuple[float, dict[str, str]]] = field(default_factory=list)
+    """(time, task id → status answered) per status request, in order."""
     tasks: dict[str, SandboxTask] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     creates: int = 0
@@ -134,8 +145,14 @@ class SandboxState:
         finally:
             engine.close()
 
+    def hold_slots(self, slots: int, seconds: float) -> None:
+        """Another client of the same account takes `slots` of the concurrency limit for `seconds`."""
+        self.held = (slots, time.time() + seconds)
+
     def in_flight(self) -> int:
-        return sum(1 for t in self.tasks.values() if t.status in ("queued", "running"))
+        """Slots in use on the account: our tasks queued or running, and another client's."""
+        held = self.held[0] if time.time() < self.held[1] else 0
+        return held + sum(1 for t in self.tasks.values() if t.status in ("queued", "running"))
 
     def advance(self) -> None:
         """Move tasks along by the clock; results are made when a task first counts as done."""
@@ -157,8 +174,10 @@ class SandboxState:
         if task.fail_code:
             task.status = "failed"
             self.balance += task.credits  # failed tasks are refunded
-            return
-        task.status = "success"
+        else:
+            task.status = "success"
+        self.timeline.append((task.completed, "done" if task.status == "success" else "failed", task.task_id,
+                              self.in_flight()))
 
     def start_generation(self, task: SandboxTask) -> None:
         """Make the result in the background from the moment the task is created, as a provider's GPUs
@@ -184,16 +203,21 @@ class SandboxState:
             return {}
         mode = Mode.PRODUCTION if textured else Mode.DRAFT
         if task.kind in ("texture", "decimate"):
-            source = str(task.request.get("original_model_task_id"))
+            source = source_task(task.request)
+            source_task_done = self.tasks[source].result_ready
+            source_task_done.wait(60)
             with self.lock:
-                self.files[f"{task.task_id}_model"] = self.files[f"{source}_model"]
+                model = self.files[f"{source}_model"]
+                if task.kind == "texture":
+                    model = retextured(model, str(task.request.get("texture_prompt", {}).get("text", "")))
+                self.files[f"{task.task_id}_model"] = model
                 self.files[f"{task.task_id}_preview"] = self.files[f"{source}_preview"]
             return {}
         if task.kind == "text":
             spec = JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=task.request.get("prompt", "x"),
                            seed=int(task.request.get("model_seed", 1) or 1))
         else:
-            token = task.request.get("input") or next(f["file_token"] for f in task.request["files"] if f)
+            token = task.request.get("input") or next(t for t in task.request["inputs"] if t)
             try:
                 rgb = decode_own_png(self.files[token])
             except (KeyError, ValueError):
@@ -223,6 +247,8 @@ class SandboxState:
                                 min(99, int(100 * (time.time() - task.created) / task.duration))
                                 if task.status == "running" else 0,
                                 "input": task.request, "created_at": task.created}
+        if self.left_time and task.status == "running":
+            body["running_left_time"] = max(0, round(task.created + task.duration - time.time()))
         if task.status == "success":
             body["output"] = {"model_url": self.signed_url(base, f"{task.task_id}_model"),
                               "rendered_image_url": self.signed_url(base, f"{task.task_id}_preview")}
@@ -340,7 +366,9 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                     state.status_requests += 1
                     ids = json.loads(body or b"{}").get("task_ids", [])
                     found = {i: state.visible(i, self._key) for i in ids}
-                    tasks = [state.task_json(task, self.base) for task in found.values() if task is not None]
+                    tasks = {i: state.task_json(task, self.base) for i, task in found.items() if task is not None}
+                    state.status_log.append((time.time(), {i: str(t["status"]) for i, t in tasks.items()}))
+                    # A map by task id, as the SDK reads it (BatchTaskResult), and the ids it does not know.
                     self._ok({"tasks": tasks, "missed": [i for i, task in found.items() if task is None]})
                 elif path.startswith("/v3/generation/") and path.endswith("-to-model"):
                     created = self._create(path.removeprefix("/v3/generation/").removesuffix("-to-model"), body)
@@ -383,7 +411,7 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                 self._error(status, code, f"sandbox error {code}", extra)
                 return None
             if kind in ("texture", "decimate"):
-                source = state.tasks.get(str(request.get("original_model_task_id", "")))
+                source = state.tasks.get(source_task(request))
                 if source is None:
                     self._error(400, 2006, "invalid source task")
                     return None
@@ -396,7 +424,15 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
             if kind == "text" and not str(request.get("prompt", "")).strip():
                 self._error(400, 1004, "prompt is required")
                 return None
+            if kind == "multiview" and not (isinstance(request.get("inputs"), list) and request["inputs"]
+                                            and request["inputs"][0]):
+                self._error(400, 1004, "inputs [front, left, back, right] with a front view are required")
+                return None
+            if kind == "image" and not request.get("input"):
+                self._error(400, 1004, "input is required")
+                return None
             if state.in_flight() >= state.limit:
+                state.timeline.append((time.time(), "refused", "", state.in_flight()))
                 self._error(429, 2000, "concurrency limit reached", {"Retry-After": "0.2"})
                 return None
             textured = bool(request.get("texture", True) or request.get("pbr", True))
@@ -412,6 +448,7 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                                fail_code=fail_code)
             state.tasks[task.task_id] = task
             state.creates += 1
+            state.timeline.append((task.created, "create", task.task_id, state.in_flight()))
             task.owner = self._key
             odd = next((status for status, rate in state.odd_statuses.items() if random.random() < rate), None)
             if odd is not None:
@@ -454,6 +491,26 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
     return Handler
+
+
+def source_task(request: dict[str, Any]) -> str:
+    """The model a post-processing request works on: v3's `input`, or the v2 name apiv3 still accepts."""
+    return str(request.get("input") or request.get("original_model_task_id") or "")
+
+
+def retextured(glb: bytes, prompt: str) -> bytes:
+    """The model with its materials renamed after the texture prompt: what a texture task returns here,
+    so a test can tell the textured model from the geometry it was made on."""
+    json_length = int.from_bytes(glb[12:16], "little")
+    document = json.loads(glb[20 : 20 + json_length])
+    for material in document.get("materials", []):
+        material["name"] = f"{material.get('name', 'material')} textured: {prompt}"[:120]
+    chunk = json.dumps(document, separators=(",", ":")).encode()
+    chunk += b" " * (-len(chunk) % 4)
+    rest = glb[20 + json_length :]
+    total = 12 + 8 + len(chunk) + len(rest)
+    return (glb[:4] + glb[4:8] + total.to_bytes(4, "little") + len(chunk).to_bytes(4, "little") + b"JSON"
+            + chunk + rest)
 
 
 class _Server(ThreadingHTTPServer):

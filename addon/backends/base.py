@@ -50,7 +50,11 @@ class Capabilities:
     concurrency: Mapping[str, int] = field(default_factory=lambda: {"default": 1})
     """Tasks in flight (queued + running) the provider allows per task group."""
     typical_latency_s: Mapping[str, float] = field(default_factory=lambda: {"draft": 30.0, "production": 120.0})
-    """Prior for ETAs until Kiln has observed this backend."""
+    """Prior for ETAs until Kiln has observed this backend (`scheduling.eta.TASK_PRIORS_S` wins)."""
+    paced_polling: bool = False
+    """`watch` asks the provider once, at once, and the scheduler decides when to call it: each task is
+    looked at when its own predicted finish is due (a polled provider). Otherwise `watch` paces itself
+    (a push stream, an in-process engine) and may block up to its timeout."""
 
 
 @dataclass
@@ -61,6 +65,8 @@ class TaskUpdate:
     credits: float = 0.0
     error_code: str = ""
     error_message: str = ""
+    left_s: float | None = None
+    """The provider's own estimate of the seconds left (Tripo's `running_left_time`), when it gives one."""
 
 
 def unknown_task_message(task_id: str) -> str:
@@ -129,6 +135,15 @@ class Backend(abc.ABC):
         provider denies knowing is MISSING, and one whose answer cannot be read is UNKNOWN: one odd
         task never makes this raise (raising means the provider could not be asked at all).
         """
+
+    def steps(self, spec: JobSpec) -> tuple[str, ...]:
+        """The provider tasks one job runs, in order, as latency keys: usually one (its mode); a chain
+        such as geometry then texture has more. Every task id is journaled before the next is created."""
+        return (spec.mode.value,)
+
+    def submit_step(self, spec: JobSpec, step: int, previous_task_id: str, client_ref: str) -> str:
+        """Create step `step` (1 or later) of a chained job, on the result of `previous_task_id`."""
+        raise BackendError("unsupported_input", f"{self.name} has no step {step}")
 
     @abc.abstractmethod
     def download(self, task_id: str, dest_dir: Path) -> dict[str, str]:

@@ -9,9 +9,7 @@ paced by the latency observed for the mode. Creates are re-sent only on code 200
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,8 +84,28 @@ STATUSES: dict[str, tuple[TaskStatus, int]] = {
     "banned": (TaskStatus.FAILED, 2008), "expired": (TaskStatus.FAILED, 2018), "unknown": (TaskStatus.UNKNOWN, 0),
 }
 STATUS_MESSAGES = {
-    "banned": "Tripo banned this task: prompt or image refused by content policy",
+    "banned": "refused by moderation: Tripo banned this task's prompt or image (not retried)",
     "expired": "the task expired on Tripo before it finished",
+}
+NOT_RETRIED = frozenset({"2008"})
+"""Failure codes a retry cannot change (content policy): the job says so, and nothing sends it again."""
+
+THEME_PROMPT = "theme_prompt"
+"""Spec parameter: a batch's shared theme, which Tripo applies with its texture route after geometry."""
+VIEW_SLOTS = ("front", "left", "back", "right")
+
+# Kiln's request fields against the current `tripo3d` SDK's (1.0.0, client.py), per route: Kiln's
+# meaning → the field the SDK sends. `request_fields` builds every body with these names; a test
+# compares them with the SDK's own bodies when the SDK is installed, and with this table always.
+FIELD_NAMES: dict[str, dict[str, str]] = {
+    "/v3/generation/text-to-model": {"prompt": "prompt", "model version": "model", "seed": "model_seed"},
+    "/v3/generation/image-to-model": {"image (file token)": "input", "model version": "model",
+                                      "seed": "model_seed"},
+    "/v3/generation/multiview-to-model": {"views [front, left, back, right]": "inputs",
+                                          "model version": "model", "seed": "model_seed"},
+    "/v3/models/texture": {"model task": "input", "model version": "model", "texture prompt": "texture_prompt",
+                           "seed": "texture_seed"},
+    "/v3/mesh/decimate": {"model task": "input", "model version": "model", "face limit": "face_limit"},
 }
 
 
@@ -118,23 +136,19 @@ class TripoBackend(Backend):
     capabilities = Capabilities(
         cancel=False, reconcile=False, durable_tasks=True,
         concurrency={"generation": 10, "p1": 5},
-        typical_latency_s={"draft": 20.0, "production": 60.0},
+        typical_latency_s={},  # Tripo's priors are in scheduling/eta.py, TASK_PRIORS_S, with their sources
+        paced_polling=True,
     )
 
     def __init__(self, api_key: str, base_url: str, *, online: Callable[[], bool] = lambda: True,
-                 timeout_s: float = 30.0, poll_min_s: float = 0.5, poll_max_s: float = 10.0) -> None:
+                 timeout_s: float = 30.0) -> None:
         if not api_key:
             raise BackendError("no_key", "no Tripo API key")
         self.http = HttpClient(base_url, api_key, key_routes=API_ROUTES, timeout_s=timeout_s, online=online)
-        self.poll_min_s = poll_min_s
-        self.poll_max_s = poll_max_s
         self.status_requests = 0
         self._lock = threading.Lock()
-        self._next_poll = 0.0
-        self._submitted_at: dict[str, tuple[float, str]] = {}
         self._outputs: dict[str, dict[str, Any]] = {}
-        self._observed: dict[str, float] = {}
-        self._polls = 0
+        self._logged: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
     def _call(self, method: str, path: str, *, json: Any = None, files: Any = None) -> Any:
@@ -222,6 +236,11 @@ class TripoBackend(Backend):
             return float(POST_CREDITS["texture"][spec.params_dict.get("texture_quality", "standard")])
         if spec.kind is JobKind.REFINE:
             return float(POST_CREDITS["smart_low_poly"])
+        return self._generation_credits(spec) + (
+            float(POST_CREDITS["texture"][spec.params_dict.get("texture_quality", "standard")])
+            if len(self.steps(spec)) > 1 else 0.0)
+
+    def _generation_credits(self, spec: JobSpec) -> float:
         fields = {**MODE_DEFAULTS[spec.mode], **spec.params_dict}
         if fields.get("target") == "film":
             fields["texture_quality"] = "detailed"
@@ -237,42 +256,65 @@ class TripoBackend(Backend):
         """Check the key (and reachability) before a batch spends anything."""
         self.balance()
 
-    def submit(self, spec: JobSpec, client_ref: str) -> str:
+    def request_fields(self, spec: JobSpec, upload: Callable[[str], str] | None = None,
+                       previous_task_id: str = "") -> tuple[str, dict[str, Any]]:
+        """The route and JSON body of the create for `spec`, in the current v3 field names (`FIELD_NAMES`).
+        `upload` turns an image path into a file token (the real upload by default); `previous_task_id`
+        is the geometry task a chained texture step works on."""
+        upload = upload or self._upload
+        if previous_task_id:
+            return "/v3/models/texture", self._texture_fields(spec, previous_task_id, spec.params_dict[THEME_PROMPT])
         fields = self._generation_fields(spec)
         if spec.kind is JobKind.TEXT:
             fields["prompt"] = spec.prompt
             if spec.negative_prompt:
                 fields["negative_prompt"] = spec.negative_prompt[:255]
-            route = "/v3/generation/text-to-model"
-        elif spec.kind is JobKind.IMAGE:
-            fields["input"] = self._upload(self._image_source(spec, 0))
-            route = "/v3/generation/image-to-model"
-        elif spec.kind is JobKind.MULTIVIEW:
+            return "/v3/generation/text-to-model", fields
+        if spec.kind is JobKind.IMAGE:
+            fields["input"] = upload(self._image_source(spec, 0))
+            return "/v3/generation/image-to-model", fields
+        if spec.kind is JobKind.MULTIVIEW:
             views = list(spec.params_dict.get("views", ("front", "left", "back", "right")[: len(spec.image_paths)]))
-            slots: dict[str, Any] = {v: {} for v in ("front", "left", "back", "right")}
+            slots: dict[str, str | None] = dict.fromkeys(VIEW_SLOTS)
             for number, view in enumerate(views):
-                slots[view] = {"type": "png", "file_token": self._upload(self._image_source(spec, number))}
-            fields["files"] = [slots[v] for v in ("front", "left", "back", "right")]
-            route = "/v3/generation/multiview-to-model"
-        elif spec.kind is JobKind.TEXTURE:
-            # A batch's shared look: texture an existing model with one texture prompt.
-            params = spec.params_dict
-            fields = {"original_model_task_id": params["original_task_id"], "model": DEFAULT_MODEL,
-                      "texture_prompt": {"text": str(params.get("texture_prompt") or spec.prompt)},
-                      "texture": True, "pbr": True,
-                      "texture_quality": params.get("texture_quality", "standard")}
-            if spec.seed:
-                fields["texture_seed"] = spec.seed
-            route = "/v3/models/texture"
-        elif spec.kind is JobKind.REFINE and spec.params_dict.get("operation") == "decimate":
+                slots[view] = upload(self._image_source(spec, number))
+            fields["inputs"] = [slots[v] for v in VIEW_SLOTS]  # [front, left, back, right], None where missing
+            return "/v3/generation/multiview-to-model", fields
+        params = spec.params_dict
+        if spec.kind is JobKind.TEXTURE:
+            # Texture an existing model with one texture prompt.
+            return "/v3/models/texture", self._texture_fields(
+                spec, str(params["original_task_id"]), str(params.get("texture_prompt") or spec.prompt))
+        if spec.kind is JobKind.REFINE and params.get("operation") == "decimate":
             # Smart low-poly: game-ready topology made by Tripo when the artist picks it.
-            params = spec.params_dict
-            fields = {"original_model_task_id": params["original_task_id"], "model_version": "v3.0",
-                      "face_limit": int(params.get("face_limit", 5000)), "quad": bool(params.get("quad", False)),
-                      "bake": True}
-            route = "/v3/mesh/decimate"
-        else:
-            raise BackendError("unsupported_input", f"Kiln's Tripo backend cannot do {spec.kind.value} jobs yet")
+            return "/v3/mesh/decimate", {"input": str(params["original_task_id"]), "model": "v3.0",
+                                         "face_limit": int(params.get("face_limit", 5000)),
+                                         "quad": bool(params.get("quad", False)), "bake": True}
+        raise BackendError("unsupported_input", f"Kiln's Tripo backend cannot do {spec.kind.value} jobs yet")
+
+    def _texture_fields(self, spec: JobSpec, source_task_id: str, prompt: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {"input": source_task_id, "model": DEFAULT_MODEL,
+                                  "texture_prompt": {"text": prompt}, "texture": True, "pbr": True,
+                                  "texture_quality": spec.params_dict.get("texture_quality", "standard")}
+        if spec.seed:
+            fields["texture_seed"] = spec.seed
+        return fields
+
+    def steps(self, spec: JobSpec) -> tuple[str, ...]:
+        """A themed Production batch gets Tripo's texture route after geometry, with the batch's prompt."""
+        if spec.params_dict.get(THEME_PROMPT) and spec.kind in (JobKind.TEXT, JobKind.IMAGE, JobKind.MULTIVIEW):
+            return (spec.mode.value, "texture")
+        return (spec.mode.value,)
+
+    def submit(self, spec: JobSpec, client_ref: str) -> str:
+        return self._create(spec, *self.request_fields(spec))
+
+    def submit_step(self, spec: JobSpec, step: int, previous_task_id: str, client_ref: str) -> str:
+        if step != 1 or len(self.steps(spec)) < 2:
+            raise BackendError("unsupported_input", f"Tripo has no step {step} for this job")
+        return self._create(spec, *self.request_fields(spec, previous_task_id=previous_task_id))
+
+    def _create(self, spec: JobSpec, route: str, fields: dict[str, Any]) -> str:
         try:
             data = self._call("POST", route, json=fields)
         except BackendError as exc:
@@ -289,45 +331,16 @@ class TripoBackend(Backend):
         if not task_id:
             # Something was created (or not): without an id, nobody can tell. The engine marks it uncertain.
             raise BackendError("bad_response", "Tripo accepted the create but sent no task id")
-        task_id = str(task_id)
-        with self._lock:
-            if not self._submitted_at:
-                self._polls = 0
-            self._submitted_at[task_id] = (time.monotonic(), spec.mode.value)
-            self._next_poll = min(self._next_poll, time.monotonic() + self.poll_min_s) if self._next_poll \
-                else time.monotonic() + self.poll_min_s
-        return task_id
-
-    def _interval(self) -> float:
-        """Until a task of this mode has been seen finishing: start short and grow by half each poll.
-        Then: sparse while the oldest task is far from its expected finish, dense around it. Always
-        jittered (clients in step would poll in bursts) and capped."""
-        with self._lock:
-            if not self._submitted_at:
-                return self.poll_min_s
-            started, mode = min(self._submitted_at.values())
-            observed = self._observed.get(mode)
-            self._polls += 1
-            polls = self._polls
-        jitter = 0.85 + 0.3 * random.random()
-        if observed is None:
-            return min(self.poll_max_s, self.poll_min_s * 1.5 ** min(polls, 30)) * jitter
-        expected = observed
-        remaining = expected - (time.monotonic() - started)
-        # Sparse while the oldest task is far from done, dense around when tasks like it finished before.
-        base = self.poll_min_s if remaining < expected * 0.3 else max(self.poll_min_s, 0.3 * remaining)
-        return min(self.poll_max_s, base) * jitter
+        return str(task_id)
 
     def watch(self, task_ids: Sequence[str], timeout_s: float) -> list[TaskUpdate]:
-        now = time.monotonic()
-        if now < self._next_poll:
-            time.sleep(min(timeout_s, self._next_poll - now))
-            if time.monotonic() < self._next_poll:
-                return []
+        """One batched status request per 100 tasks, sent now: the scheduler decides when, from each
+        task's own predicted finish (`Capabilities.paced_polling`)."""
         updates = []
         for start in range(0, len(task_ids), LIST_BATCH):
             chunk = list(task_ids[start : start + LIST_BATCH])
-            self.status_requests += 1
+            with self._lock:
+                self.status_requests += 1
             try:
                 data = self._call("POST", "/v3/tasks/list", json={"task_ids": chunk})
             except BackendError as exc:
@@ -336,52 +349,63 @@ class TripoBackend(Backend):
                 updates += [TaskUpdate(t, TaskStatus.MISSING) for t in chunk]  # none of them is known
                 continue
             updates += self._updates(chunk, data)
-        self._next_poll = time.monotonic() + self._interval()
         return updates
 
     def _updates(self, asked: Sequence[str], data: Any) -> list[TaskUpdate]:
         """One list answer, read defensively: a task whose entry cannot be read is UNKNOWN (watched on),
-        never an exception that would stall the poll of every other task."""
+        never an exception that would stall the poll of every other task. `tasks` is a map by id (the
+        SDK's reading) or a list; `missed` lists the ids the provider does not know."""
         tasks = data.get("tasks", []) if isinstance(data, dict) else data
         entries = list(tasks.values()) if isinstance(tasks, dict) else tasks if isinstance(tasks, list) else []
+        wanted = set(asked)
         updates: dict[str, TaskUpdate] = {}
         for entry in entries:
             task_id = str(entry.get("task_id", "")) if isinstance(entry, dict) else ""
-            if task_id not in asked:
+            if task_id not in wanted:
                 continue  # nothing to attribute it to (or a task nobody asked about)
             try:
                 updates[task_id] = self._update(entry)
-            except (TypeError, ValueError, AttributeError) as exc:
-                _log.warning("tripo: unreadable status for task %s: %s", task_id, exc)
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                self._log_once(f"entry:{type(exc).__name__}", "tripo: unreadable status for task %s: %s",
+                               task_id, exc)
                 updates[task_id] = TaskUpdate(task_id, TaskStatus.UNKNOWN)
         missed = data.get("missed", []) if isinstance(data, dict) else []
         for task_id in missed if isinstance(missed, list) else []:
-            if str(task_id) in asked and str(task_id) not in updates:
+            if str(task_id) in wanted and str(task_id) not in updates:
                 updates[str(task_id)] = TaskUpdate(str(task_id), TaskStatus.MISSING)
         return list(updates.values())
 
+    def _log_once(self, key: str, message: str, *args: Any) -> None:
+        """A surprise from the provider is worth one log line, not one per poll."""
+        with self._lock:
+            if key in self._logged:
+                return
+            self._logged.add(key)
+        _log.warning(message, *args)
+
     def _update(self, task: dict[str, Any]) -> TaskUpdate:
         task_id = str(task["task_id"])
-        status, forced_code = parse_status(task.get("status"))
-        progress = _number(task.get("progress")) / 100.0
+        raw = task.get("status")
+        status, forced_code = parse_status(raw)
+        progress = max(0.0, min(1.0, _number(task.get("progress")) / 100.0))
         if status is TaskStatus.UNKNOWN:
-            return TaskUpdate(task_id, status, error_message=f"it reports status {task.get('status')!r}")
-        if status.is_terminal:
+            if not (isinstance(raw, str) and raw.strip().lower() == "unknown"):
+                self._log_once(f"status:{raw!r}", "tripo: status %r is new to Kiln; the task is watched as running",
+                               raw)
+            return TaskUpdate(task_id, status, error_message=f"it reports status {raw!r}")
+        if status is TaskStatus.SUCCESS:
+            output = task.get("output")
             with self._lock:
-                started = self._submitted_at.pop(task_id, None)
-                if started is not None and status is TaskStatus.SUCCESS:
-                    seconds, mode = time.monotonic() - started[0], started[1]
-                    self._observed[mode] = 0.7 * self._observed.get(mode, seconds) + 0.3 * seconds
-                if status is TaskStatus.SUCCESS:
-                    output = task.get("output")
-                    self._outputs[task_id] = output if isinstance(output, dict) else {}
+                self._outputs[task_id] = output if isinstance(output, dict) else {}
         if status is TaskStatus.FAILED:
             code = forced_code or int(_number(task.get("error_code")))
             detail = str(task.get("error_message", "") or "")
-            message = STATUS_MESSAGES.get(str(task.get("status", "")).strip().lower()) or error_message(code, detail)
+            message = STATUS_MESSAGES.get(str(raw).strip().lower()) or error_message(code, detail)
             return TaskUpdate(task_id, status, progress, 0.0, str(code), message)
         credits = _number(task.get("credits_consumed")) if status is TaskStatus.SUCCESS else 0.0
-        return TaskUpdate(task_id, status, max(0.0, min(1.0, progress)), credits)
+        left = task.get("running_left_time")
+        left_s = _number(left) if left is not None and _number(left) >= 0 and status is TaskStatus.RUNNING else None
+        return TaskUpdate(task_id, status, progress, credits, left_s=left_s)
 
     def _fresh_output(self, task_id: str) -> dict[str, Any]:
         try:

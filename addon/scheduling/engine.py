@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -65,6 +65,10 @@ class SchedulerConfig:
     The artist's UI keeps one; a headless batch run, where nobody drafts, sets 0 to use every slot."""
     concurrency_cap: int | None = None
     """At most this many tasks in flight per backend group, below the provider's limit (batch --jobs)."""
+    plan_concurrency: Mapping[str, int] = field(default_factory=dict)
+    """Backend name → the account plan's real limit of tasks in flight, when it is below the provider's
+    documented one (the preference "Plan concurrency", `[backends.<name>] concurrency`): without it the
+    slot kept for drafts would be believed free on a smaller plan."""
     watch_timeout_s: float = 0.25
     max_submit_retries: int = 8
     """Resends of a create refused with nothing created, other than for concurrency (a concurrency
@@ -82,6 +86,10 @@ UNREACHABLE = "unreachable"
 """Error code of a job failed by `give_up_after_s`: recoverable, its task id kept."""
 UNKNOWN_TASK = "unknown_task"
 HELD_NOTE_PREFIX = "waiting: its batch"
+PENDING_STEP = "pending_step"
+"""Job metadata: the chained step whose create went out and whose task id is not back yet."""
+STEP_CREDITS = "step_credits"
+"""Job metadata: what each finished step of a chained job was charged, until the last one is done."""
 
 @dataclass(frozen=True)
 class QueueSummary:
@@ -136,6 +144,16 @@ class Scheduler:
         self.budget_skipped: dict[str, list[str]] = collections.defaultdict(list)
         self.balances: dict[str, float | str | None] = {}
         self.latency = eta_model.LatencyModel()
+        """Seconds from create to a downloaded result, per (backend, mode): queued jobs' ETAs."""
+        self.task_latency = eta_model.LatencyModel()
+        """Seconds from create to the provider reporting the task done, per (backend, step): predictions."""
+        self._predictors: dict[str, eta_model.FinishPredictor] = {}
+        """Backend → the predicted finish of its tasks in flight (when to poll, the panel's ETA)."""
+        self._task_started: dict[str, float] = {}
+        """Task id → monotonic time its create returned."""
+        self.polls: collections.deque[tuple[float, str, int]] = collections.deque(maxlen=10000)
+        """(monotonic time, the task whose predicted finish made it due, tasks asked about) of every paced
+        status request: who waited for whom, for tests and the benchmark."""
         self.version = 0
         """Bumped on every change, so a UI can redraw only when something happened."""
 
@@ -170,7 +188,7 @@ class Scheduler:
         self._dispatcher: threading.Thread | None = None
         self.threads_peak = 0
         for backend in self.backends.values():
-            self.latency.set_priors(backend.name, backend.capabilities.typical_latency_s)
+            self._set_priors(backend)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -223,9 +241,14 @@ class Scheduler:
         with self._lock:
             previous = self.backends.get(backend.name)
             self.backends[backend.name] = backend
-            self.latency.set_priors(backend.name, backend.capabilities.typical_latency_s)
+            self._set_priors(backend)
             if previous is not None and previous is not backend:
                 previous.close()
+
+    def _set_priors(self, backend: Backend) -> None:
+        self.latency.set_priors(backend.name, backend.capabilities.typical_latency_s)
+        self.task_latency.set_priors(backend.name, backend.capabilities.typical_latency_s)
+        self._predictors[backend.name] = eta_model.FinishPredictor(backend.name, self.task_latency)
 
     def add_batch(self, batch: BatchSpec) -> None:
         """Declare a batch before its jobs: its priority, start time and budget apply to them. It is
@@ -351,6 +374,7 @@ class Scheduler:
             if start is not JobState.QUEUED:
                 # The paid task (and what it cost) moves to the new attempt.
                 job.task_id, job.stage, job.credits_spent = old.task_id, old.stage, old.credits_spent
+                job.task_ids = list(old.task_ids)
                 job.metadata.update(old.metadata)
                 job.warnings.extend(old.warnings)
                 old.credits_spent = 0.0
@@ -534,6 +558,11 @@ class Scheduler:
             backend = self.backends.get(job.spec.backend)
             expected = self.latency.expected(backend.name, job.spec.mode.value) if backend else None
             started = job.state_times.get(JobState.SUBMITTING.value, now)
+            if job.state is JobState.RUNNING and expected is not None and backend is not None and job.task_id:
+                predictor = self._predictors.get(backend.name)
+                left = predictor.left_s(job.task_id, now) if predictor is not None else None
+                result[job.job_id] = eta_model.running_eta(expected, now - started, job.progress, left)
+                continue
             slots = self._slots[self._slot_key(backend, job.spec)] \
                 if backend is not None and job.state is JobState.QUEUED else None
             result[job.job_id] = eta_model.job_eta(job.state, expected, elapsed_s=now - started,
@@ -562,8 +591,9 @@ class Scheduler:
         group = backend.concurrency_group(spec)
         key = (backend.name, group)
         if key not in self._slots:
-            self._slots[key] = policy.new_slots(backend.capabilities.concurrency.get(group, 1),
-                                                self.config.concurrency_cap)
+            limit = backend.capabilities.concurrency.get(group, 1)
+            plan = self.config.plan_concurrency.get(backend.name)
+            self._slots[key] = policy.new_slots(min(limit, plan) if plan else limit, self.config.concurrency_cap)
         return key
 
     def _queued_facts(self) -> list[policy.QueuedJob]:
@@ -692,6 +722,10 @@ class Scheduler:
         with self._lock:
             self._resends.pop(job.job_id, None)
             job.task_id = task_id
+            job.task_ids = [task_id]
+            self._task_started[task_id] = time.monotonic()
+            key = self._slot_key(backend, job.spec)
+            self._slots[key] = policy.accepted(self._slots[key])
             job.metadata.update(backend.describe(job.spec))
             job.move_to(JobState.RUNNING)
             # Durable before anything else happens: this id is what stops a double charge.
@@ -713,7 +747,7 @@ class Scheduler:
             if attempt is not None:
                 delay = backoff_delay(max(1, attempt), base_s=0.05, retry_after_s=exc.retry_after_s)
                 self._slots[key] = policy.refused(self._slots[key], concurrency=concurrency,
-                                                  retry_at=time.monotonic() + delay)
+                                                  retry_at=time.monotonic() + delay, retry_after_s=exc.retry_after_s)
                 if job.cancel_requested:
                     self._resends.pop(job.job_id, None)
                     job.move_to(JobState.CANCELLED)
@@ -764,13 +798,22 @@ class Scheduler:
     def _watch_loop(self, backend: Backend) -> None:
         failures = 0
         idle_since: float | None = None
+        paced = backend.capabilities.paced_polling
         while not self._stop.is_set():
             with self._lock:
-                watched = {
-                    j.task_id: j.job_id
-                    for j in self.jobs.values()
-                    if j.spec.backend == backend.name and j.state is JobState.RUNNING and j.task_id
-                }
+                running = [j for j in self.jobs.values()
+                           if j.spec.backend == backend.name and j.state is JobState.RUNNING and j.task_id]
+                watched = {j.task_id: j.job_id for j in running if j.task_id}
+                due = self._poll_due(backend, running) if paced and running else None
+            if due is not None:
+                # A polled provider is asked when the earliest predicted finish of its tasks is due (each
+                # task paces itself, so a draft is never paced by the Production tasks around it); one
+                # batched request then serves every task in flight.
+                wait_s = due[0] - time.monotonic()
+                if wait_s > 0:
+                    self._stop.wait(min(wait_s, self.config.watch_timeout_s))
+                    continue
+                self.polls.append((time.monotonic(), due[1], len(watched)))
             if not watched:
                 # Linger briefly so a steady stream of jobs does not start a thread per job.
                 idle_since = idle_since or time.monotonic()
@@ -803,6 +846,37 @@ class Scheduler:
                 except Exception:
                     # One task's odd answer must never stall the poll of the others.
                     _log.exception("%s: could not apply the status of task %s", backend.name, update.task_id)
+            if paced:
+                self._polled(backend, watched, updates)
+
+    def _poll_due(self, backend: Backend, running: Sequence[Job]) -> tuple[float, str] | None:
+        """(When, for which task) the next status request of this polled backend is due (lock held)."""
+        predictor = self._predictors[backend.name]
+        now = time.monotonic()
+        for job in running:
+            assert job.task_id is not None
+            steps = backend.steps(job.spec)
+            step = steps[min(job.step, len(steps) - 1)]
+            predictor.track(job.task_id, step, self._task_started.get(job.task_id, now))
+        predictor.forget_others(j.task_id for j in running if j.task_id)
+        return predictor.due()
+
+    def _polled(self, backend: Backend, watched: Mapping[str, str], updates: Sequence[TaskUpdate]) -> None:
+        """Feed one status answer to the predictions: progress, the provider's time left, finishes."""
+        now = time.monotonic()
+        by_id = {u.task_id: u for u in updates}
+        with self._lock:
+            predictor = self._predictors[backend.name]
+            for task_id in watched:
+                update = by_id.get(task_id)
+                if update is None or update.status in (TaskStatus.UNKNOWN, TaskStatus.MISSING):
+                    predictor.unanswered(task_id, now)
+                elif update.status.is_terminal:
+                    predictor.saw(task_id, now, progress=1.0, done=update.status is TaskStatus.SUCCESS)
+                    predictor.clocks.pop(task_id, None)
+                    self._task_started.pop(task_id, None)
+                else:
+                    predictor.saw(task_id, now, progress=update.progress, left_s=update.left_s)
 
     def _unreachable(self, backend: Backend, job_ids: Sequence[str], *, unreadable: str = "",
                      cause: str = "") -> float:
@@ -867,16 +941,22 @@ class Scheduler:
                     self._changed()
                 return
             self._misses.pop(job.job_id, None)
+            steps = backend.steps(job.spec)
             if not update.status.is_terminal:
-                if update.progress != job.progress:
-                    job.progress = update.progress
+                progress = (job.step + update.progress) / len(steps)
+                if progress != job.progress:
+                    job.progress = progress
                     self.version += 1
+                return
+            if update.status is TaskStatus.SUCCESS and job.step + 1 < len(steps) and not job.cancel_requested:
+                self._next_step(job, backend, update)
                 return
             key = self._slot_key(backend, job.spec)
             self._slots[key] = policy.released(self._slots[key])
             if update.status is TaskStatus.SUCCESS:
                 job.progress = 1.0
-                job.credits_spent = update.credits or job.credits_estimated
+                earlier = sum(float(c) for c in job.metadata.pop(STEP_CREDITS, []))
+                job.credits_spent = earlier + update.credits if update.credits else job.credits_estimated
                 job.reach(Stage.TASK_DONE)
                 job.move_to(JobState.DOWNLOADING)
                 self._record(job)
@@ -890,6 +970,74 @@ class Scheduler:
                 job.refunded()  # providers refund failed tasks: a retry may create again
                 job.fail(update.error_code or "task_failed", update.error_message or "the provider failed this task")
                 self._record(job)
+            self._changed()
+
+    def _next_step(self, job: Job, backend: Backend, update: TaskUpdate) -> None:
+        """A chained job's task is done and the next one is due (lock held): create it at once, on the
+        submit pool, keeping the job's slot. A create for this step that was sent before a crash, with no
+        id back, may have been charged: the job fails saying so rather than paying twice on its own."""
+        step = job.step + 1
+        job.metadata.setdefault(STEP_CREDITS, []).append(update.credits)
+        if job.metadata.pop(PENDING_STEP, None) == step:
+            key = self._slot_key(backend, job.spec)
+            self._slots[key] = policy.released(self._slots[key])
+            job.fail("uncertain_step", f"step {step + 1} of '{job.label}' ({backend.steps(job.spec)[step]}) was "
+                     "sent before Kiln stopped and may have been charged; check the provider, then Retry sends it")
+            self._record(job)
+            self._changed()
+            return
+        assert job.task_id is not None
+        previous = job.task_id
+        job.metadata[PENDING_STEP] = step
+        self._record(job, durable=True)  # the intent, before the create goes out
+        future = self._submit_pool.submit(self._step_worker, job, backend, step, previous)
+        self._creates.add(future)
+        future.add_done_callback(self._creates.discard)
+        self._changed()
+
+    def _step_worker(self, job: Job, backend: Backend, step: int, previous: str) -> None:
+        """Create a chained step. A refusal that created nothing is sent again (concurrency: as often as
+        it takes, within `give_up_after_s`); a failure leaves the job at its paid first task, so Retry
+        watches that task and creates this step again, never the first one."""
+        started = time.monotonic()
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                task_id = backend.submit_step(job.spec, step, previous, job.job_id)
+                break
+            except BackendError as exc:
+                attempt += 1
+                waited = time.monotonic() - started
+                again = exc.nothing_created and exc.retryable and waited < self.config.give_up_after_s and (
+                    exc.code == "concurrency_limit" or attempt <= self.config.max_submit_retries)
+                if again:
+                    self._stop.wait(backoff_delay(attempt, base_s=0.05, retry_after_s=exc.retry_after_s))
+                    continue
+                self._step_failed(job, backend, exc.code, exc.message, charged=not exc.nothing_created)
+                return
+            except Exception as exc:
+                _log.exception("backend %s crashed on a chained step", backend.name)
+                self._step_failed(job, backend, "internal_error", str(exc), charged=True)
+                return
+        else:
+            return  # stopping: the journal's pending step makes the next start say so
+        with self._lock:
+            job.metadata.pop(PENDING_STEP, None)
+            job.task_id = task_id
+            job.task_ids.append(task_id)
+            self._task_started[task_id] = time.monotonic()
+            self._record(job, durable=True)  # this id is what stops a double charge
+            self._changed()
+
+    def _step_failed(self, job: Job, backend: Backend, code: str, message: str, *, charged: bool) -> None:
+        with self._lock:
+            key = self._slot_key(backend, job.spec)
+            self._slots[key] = policy.released(self._slots[key])
+            job.metadata.pop(PENDING_STEP, None)  # the message says what may be charged; Retry is the artist's call
+            step = backend.steps(job.spec)[job.step + 1]
+            job.fail(code, f"the {step} step failed: {message}; the first task is paid and kept: Retry continues "
+                     "from it" + (" (this step may have been charged: check the provider first)" if charged else ""))
+            self._record(job)
             self._changed()
 
     def _download_worker(self, job: Job, backend: Backend) -> None:

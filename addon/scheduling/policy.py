@@ -9,8 +9,11 @@ The rules:
 - order: drafts first (oldest first), then production by batch priority, batch age and index;
 - lanes: production leaves `draft_reserved_slots` of each (backend, group) free, so a draft never
   waits behind a batch; pausing stops production only;
-- slots: a provider's declared concurrency (capped by `--jobs`) is what we start believing; a
-  concurrency refusal shrinks the belief to what is actually in flight, each freed slot earns one back;
+- slots: a provider's declared concurrency (capped by the plan's and by `--jobs`) is what we start
+  believing; a concurrency refusal shrinks the belief to what is actually in flight, then it grows back
+  by probing: one more slot per Retry-After while there is work for it (additive increase). Drafts probe
+  up to the declared limit; production only up to the most the provider has accepted at once (and past
+  that once per `CEILING_PROBE_S`), so on a plan smaller than declared the slot kept for drafts is real;
 - budget: a job is sent only while the batch's spent plus committed credits stay within the budget;
   one that could never fit (spent alone leaves too little) is failed as over budget;
 - start time: nothing of a batch goes before its `start_at`;
@@ -32,6 +35,11 @@ DEFAULT_PRIORITY = 1
 IDLE_WAKE_S = 1.0
 """The longest the dispatcher sleeps when nothing is due sooner (any change wakes it at once)."""
 EPSILON = 1e-9
+MIN_PROBE_S = 0.1
+"""The shortest spacing of probes after a concurrency refusal that gave no usable Retry-After."""
+CEILING_PROBE_S = 30.0
+"""Production probes past the most the provider ever accepted at once no more often than this: each such
+probe may take the slot kept for drafts on a plan smaller than declared, until a task frees it."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,14 @@ class SlotState:
     in_flight: int = 0
     not_before: float = 0.0
     """Monotonic time before which no create is sent (after a concurrency refusal)."""
+    probe_at: float = 0.0
+    """Monotonic time from which the belief may grow by one slot (after a concurrency refusal)."""
+    probe_every: float = MIN_PROBE_S
+    """Spacing of probes: the provider's last Retry-After."""
+    ceiling: int = 0
+    """The most tasks the provider accepted in flight at once (a create answered with a task id)."""
+    slow_probe_at: float = 0.0
+    """Monotonic time from which production may probe past `ceiling` again."""
 
 
 @dataclass(frozen=True)
@@ -166,13 +182,44 @@ def occupied(slots: SlotState) -> SlotState:
     return replace(slots, in_flight=slots.in_flight + 1)
 
 
-def refused(slots: SlotState, *, concurrency: bool, retry_at: float) -> SlotState:
+def accepted(slots: SlotState) -> SlotState:
+    """A create came back with a task id: the provider holds this many of ours at once."""
+    return replace(slots, ceiling=max(slots.ceiling, slots.in_flight))
+
+
+def refused(slots: SlotState, *, concurrency: bool, retry_at: float, retry_after_s: float | None = None
+            ) -> SlotState:
     """A create came back with nothing created: the slot is free again and no create goes before
     `retry_at`. A concurrency refusal also means the provider allows no more than what is left in
-    flight, so the belief shrinks to that (never below one)."""
+    flight, so the belief shrinks to that (never below one), and grows back by one probe per
+    Retry-After from `retry_at` on (`probe`)."""
     in_flight = max(0, slots.in_flight - 1)
-    believed = max(1, min(slots.believed, in_flight)) if concurrency else slots.believed
-    return replace(slots, in_flight=in_flight, believed=believed, not_before=retry_at)
+    if not concurrency:
+        return replace(slots, in_flight=in_flight, not_before=retry_at)
+    return replace(slots, in_flight=in_flight, believed=max(1, min(slots.believed, in_flight)), not_before=retry_at,
+                   probe_at=retry_at, probe_every=max(MIN_PROBE_S, retry_after_s or 0.0),
+                   slow_probe_at=retry_at + CEILING_PROBE_S)
+
+
+def probe(slots: SlotState, now: float, *, draft: bool) -> SlotState:
+    """Work is waiting for a slot the belief does not give: believe in one more, if a probe is due (one
+    per Retry-After since the refusal). Unchanged when none is due; see `next_probe`."""
+    at = next_probe(slots, draft=draft)
+    if at is None or now < at:
+        return slots
+    grown = replace(slots, believed=slots.believed + 1, probe_at=now + slots.probe_every)
+    if not draft and slots.believed >= slots.ceiling:
+        grown = replace(grown, slow_probe_at=now + CEILING_PROBE_S)
+    return grown
+
+
+def next_probe(slots: SlotState, *, draft: bool) -> float | None:
+    """When the belief may next grow for this lane, or None: never past the declared limit."""
+    if slots.believed >= slots.declared:
+        return None
+    if not draft and slots.believed >= slots.ceiling:
+        return max(slots.probe_at, slots.slow_probe_at)
+    return slots.probe_at
 
 
 def failed_create(slots: SlotState) -> SlotState:
@@ -181,9 +228,8 @@ def failed_create(slots: SlotState) -> SlotState:
 
 
 def released(slots: SlotState) -> SlotState:
-    """The provider finished a task, so a slot is free; each freed slot earns back one that a refusal
-    took, up to the declared limit."""
-    return replace(slots, in_flight=max(0, slots.in_flight - 1), believed=min(slots.declared, slots.believed + 1))
+    """The provider finished a task, so a slot is free (the belief stands: probes grow it)."""
+    return replace(slots, in_flight=max(0, slots.in_flight - 1))
 
 
 def resend_attempt(resent: int, *, concurrency: bool, max_retries: int) -> int | None:
@@ -259,7 +305,12 @@ def dispatch(view: QueueView, *, now_mono: float, now_wall: float) -> Decision:
                 if verdict is BudgetVerdict.WAIT:
                     continue
         if group.in_flight >= allowance(group, draft=job.draft, draft_reserved_slots=view.draft_reserved_slots):
-            continue
+            group = slots[job.slot_key] = probe(group, now_mono, draft=job.draft)
+            if group.in_flight >= allowance(group, draft=job.draft, draft_reserved_slots=view.draft_reserved_slots):
+                at = next_probe(group, draft=job.draft)
+                if at is not None:
+                    sleep_s = min(sleep_s, max(EPSILON, at - now_mono))
+                continue
         slots[job.slot_key] = occupied(group)
         current = totals.get(job.batch, NO_CREDITS)
         totals[job.batch] = replace(current, committed=current.committed + job.credits_estimated)

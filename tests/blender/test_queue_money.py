@@ -35,7 +35,7 @@ def sandbox() -> Iterator[TripoSandbox]:
 
 
 def tripo(server: TripoSandbox) -> Any:
-    return engine("backends.tripo").TripoBackend(KEY, server.url, poll_min_s=0.05, poll_max_s=0.2)
+    return engine("backends.tripo").TripoBackend(KEY, server.url)
 
 
 def rows() -> list[Any]:

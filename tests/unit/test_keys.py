@@ -244,7 +244,7 @@ def test_the_registry_itself_refuses_a_redirect_nobody_allowed(evil: TripoSandbo
 
 # -------------------------------------------------------------------------------- routes, not hosts
 def finished_job(server: TripoSandbox, tmp_path: Path) -> None:
-    backend = TripoBackend(KEY, server.url, poll_min_s=0.05, poll_max_s=0.2, timeout_s=5)
+    backend = TripoBackend(KEY, server.url, timeout_s=5)
     scheduler = Scheduler([backend], journal=Journal(tmp_path / "journal"),
                           config=SchedulerConfig(draft_reserved_slots=0))
     scheduler.start()

@@ -33,7 +33,7 @@ def sandbox() -> Iterator[TripoSandbox]:
 
 
 def client(server: TripoSandbox, key: str = KEY) -> TripoBackend:
-    return TripoBackend(key, server.url, poll_min_s=0.05, poll_max_s=0.2, timeout_s=5)
+    return TripoBackend(key, server.url, timeout_s=5)
 
 
 class Engines:
@@ -102,7 +102,7 @@ def test_sigkill_between_intent_and_task_id_leaves_uncertain_jobs_that_are_never
 
 def test_a_create_whose_answer_is_lost_is_uncertain_not_resent(sandbox: TripoSandbox, engines: Engines) -> None:
     sandbox.state.create_response_delay_s = 2.0
-    backend = TripoBackend(KEY, sandbox.url, poll_min_s=0.05, timeout_s=0.5)  # gives up on the answer
+    backend = TripoBackend(KEY, sandbox.url, timeout_s=0.5)  # gives up on the answer
     scheduler = engines.start(backend)
     job = scheduler.add(crate())
     drain(scheduler)

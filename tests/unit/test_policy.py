@@ -205,15 +205,38 @@ def test_slots_start_at_the_provider_limit_capped_by_the_configuration() -> None
     assert policy.new_slots(0).declared == 1, "a group always has a slot"
 
 
-def test_a_concurrency_refusal_shrinks_the_belief_and_freed_slots_earn_it_back() -> None:
+def test_a_concurrency_refusal_shrinks_the_belief_and_probes_grow_it_one_per_retry_after() -> None:
     state = SlotState(declared=5, believed=5, in_flight=3)
-    refused = policy.refused(state, concurrency=True, retry_at=NOW + 0.2)
-    assert refused == SlotState(declared=5, believed=2, in_flight=2, not_before=NOW + 0.2)
-    regrown = policy.released(refused)
-    assert (regrown.believed, regrown.in_flight) == (3, 1)
-    for _ in range(5):
-        regrown = policy.released(policy.occupied(regrown))
-    assert regrown.believed == 5, "never above the declared limit"
+    refused = policy.refused(state, concurrency=True, retry_at=NOW + 0.2, retry_after_s=0.2)
+    assert (refused.believed, refused.in_flight, refused.not_before) == (2, 2, NOW + 0.2)
+    assert policy.released(refused).believed == 2, "a finished task frees a slot, it does not grow the belief"
+    assert policy.probe(refused, NOW, draft=True) == refused, "no probe before the Retry-After"
+    grown = policy.probe(refused, NOW + 0.2, draft=True)
+    assert grown.believed == 3 and grown.probe_at == pytest.approx(NOW + 0.4)
+    assert policy.probe(grown, NOW + 0.3, draft=True) == grown, "one extra slot per Retry-After"
+    for step in range(2, 10):
+        grown = policy.probe(grown, NOW + 0.2 * step + 0.01, draft=True)
+    assert grown.believed == 5, "never above the declared limit"
+
+
+def test_production_probes_only_up_to_what_the_provider_accepted_so_the_draft_slot_stays_real() -> None:
+    # A plan of 3 under a declared 10: three creates were accepted, the fourth refused.
+    state = SlotState(declared=10, believed=10)
+    for _ in range(3):
+        state = policy.accepted(policy.occupied(state))
+    state = policy.refused(policy.occupied(state), concurrency=True, retry_at=NOW, retry_after_s=0.2)
+    assert (state.believed, state.ceiling, state.in_flight) == (3, 3, 3)
+    finished = policy.released(state)
+    queue = QueueView(queued=(prod("p0"), prod("p1", index=1)), slots={("b", "g"): finished},
+                      batches={"batch": BatchPolicy("batch")}, totals={}, draft_reserved_slots=1)
+    decision = decide(queue)
+    assert decision.submit == (), "production keeps the third slot free for drafts"
+    assert decision.slots[("b", "g")].believed == 3, "and does not probe past what was accepted"
+    with_draft = QueueView(queued=(draft("d"), *queue.queued), slots=queue.slots, batches=queue.batches, totals={},
+                           draft_reserved_slots=1)
+    assert decide(with_draft).submit == ("d",)
+    later = policy.dispatch(queue, now_mono=NOW + policy.CEILING_PROBE_S + 1, now_wall=WALL)
+    assert later.submit == ("p0",), "past the ceiling production probes, but only once per CEILING_PROBE_S"
 
 
 def test_a_refusal_with_nothing_in_flight_still_believes_in_one_slot() -> None:
@@ -243,9 +266,12 @@ def test_no_create_goes_before_a_refusals_retry_time() -> None:
 
 def test_a_dispatch_respects_a_shrunk_belief() -> None:
     queue = QueueView(queued=tuple(prod(f"p{i}", index=i) for i in range(4)),
-                      slots={("b", "g"): SlotState(declared=4, believed=2, in_flight=1)},
+                      slots={("b", "g"): SlotState(declared=4, believed=2, in_flight=1, probe_at=NOW + 0.5, ceiling=3,
+                                                   slow_probe_at=NOW + 30)},
                       batches={"batch": BatchPolicy("batch")}, totals={}, draft_reserved_slots=0)
-    assert decide(queue).submit == ("p0",)
+    decision = decide(queue)
+    assert decision.submit == ("p0",), "no probe is due yet"
+    assert decision.sleep_s == pytest.approx(0.5), "the dispatcher wakes when it is"
 
 
 def test_resends_after_refusals() -> None:
@@ -265,14 +291,23 @@ def test_dispatch_does_not_change_what_it_was_given() -> None:
 # ---------------------------------------------------------------------------------------------- eta
 def test_latency_starts_from_the_prior_and_follows_observations() -> None:
     model = eta.LatencyModel()
-    assert model.expected("tripo", "draft") == eta.DEFAULT_LATENCY_S
-    model.set_priors("tripo", {"draft": 20.0, "production": 60.0})
-    assert model.expected("tripo", "draft") == 20.0
-    model.observe("tripo", "draft", 10.0)
-    assert model.expected("tripo", "draft") == 10.0, "the first observation replaces the prior"
-    model.observe("tripo", "draft", 20.0)
-    assert model.expected("tripo", "draft") == pytest.approx(15.0), "an even mean while samples are few"
-    assert model.expected("tripo", "production") == 60.0
+    assert model.expected("remote", "draft") == eta.DEFAULT_LATENCY_S
+    model.set_priors("remote", {"draft": 20.0, "production": 60.0})
+    assert model.expected("remote", "draft") == 20.0 and not model.known("remote", "draft")
+    model.observe("remote", "draft", 10.0)
+    assert model.expected("remote", "draft") == 10.0, "the first observation replaces the prior"
+    assert model.known("remote", "draft")
+    model.observe("remote", "draft", 20.0)
+    assert model.expected("remote", "draft") == pytest.approx(15.0), "an even mean while samples are few"
+    assert model.expected("remote", "production") == 60.0
+
+
+def test_the_table_of_priors_wins_over_a_backends_own_figures() -> None:
+    model = eta.LatencyModel()
+    model.set_priors("tripo", {"draft": 1.0, "other": 5.0})
+    assert model.expected("tripo", "draft") == eta.TASK_PRIORS_S[("tripo", "draft")]
+    assert model.expected("tripo", "texture") == eta.TASK_PRIORS_S[("tripo", "texture")]
+    assert model.expected("tripo", "other") == 5.0
 
 
 def test_the_mean_follows_recent_samples_once_settled() -> None:

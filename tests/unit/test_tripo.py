@@ -31,7 +31,7 @@ def sandbox() -> Iterator[TripoSandbox]:
 
 
 def backend(server: TripoSandbox, key: str = KEY) -> TripoBackend:
-    return TripoBackend(key, server.url, poll_min_s=0.05, poll_max_s=0.3, timeout_s=5)
+    return TripoBackend(key, server.url, timeout_s=5)
 
 
 @pytest.fixture
@@ -76,8 +76,8 @@ def test_image_and_multiview_routes_upload_first(scheduler: Scheduler, sandbox: 
     posts = [path for method, path, _ in sandbox.state.requests_seen if method == "POST"]
     assert posts.count("/v3/files") == 3
     assert "/v3/generation/image-to-model" in posts and "/v3/generation/multiview-to-model" in posts
-    files = next(t for t in sandbox.state.tasks.values() if t.kind == "multiview").request["files"]
-    assert files[0]["file_token"].startswith("file_") and files[1]["file_token"] and files[2] == {} == files[3]
+    inputs = next(t for t in sandbox.state.tasks.values() if t.kind == "multiview").request["inputs"]
+    assert inputs[0].startswith("file_") and inputs[1].startswith("file_") and inputs[2] is None is inputs[3]
     assert jobs[0].credits_spent == 30
 
 
@@ -248,7 +248,7 @@ def test_texture_and_smart_low_poly_routes(sandbox: TripoSandbox, tmp_path: Path
         read_glb_json(Path(files["model"]))
     requests = {t.kind: t.request for t in sandbox.state.tasks.values()}
     assert requests["texture"]["texture_prompt"] == {"text": "mossy stone"}
-    assert requests["decimate"]["face_limit"] == 3000 and requests["decimate"]["original_model_task_id"] == source
+    assert requests["decimate"]["face_limit"] == 3000 and requests["decimate"]["input"] == source
     bad = JobSpec(kind=JobKind.TEXTURE, backend="tripo", params=JobSpec.make_params({"original_task_id": "nope"}))
     with pytest.raises(BackendError, match="source task is not valid"):
         client.submit(bad, "x")

@@ -19,7 +19,7 @@ from addon.scheduling import Scheduler, SchedulerConfig
 
 
 def main(work: Path, url: str, key: str, count: int) -> None:
-    backend = TripoBackend(key, url, poll_min_s=0.05, poll_max_s=0.3, timeout_s=60)
+    backend = TripoBackend(key, url, timeout_s=60)
     scheduler = Scheduler([backend], journal=Journal(work), config=SchedulerConfig(draft_reserved_slots=0))
     scheduler.start()
     scheduler.add_batch(BatchSpec("kill", backend="tripo"))
