@@ -155,6 +155,11 @@ class JobSpec:
         return tuple(sorted((k, _freeze(v)) for k, v in params.items()))
 
 
+THEME_PROMPT = "theme_prompt"
+"""Spec parameter: a batch's shared theme, for a backend that applies it with its own texturing (Tripo's
+texture route after geometry; `modes.PROVIDER_THEMES`). The request builder sets it, the backend reads it."""
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .jobs import Mode
+from .jobs import THEME_PROMPT, Mode
 
 # Per-backend parameters each mode implies. Cloud backends add their entries as they land.
 MODE_PARAMS: dict[str, dict[Mode, dict[str, object]]] = {
@@ -12,6 +12,18 @@ MODE_PARAMS: dict[str, dict[Mode, dict[str, object]]] = {
         Mode.PRODUCTION: {"detail": "fine"},
     },
 }
+
+
+PROVIDER_THEMES = frozenset({"tripo"})
+"""Backends whose Production applies a batch's theme with the provider's own AI texturing (one shared
+texture prompt on every model, a paid step after geometry). Elsewhere the theme is a Blender material."""
+
+
+def theme_params(backend: str, mode: Mode, theme_prompt: str) -> dict[str, object]:
+    """What a batch's theme asks of the generator: Tripo textures every Production model with it."""
+    if mode is Mode.PRODUCTION and backend in PROVIDER_THEMES and theme_prompt.strip():
+        return {THEME_PROMPT: theme_prompt.strip()}
+    return {}
 
 
 def mode_params(backend: str, mode: Mode, extra: dict[str, object] | None = None) -> dict[str, object]:

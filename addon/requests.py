@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .jobs import BatchSpec, JobKind, JobSpec, Mode, Priority
-from .modes import PREPARED_IMAGES, VIEWS, mode_params, target_params
+from .modes import PREPARED_IMAGES, VIEWS, mode_params, target_params, theme_params
 from .naming import asset_name, draft_name, next_batch_name, slug
 from .presets import PRESETS, FinishPreset, Theme
 
@@ -338,7 +338,8 @@ def manifest_asset_specs(batch: BatchSpec, *, kind: str, index: int, name: str, 
                          face_budget: int = 0) -> list[JobSpec]:
     """One manifest asset → its specs. Seeds derive from the asset's identity (name and request), not its
     position, so inserting an asset changes no other job."""
-    params = _params(batch.mode, batch.backend, batch.target, face_budget)
+    params = _params(batch.mode, batch.backend, batch.target, face_budget,
+                     theme_params(batch.backend, batch.mode, batch.theme.prompt) if batch.theme else None)
     identity = json.dumps([name, kind, prompt, [i.source for i in images], list(parts)], sort_keys=True)
     seed = derived_seed(base_seed, identity)
     common: dict[str, Any] = {"backend": batch.backend, "mode": batch.mode, "batch": batch.name, "index": index}

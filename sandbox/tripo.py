@@ -103,6 +103,8 @@ class SandboxState:
     [{"status": "expired"}, {"status": "failed", "error_code": 2018}]."""
     create_response_delay_s: float = 0.0
     """Hold each create's answer this long after the task was made (and charged)."""
+    make_results: bool = True
+    """False: no result is ever made, so tasks stay running (for tests that read only the requests)."""
     left_time: bool = False
     """Serve `running_left_time` (seconds left) on running tasks, as v2 and the SDK's Task know it."""
     held: tuple[int, float] = (0, 0.0)
@@ -455,7 +457,7 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                 task.override["status"] = odd
             if state.task_overrides:
                 task.override.update(state.task_overrides.pop(0))
-            if not fail_code:
+            if not fail_code and state.make_results:
                 state.start_generation(task)
             return {"task_id": task.task_id, "type": f"{kind}_to_model", "status": "queued"}
 

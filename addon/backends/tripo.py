@@ -18,7 +18,7 @@ import numpy as np
 
 from ..http import HttpClient, retry_after
 from ..imaging.png import encode_png
-from ..jobs import JobKind, JobSpec, Mode
+from ..jobs import THEME_PROMPT, JobKind, JobSpec, Mode
 from .base import (
     Backend,
     BackendError,
@@ -90,8 +90,6 @@ STATUS_MESSAGES = {
 NOT_RETRIED = frozenset({"2008"})
 """Failure codes a retry cannot change (content policy): the job says so, and nothing sends it again."""
 
-THEME_PROMPT = "theme_prompt"
-"""Spec parameter: a batch's shared theme, which Tripo applies with its texture route after geometry."""
 VIEW_SLOTS = ("front", "left", "back", "right")
 
 # Kiln's request fields against the current `tripo3d` SDK's (1.0.0, client.py), per route: Kiln's
