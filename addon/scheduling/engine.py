@@ -725,7 +725,9 @@ class Scheduler:
             job.task_ids = [task_id]
             self._task_started[task_id] = time.monotonic()
             key = self._slot_key(backend, job.spec)
-            self._slots[key] = policy.accepted(self._slots[key])
+            running = sum(1 for j in self.jobs.values() if j.state is JobState.RUNNING
+                          and j.spec.backend == backend.name and self._slot_key(backend, j.spec) == key)
+            self._slots[key] = policy.accepted(self._slots[key], running)
             job.metadata.update(backend.describe(job.spec))
             job.move_to(JobState.RUNNING)
             # Durable before anything else happens: this id is what stops a double charge.

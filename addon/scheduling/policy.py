@@ -182,9 +182,10 @@ def occupied(slots: SlotState) -> SlotState:
     return replace(slots, in_flight=slots.in_flight + 1)
 
 
-def accepted(slots: SlotState) -> SlotState:
-    """A create came back with a task id: the provider holds this many of ours at once."""
-    return replace(slots, ceiling=max(slots.ceiling, slots.in_flight))
+def accepted(slots: SlotState, running: int) -> SlotState:
+    """A create came back with a task id: the provider holds `running` of ours at once (tasks it
+    accepted; creates still waiting for their answer may yet be refused, so they do not count)."""
+    return replace(slots, ceiling=max(slots.ceiling, running))
 
 
 def refused(slots: SlotState, *, concurrency: bool, retry_at: float, retry_after_s: float | None = None

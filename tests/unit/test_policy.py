@@ -222,8 +222,8 @@ def test_a_concurrency_refusal_shrinks_the_belief_and_probes_grow_it_one_per_ret
 def test_production_probes_only_up_to_what_the_provider_accepted_so_the_draft_slot_stays_real() -> None:
     # A plan of 3 under a declared 10: three creates were accepted, the fourth refused.
     state = SlotState(declared=10, believed=10)
-    for _ in range(3):
-        state = policy.accepted(policy.occupied(state))
+    for running in range(1, 4):
+        state = policy.accepted(policy.occupied(state), running)
     state = policy.refused(policy.occupied(state), concurrency=True, retry_at=NOW, retry_after_s=0.2)
     assert (state.believed, state.ceiling, state.in_flight) == (3, 3, 3)
     finished = policy.released(state)

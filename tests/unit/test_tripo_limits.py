@@ -25,9 +25,26 @@ from sandbox.tripo import SandboxState, TripoSandbox
 KEY = "tsk_limits_test_key_0123456789"
 
 
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, Any]:
+    """One draft and one textured result per prompt used here, made once: every sandbox of this module
+    serves its tasks from them, since results made on this machine's two cores at once would finish
+    late, which is not what these tests are about."""
+    with TripoSandbox(SandboxState(latency_s={"draft": 0.1, "textured": 0.1})) as server:
+        scheduler = start(server, tmp_path_factory.mktemp("warm"))
+        try:
+            scheduler.add_many(text(mode, prompt=prompt) for mode in Mode for prompt in ("rock", "crate"))
+            drain(scheduler)
+        finally:
+            scheduler.shutdown()
+        return dict(server.state._result_cache)
+
+
 @pytest.fixture
-def sandbox() -> Iterator[TripoSandbox]:
-    with TripoSandbox(SandboxState(latency_s={"draft": 0.4, "textured": 0.6}, limit=10)) as server:
+def sandbox(results: dict[Any, Any]) -> Iterator[TripoSandbox]:
+    state = SandboxState(latency_s={"draft": 0.4, "textured": 0.6}, limit=10)
+    state._result_cache.update(results)
+    with TripoSandbox(state) as server:
         yield server
 
 
@@ -42,20 +59,6 @@ def start(server: TripoSandbox, tmp_path: Path, **config: Any) -> Scheduler:
 def text(mode: Mode, index: int = 0, prompt: str = "rock", batch: str = "b") -> JobSpec:
     return JobSpec(kind=JobKind.TEXT, backend="tripo", mode=mode, prompt=prompt, index=index, seed=index + 1,
                    batch=batch if mode is Mode.PRODUCTION else "")
-
-
-def warm(server: TripoSandbox, tmp_path: Path, prompt: str = "rock") -> None:
-    """Make one draft and one textured result, so the sandbox serves every later task from its cache: results
-    made on this machine's two cores at once would finish late, which is not what these tests are about."""
-    scheduler = start(server, tmp_path / "warm")
-    try:
-        scheduler.add_many([text(Mode.DRAFT, prompt=prompt), text(Mode.PRODUCTION, prompt=prompt)])
-        drain(scheduler)
-    finally:
-        scheduler.shutdown()
-    with server.state.lock:
-        server.state.status_log.clear()
-        server.state.timeline.clear()
 
 
 def first_answer(server: TripoSandbox, task_id: str, status: str) -> int:
@@ -110,7 +113,6 @@ def test_the_panel_eta_falls_with_progress_and_never_exceeds_what_it_implies() -
 # ---------------------------------------------------------------------------------------------- pacing
 def test_a_draft_among_nine_longer_production_tasks_is_looked_at_for_its_own_finish(
         sandbox: TripoSandbox, tmp_path: Path) -> None:
-    warm(sandbox, tmp_path)
     sandbox.state.latency_s = {"draft": 1.5, "textured": 8.0}
     scheduler = start(sandbox, tmp_path, draft_reserved_slots=1)
     try:
@@ -136,10 +138,9 @@ def test_a_draft_among_nine_longer_production_tasks_is_looked_at_for_its_own_fin
 
 def test_an_unknown_status_in_a_batch_of_ten_does_not_delay_the_other_nine(
         sandbox: TripoSandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    warm(sandbox, tmp_path)
     caplog.set_level(logging.WARNING)
     sandbox.state.task_overrides = [{"status": "reticulating"}]
-    scheduler = start(sandbox, tmp_path, give_up_after_s=3.0)
+    scheduler = start(sandbox, tmp_path, give_up_after_s=1.5)
     try:
         jobs = scheduler.add_many(text(Mode.PRODUCTION, i) for i in range(10))
         drain(scheduler, timeout=30)
@@ -197,9 +198,8 @@ def test_a_task_in_the_missed_list_fails_after_three_answers(sandbox: TripoSandb
 # ---------------------------------------------------------------------------------------------- slots
 def test_after_another_client_held_every_slot_drafts_probe_back_without_waiting_for_a_finish(
         sandbox: TripoSandbox, tmp_path: Path) -> None:
-    warm(sandbox, tmp_path, prompt="crate")
     sandbox.state.latency_s = {"draft": 2.0, "textured": 2.0}
-    sandbox.state.hold_slots(10, 1.0)
+    sandbox.state.hold_slots(10, 0.6)
     scheduler = start(sandbox, tmp_path)
     try:
         jobs = scheduler.add_many(text(Mode.DRAFT, i, prompt="crate") for i in range(5))
@@ -218,12 +218,11 @@ def test_after_another_client_held_every_slot_drafts_probe_back_without_waiting_
 
 
 def test_the_plan_limit_keeps_the_draft_slot_real(sandbox: TripoSandbox, tmp_path: Path) -> None:
-    warm(sandbox, tmp_path)
     sandbox.state.limit = 3
-    sandbox.state.latency_s = {"draft": 0.4, "textured": 1.5}
+    sandbox.state.latency_s = {"draft": 0.4, "textured": 0.8}
     scheduler = start(sandbox, tmp_path, draft_reserved_slots=1, plan_concurrency={"tripo": 3})
     try:
-        production = scheduler.add_many(text(Mode.PRODUCTION, i) for i in range(6))
+        production = scheduler.add_many(text(Mode.PRODUCTION, i) for i in range(4))
         wait_for(lambda: sum(j.state is JobState.RUNNING for j in production) == 2)
         draft = scheduler.add(text(Mode.DRAFT))
         drain(scheduler, timeout=30)
@@ -236,12 +235,11 @@ def test_the_plan_limit_keeps_the_draft_slot_real(sandbox: TripoSandbox, tmp_pat
 
 def test_a_refused_plan_limit_is_learned_and_production_leaves_the_draft_slot(
         sandbox: TripoSandbox, tmp_path: Path) -> None:
-    warm(sandbox, tmp_path)
     sandbox.state.limit = 3
-    sandbox.state.latency_s = {"draft": 0.4, "textured": 1.0}
+    sandbox.state.latency_s = {"draft": 0.4, "textured": 0.8}
     scheduler = start(sandbox, tmp_path, draft_reserved_slots=1)
     try:
-        production = scheduler.add_many(text(Mode.PRODUCTION, i) for i in range(8))
+        production = scheduler.add_many(text(Mode.PRODUCTION, i) for i in range(6))
         drain(scheduler, timeout=40)
     finally:
         scheduler.shutdown()
@@ -312,7 +310,6 @@ def test_the_sdk_sends_the_same_field_names(sandbox: TripoSandbox) -> None:
 # ---------------------------------------------------------------------------------------------- texture
 def test_a_themed_batch_is_textured_by_tripo_counted_in_estimate_and_budget(
         sandbox: TripoSandbox, tmp_path: Path) -> None:
-    warm(sandbox, tmp_path)
     theme = theme_from_prompt("mossy green stone")
     batch = manifest_batch(name="ruins", mode=Mode.PRODUCTION, backend="tripo", priority=BatchSpec.priority,
                            start_at=None, budget=60.0, finish=None, target="game", theme=theme)
@@ -348,7 +345,6 @@ def test_a_themed_batch_is_textured_by_tripo_counted_in_estimate_and_budget(
 
 def test_a_chained_step_sent_before_a_crash_is_never_sent_again_on_its_own(
         sandbox: TripoSandbox, tmp_path: Path) -> None:
-    warm(sandbox, tmp_path)
     spec = JobSpec(kind=JobKind.TEXT, backend="tripo", mode=Mode.PRODUCTION, prompt="rock", batch="b",
                    params=JobSpec.make_params({THEME_PROMPT: "gold"}))
     creates = sandbox.state.creates
