@@ -67,6 +67,9 @@ class TaskUpdate:
     error_message: str = ""
     left_s: float | None = None
     """The provider's own estimate of the seconds left (Tripo's `running_left_time`), when it gives one."""
+    duration_s: float | None = None
+    """A finished task's time from the provider's own timestamps (created → completed), when it gives
+    them: the task time to learn from, free of how late Kiln happened to look."""
 
 
 def unknown_task_message(task_id: str) -> str:

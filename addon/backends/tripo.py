@@ -8,7 +8,9 @@ paced by the latency observed for the mode. Creates are re-sent only on code 200
 
 from __future__ import annotations
 
+import datetime
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -119,6 +121,26 @@ def _number(value: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return number if number == number and abs(number) != float("inf") else 0.0
+
+
+def _moment(value: Any) -> float | None:
+    """A v3 timestamp (ISO 8601, as `created_at` / `completed_at`) or epoch seconds; None if unreadable."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) and value > 0 else None
+    if isinstance(value, str) and value.strip():
+        try:
+            moment = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return moment.timestamp()
+    return None
+
+
+def _duration(created: Any, completed: Any) -> float | None:
+    start, end = _moment(created), _moment(completed)
+    return end - start if start is not None and end is not None and end >= start else None
 
 
 def error_message(code: int, message: str = "", extra: str = "") -> str:
@@ -400,7 +422,10 @@ class TripoBackend(Backend):
             detail = str(task.get("error_message", "") or "")
             message = STATUS_MESSAGES.get(str(raw).strip().lower()) or error_message(code, detail)
             return TaskUpdate(task_id, status, progress, 0.0, str(code), message)
-        credits = _number(task.get("credits_consumed")) if status is TaskStatus.SUCCESS else 0.0
+        if status is TaskStatus.SUCCESS:
+            return TaskUpdate(task_id, status, 1.0, _number(task.get("credits_consumed")),
+                              duration_s=_duration(task.get("created_at"), task.get("completed_at")))
+        credits = 0.0
         left = task.get("running_left_time")
         left_s = _number(left) if left is not None and _number(left) >= 0 and status is TaskStatus.RUNNING else None
         return TaskUpdate(task_id, status, progress, credits, left_s=left_s)

@@ -874,7 +874,8 @@ class Scheduler:
                 if update is None or update.status in (TaskStatus.UNKNOWN, TaskStatus.MISSING):
                     predictor.unanswered(task_id, now)
                 elif update.status.is_terminal:
-                    predictor.saw(task_id, now, progress=1.0, done=update.status is TaskStatus.SUCCESS)
+                    predictor.saw(task_id, now, progress=1.0, done=update.status is TaskStatus.SUCCESS,
+                                  duration_s=update.duration_s)
                     predictor.clocks.pop(task_id, None)
                     self._task_started.pop(task_id, None)
                 else:

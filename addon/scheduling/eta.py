@@ -195,13 +195,17 @@ class FinishPredictor:
         return clock.next_look, task_id
 
     def saw(self, task_id: str, now: float, *, progress: float, left_s: float | None = None,
-            done: bool = False) -> None:
-        """One reading of the task. A finished task's time feeds the observed mean of its step."""
+            done: bool = False, duration_s: float | None = None) -> None:
+        """One reading of the task. A finished task's time feeds the observed mean of its step: the
+        provider's own (`duration_s`) when it gives one, else until it was seen done, which includes how
+        late it was seen (so, left alone, the looks would drift later and later)."""
         clock = self.clocks.get(task_id)
         if clock is None:
             return
         if done:
-            self.latency.observe(self.backend, clock.step, now - clock.started)
+            seen = now - clock.started
+            self.latency.observe(self.backend, clock.step, duration_s if duration_s is not None
+                                 and 0 < duration_s <= seen + 1.0 else seen)
             del self.clocks[task_id]
             return
         clock.moving = progress > clock.progress + 1e-9 and progress > 0
