@@ -913,6 +913,7 @@ class Scheduler:
         kept, so a resume or Retry fetches the result without paying again."""
         self._unreachable_since.pop(job.job_id, None)
         self._misses.pop(job.job_id, None)
+        self._task_started.pop(job.task_id or "", None)
         if job.state is JobState.RUNNING:
             key = self._slot_key(backend, job.spec)
             self._slots[key] = policy.released(self._slots[key])
@@ -951,6 +952,7 @@ class Scheduler:
                     job.progress = progress
                     self.version += 1
                 return
+            self._task_started.pop(update.task_id, None)
             if update.status is TaskStatus.SUCCESS and job.step + 1 < len(steps) and not job.cancel_requested:
                 self._next_step(job, backend, update)
                 return
