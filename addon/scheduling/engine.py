@@ -938,6 +938,7 @@ class Scheduler:
                 self._misses[job.job_id] = misses = self._misses.get(job.job_id, 0) + 1
                 if misses >= self.config.unknown_task_limit:
                     self._misses.pop(job.job_id, None)
+                    self._task_started.pop(update.task_id, None)
                     key = self._slot_key(backend, job.spec)
                     self._slots[key] = policy.released(self._slots[key])
                     job.fail(UNKNOWN_TASK, unknown_task_message(update.task_id))
