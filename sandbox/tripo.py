@@ -575,12 +575,17 @@ def main() -> None:
     parser.add_argument("--odd-status", action="append", default=[],
                         help="STATUS=RATE: serve new tasks with this status forever, e.g. banned=0.1 (repeatable)")
     parser.add_argument("--create-delay", type=float, default=0.0, help="seconds before a create's answer")
+    parser.add_argument("--left-time", action="store_true", help="serve running_left_time on running tasks")
+    parser.add_argument("--hold", default="", help="N:S: another client holds N slots for S seconds from the start")
     args = parser.parse_args()
     state = SandboxState(latency_s={"draft": args.latency / 2, "textured": args.latency}, limit=args.limit,
                          rate_limit_per_s=args.rate, url_lifetime_s=args.url_lifetime, balance=args.balance,
                          failure_rates={int(c): float(r) for c, r in (f.split("=") for f in args.fail)},
                          odd_statuses={s: float(r) for s, r in (f.rsplit("=", 1) for f in args.odd_status)},
-                         create_response_delay_s=args.create_delay)
+                         create_response_delay_s=args.create_delay, left_time=args.left_time)
+    if args.hold:
+        slots, seconds = args.hold.split(":")
+        state.hold_slots(int(slots), float(seconds))
     sandbox = TripoSandbox(state, args.port)
     print(sandbox.url, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
