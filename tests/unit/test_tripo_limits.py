@@ -110,6 +110,20 @@ def test_the_panel_eta_falls_with_progress_and_never_exceeds_what_it_implies() -
     assert eta.running_eta(80.0, 10.0, 0.5, predicted_left_s=4.0) == 4.0
 
 
+def test_the_provider_s_time_left_and_timestamps_reach_the_prediction(sandbox: TripoSandbox) -> None:
+    sandbox.state.left_time = True
+    sandbox.state.latency_s = {"draft": 0.8, "textured": 0.8}
+    client = TripoBackend(KEY, sandbox.url, timeout_s=5)
+    task_id = client.submit(text(Mode.DRAFT), "ref")
+    seen = []
+    wait_for(lambda: seen.append(client.watch([task_id], 0)[0]) or seen[-1].status.value == "running", step=0.05)
+    assert seen[-1].left_s is not None and 0 <= seen[-1].left_s <= 1, "running_left_time is read"
+    wait_for(lambda: client.watch([task_id], 0)[0].status.value == "success", timeout=10)
+    done = client.watch([task_id], 0)[0]
+    task = sandbox.state.tasks[task_id]
+    assert done.duration_s == pytest.approx(task.completed - task.created, abs=1e-3), "created_at → completed_at"
+
+
 # ---------------------------------------------------------------------------------------------- pacing
 def test_a_draft_among_nine_longer_production_tasks_is_looked_at_for_its_own_finish(
         sandbox: TripoSandbox, tmp_path: Path) -> None:
