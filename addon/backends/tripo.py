@@ -89,8 +89,6 @@ STATUS_MESSAGES = {
     "banned": "refused by moderation: Tripo banned this task's prompt or image (not retried)",
     "expired": "the task expired on Tripo before it finished",
 }
-NOT_RETRIED = frozenset({"2008"})
-"""Failure codes a retry cannot change (content policy): the job says so, and nothing sends it again."""
 
 VIEW_SLOTS = ("front", "left", "back", "right")
 
