@@ -983,7 +983,9 @@ class Scheduler:
         submit pool, keeping the job's slot. A create for this step that was sent before a crash, with no
         id back, may have been charged: the job fails saying so rather than paying twice on its own."""
         step = job.step + 1
-        job.metadata.setdefault(STEP_CREDITS, []).append(update.credits)
+        charged = job.metadata.setdefault(STEP_CREDITS, [])
+        del charged[job.step:]  # a retry that watches this task again must not count it twice
+        charged.append(update.credits)
         if job.metadata.pop(PENDING_STEP, None) == step:
             key = self._slot_key(backend, job.spec)
             self._slots[key] = policy.released(self._slots[key])
