@@ -379,3 +379,24 @@ def test_a_chained_step_sent_before_a_crash_is_never_sent_again_on_its_own(
     assert recovered.state is JobState.FAILED and recovered.error is not None
     assert recovered.error.code == "uncertain_step" and "may have been charged" in recovered.error.message
     assert sandbox.state.creates == creates + 2, "the texture step was not created a second time"
+
+
+def test_a_failed_texture_step_is_retried_from_the_paid_geometry(sandbox: TripoSandbox, tmp_path: Path) -> None:
+    spec = JobSpec(kind=JobKind.TEXT, backend="tripo", mode=Mode.PRODUCTION, prompt="rock", batch="b",
+                   params=JobSpec.make_params({THEME_PROMPT: "gold"}))
+    scheduler = start(sandbox, tmp_path)
+    try:
+        job = scheduler.add(spec)
+        wait_for(lambda: job.state is JobState.RUNNING)
+        sandbox.state.create_errors = [1004]  # the texture create is refused
+        drain(scheduler)
+        assert job.state is JobState.FAILED and job.error is not None and "texture step failed" in job.error.message
+        assert job.view().recoverable, "the geometry is paid and kept"
+        retried = scheduler.retry(job.job_id)
+        drain(scheduler)
+    finally:
+        scheduler.shutdown()
+    assert retried.state is JobState.FINISHED and len(retried.task_ids) == 2
+    assert retried.task_ids[0] == job.task_ids[0], "the same geometry task, not a new one"
+    assert [t.kind for t in sandbox.state.tasks.values()] == ["text", "texture"]
+    assert retried.credits_spent == 30, "geometry 20 and texture 10, each counted once"
