@@ -32,7 +32,8 @@ ASSET_KEYS = {"prompt", "image", "images", "parts", "count", "name", "options"}
 VARIATION_KEYS = {"base", "list", "count", "options"}
 EXPORT_KEYS = {"folder", "per", "preset", "gltf"}
 TOP_KEYS = {"batch", "asset", "variations", "finish", "export", "backends"}
-BACKEND_KEYS = {"base_url"}
+BACKEND_KEYS = {"base_url", "concurrency"}
+MAX_PLAN_CONCURRENCY = 100
 VIEW_NAMES = ("front", "left", "back", "right")
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -107,6 +108,8 @@ class Manifest:
     export: ExportSettings | None = None
     backend_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     """[backends.<name>] tables, e.g. {"tripo": {"base_url": "http://127.0.0.1:8000"}}."""
+    plan_concurrency: dict[str, int] = field(default_factory=dict)
+    """[backends.<name>] concurrency: the tasks in flight the account's plan allows, per backend."""
     text: str = ""
     """The manifest as read (its hash tells a resume whether it was edited)."""
 
@@ -361,6 +364,7 @@ def manifest_from_data(data: dict[str, Any], path: Path, known_backends: set[str
             preset=_choice(table.get("preset", "unity"), "[export] preset", ("unity", "unreal")),
             gltf=_flag(table.get("gltf", False), "[export] gltf"))
     backend_settings: dict[str, dict[str, str]] = {}
+    plan_concurrency: dict[str, int] = {}
     if "backends" in data:
         tables = _table(data["backends"], "[backends]", '[backends.tripo] base_url = "https://…"')
         for backend_name, value in tables.items():
@@ -377,9 +381,13 @@ def manifest_from_data(data: dict[str, Any], path: Path, known_backends: set[str
                 if problem:
                     raise ManifestError(f"{where} base_url", problem)
                 backend_settings[backend_name] = {"base_url": url}
+            if "concurrency" in table:
+                plan_concurrency[backend_name] = _whole(table["concurrency"], f"{where} concurrency", 1,
+                                                        MAX_PLAN_CONCURRENCY)
     return Manifest(path=path, name=name, mode=mode, backend=backend, target=target, priority=priority,
                     budget=budget, options_per_prompt=options, seed=seed, theme=theme, start_at=start_at,
-                    assets=assets, finish=finish, export=export, backend_settings=backend_settings, text=text)
+                    assets=assets, finish=finish, export=export, backend_settings=backend_settings,
+                    plan_concurrency=plan_concurrency, text=text)
 
 
 def _assets(data: dict[str, Any], base: Path, default_options: int) -> list[PlannedAsset]:

@@ -224,6 +224,7 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
     else:
         bpy.ops.wm.read_homefile(use_empty=True)
     config = SchedulerConfig(draft_reserved_slots=0, concurrency_cap=options.jobs,
+                             plan_concurrency=dict(manifest.plan_concurrency),
                              give_up_after_s=options.give_up_after_s)
     scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work)
     batch = batch_spec(manifest)

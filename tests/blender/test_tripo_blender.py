@@ -120,3 +120,23 @@ def test_a_headless_run_ends_when_the_provider_disappears(sandbox: TripoSandbox,
     assert [e["code"] for e in errors] == ["unreachable", "unreachable"]
     assert all("could not reach tripo" in e["message"] and "--resume" in e["message"] for e in errors)
     assert all(asset["task_id"] for asset in report["assets"]), "the paid task ids are kept"
+
+
+def test_a_manifest_plan_concurrency_holds_a_headless_run_below_it(sandbox: TripoSandbox, tmp_path: Path) -> None:
+    """`[backends.tripo] concurrency = 2` on a provider that would take 10: never more than 2 tasks in
+    flight, and no create is sent to be refused."""
+    sandbox.state.latency_s = {"draft": 0.6, "textured": 0.6}
+    assets = "".join(f'\n[[asset]]\nprompt = "{p}"\n' for p in ("barrel", "crate", "rock", "pillar", "lamp"))
+    manifest = tmp_path / "plan.toml"
+    manifest.write_text(f'[batch]\nname = "env_plan_01"\nbackend = "tripo"\nmode = "draft"\n{assets}'
+                        f'\n[backends.tripo]\nbase_url = "{sandbox.url}"\nconcurrency = 2\n')
+    env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
+    env["KILN_TRIPO_API_KEY"] = KEY
+    run = subprocess.run([sys.executable, str(REPO / "scripts/kiln_batch.py"), str(manifest), "--out",
+                          str(tmp_path / "out"), "--online-mode", "--quiet"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    creates = [entry for entry in sandbox.state.timeline if entry[1] == "create"]
+    assert len(creates) == 5
+    assert max(in_flight for _, _, _, in_flight in creates) == 2, "two at a time, as the plan allows"
+    assert not [entry for entry in sandbox.state.timeline if entry[1] == "refused"]

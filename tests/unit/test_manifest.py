@@ -56,10 +56,18 @@ def test_shards_split_every_asset_exactly_once() -> None:
     ('[batch]\nname = "b"\n[variations]\nbase = "panel"\nlist = []', r"\[variations\] list"),
     ('[batch]\nname = "b"\n[[asset]]\nprompt = "x"\n[export]\npreset = "godot"', r"\[export\] preset"),
     ('[batch\nname = "b"', r"not valid TOML.*line 1"),
+    ('[batch]\nname = "b"\n[[asset]]\nprompt = "x"\n[backends.local]\nconcurrency = 0', r"concurrency: must be"),
+    ('[batch]\nname = "b"\n[[asset]]\nprompt = "x"\n[backends.local]\nconcurrency = "3"', r"concurrency: .*without"),
+    ('[batch]\nname = "b"\n[[asset]]\nprompt = "x"\n[backends.local]\nthreads = 3', r"unknown key\(s\) threads"),
 ])
 def test_each_manifest_mistake_names_its_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         load_manifest(write(tmp_path, text), {"local"})
+
+
+def test_a_plan_concurrency_per_backend_is_read(tmp_path: Path) -> None:
+    text = '[batch]\nname = "b"\n[[asset]]\nprompt = "x"\n[backends.local]\nconcurrency = 3'
+    assert load_manifest(write(tmp_path, text), {"local"}).plan_concurrency == {"local": 3}
 
 
 def test_budget_below_the_estimate_is_refused() -> None:
