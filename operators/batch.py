@@ -13,6 +13,9 @@ from ..addon.blender import runtime
 from ..addon.blender.capture import capture_camera, capture_folder
 from ..addon.blender.images import prepare_image
 from ..addon.blender.panel import (
+    NO_BASE_PROMPT,
+    NO_PARTS,
+    NO_VARIATIONS,
     camera_subjects,
     is_reference_image,
     panel_request,
@@ -53,8 +56,13 @@ class KILN_OT_batch_prompts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _list_ready(cls, scene_settings(context.scene).variations,
-                           "Add at least one variation to the list")
+        settings = scene_settings(context.scene)
+        if not _list_ready(cls, settings.variations, NO_VARIATIONS):
+            return False
+        if not settings.batch_base.strip():
+            cls.poll_message_set(NO_BASE_PROMPT)
+            return False
+        return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = scene_settings(context.scene)
@@ -177,7 +185,8 @@ class KILN_OT_batch_images(bpy.types.Operator):
 
 
 class KILN_OT_generate_parts(bpy.types.Operator):
-    """Generate each part in the list as its own job, assembled under one parent in part order"""
+    """Generate each part in the list as its own job, assembled under one parent in part order.
+    Each part is sent after the Batch panel's base prompt ("sci-fi robot" + "head"), as the panel shows"""
 
     bl_idname = "kiln.generate_parts"
     bl_label = "Generate Parts"
@@ -185,15 +194,16 @@ class KILN_OT_generate_parts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _list_ready(cls, scene_settings(context.scene).parts,
-                           "Add the parts to the list first (head, torso, legs …)")
+        return _list_ready(cls, scene_settings(context.scene).parts, NO_PARTS)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = scene_settings(context.scene)
         try:
             info = selected_backend(settings)
             parts = [clean_prompt(item.text) for item in settings.parts if item.text.strip()]
-            prefix = " ".join(settings.prompt.split())
+            # The base prompt of the same panel, shown there with what each part sends; never the main
+            # prompt of another panel, which an artist would not expect to travel with the parts.
+            prefix = " ".join(settings.batch_base.split())
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
