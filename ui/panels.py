@@ -226,14 +226,16 @@ class KILN_PT_batch(_KilnPanel, bpy.types.Panel):
         base = " ".join(settings.batch_base.split())
         text_field(layout, settings, "batch_base", "Base Prompt", "sci-fi panel (every line adds to it)")
         backend = backend_problem(str(settings.backend))
+        if backend is not None:  # once for both buttons, above them; each list's own reason goes under it
+            wrapped_label(layout, context, backend, icon="ERROR")
 
         _list(layout, settings, "variations", "Variations")
         variations = [v for v in settings.variations if v.text.strip()]
         jobs = len(variations) * settings.options
-        problem = backend or (NO_VARIATIONS if not variations else NO_BASE_PROMPT if not base else None)
+        problem = NO_VARIATIONS if not variations else NO_BASE_PROMPT if not base else None
         cost = _estimate(context, jobs)
-        _greyed(layout, problem).operator("kiln.batch_prompts", icon="OUTLINER_COLLECTION",
-                                          text=f"Queue {jobs_text(jobs)}" + (f" \u00b7 {cost}" if cost else ""))
+        text = f"Queue {jobs_text(jobs)}" + (f" \u00b7 {cost}" if cost else "")
+        _greyed(layout, backend or problem).operator("kiln.batch_prompts", icon="OUTLINER_COLLECTION", text=text)
         if problem is not None:
             wrapped_label(layout, context, problem, icon="INFO")
         elif base:
@@ -241,10 +243,10 @@ class KILN_PT_batch(_KilnPanel, bpy.types.Panel):
 
         _list(layout, settings, "parts", "Parts")
         parts = [p for p in settings.parts if p.text.strip()]
-        problem = backend or (NO_PARTS if not parts else None)
+        problem = NO_PARTS if not parts else None
         cost = _estimate(context, len(parts))
-        _greyed(layout, problem).operator("kiln.generate_parts", icon="GROUP",
-                                          text=f"Generate {len(parts)} Parts" + (f" \u00b7 {cost}" if cost else ""))
+        text = f"Generate {len(parts)} Part{'' if len(parts) == 1 else 's'}" + (f" \u00b7 {cost}" if cost else "")
+        _greyed(layout, backend or problem).operator("kiln.generate_parts", icon="GROUP", text=text)
         if problem is not None:
             wrapped_label(layout, context, problem, icon="INFO")
         else:

@@ -110,7 +110,7 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
         box = layout.box()
         box.label(text="Backends", icon="WORLD")
         for entry in registry.BACKENDS:  # only backends that exist: the registry is the list
-            self._draw_backend(box.column(), entry)
+            _draw_backend(box.column(), self, entry)
         box = layout.box()
         box.label(text="Scheduling", icon="SORTTIME")
         column = box.column()
@@ -130,29 +130,30 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
             layout.label(text="Online access is off: remote backends are unavailable; Local still works",
                          icon="INTERNET_OFFLINE")
 
-    def _draw_backend(self, column: bpy.types.UILayout, entry: registry.BackendInfo) -> None:
-        """One backend's heading, then its own fields under it, never another backend's."""
-        column.label(text=entry.label, icon="NETWORK_DRIVE" if entry.needs_network else "DESKTOP")
-        if not entry.key_property and not entry.url_property:
-            column.label(text=f"{entry.description}: nothing to set", icon="BLANK1")
-            return
-        fields = ((entry.key_property, entry.key_variable, "API Key", ""),
-                  (entry.url_property, entry.url_variable, "Endpoint", entry.default_base_url))
-        for prop, variable, text, placeholder in fields:
-            if not prop:
-                continue
-            row = column.row()
-            row.enabled = not os.environ.get(variable)
-            prop_with_placeholder(row, self, prop, placeholder, text=text)
-            if os.environ.get(variable):
-                column.label(text=f"Using {variable} from the environment", icon="INFO")
-        if entry.url_property:
-            column.label(text=f"Endpoint: only for a proxy or a self-hosted {entry.label}-compatible server; "
-                              "leave it empty otherwise", icon="BLANK1")
-        problem = runtime.backend_error(entry.name) if runtime.is_running() else None
-        if problem is not None:
-            column.label(text=problem.message, icon="ERROR")
-        column.separator()
+
+def _draw_backend(column: bpy.types.UILayout, prefs: Any, entry: registry.BackendInfo) -> None:
+    """One backend's heading, then its own fields under it, never another backend's."""
+    column.label(text=entry.label, icon="NETWORK_DRIVE" if entry.needs_network else "DESKTOP")
+    if not entry.key_property and not entry.url_property:
+        column.label(text=f"{entry.description}: nothing to set", icon="BLANK1")
+        return
+    fields = ((entry.key_property, entry.key_variable, "API Key", ""),
+              (entry.url_property, entry.url_variable, "Endpoint", entry.default_base_url))
+    for prop, variable, text, placeholder in fields:
+        if not prop:
+            continue
+        row = column.row()
+        row.enabled = not os.environ.get(variable)
+        prop_with_placeholder(row, prefs, prop, placeholder, text=text)
+        if os.environ.get(variable):
+            column.label(text=f"Using {variable} from the environment", icon="INFO")
+    if entry.url_property:
+        column.label(text=f"Endpoint: only for a proxy or a self-hosted {entry.label}-compatible server; "
+                          "leave it empty otherwise", icon="BLANK1")
+    problem = runtime.backend_error(entry.name) if runtime.is_running() else None
+    if problem is not None:
+        column.label(text=problem.message, icon="ERROR")
+    column.separator()
 
 
 KILN_AddonPreferences.__annotations__.update(_backend_properties())
