@@ -28,9 +28,12 @@ def engine_settings(prefs: bpy.types.AddonPreferences | None) -> runtime.EngineS
     if prefs is None:
         return runtime.EngineSettings(backends=registry.resolve_all())
     folder = bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else ""
+    plans = {entry.name: int(getattr(prefs, plan_property(entry))) for entry in registry.BACKENDS
+             if entry.needs_network}
+    plans = {name: plan for name, plan in plans.items() if plan}  # 0: the provider's declared limit
     config = SchedulerConfig(draft_reserved_slots=prefs.draft_reserved_slots,
                              concurrency_cap=prefs.concurrency_cap or None,
-                             give_up_after_s=float(prefs.give_up_after_s))
+                             give_up_after_s=float(prefs.give_up_after_s), plan_concurrency=plans)
     values = {entry.name: {"api_key": getattr(prefs, entry.key_property) if entry.key_property else "",
                            "base_url": getattr(prefs, entry.url_property) if entry.url_property else ""}
               for entry in registry.BACKENDS}
@@ -58,10 +61,22 @@ def _settings_changed(self: bpy.types.AddonPreferences, context: bpy.types.Conte
     runtime.settings_changed(engine_settings(self))
 
 
+def plan_property(entry: registry.BackendInfo) -> str:
+    """The preference holding a remote backend's plan concurrency (the tasks in flight its account allows)."""
+    return f"{entry.name}_plan_concurrency"
+
+
 def _backend_properties() -> dict[str, Any]:
-    """A key field and an endpoint field per remote backend, named as the registry says."""
+    """A key field, an endpoint field and a plan concurrency per remote backend, named as the registry says."""
     properties: dict[str, Any] = {}
     for entry in registry.BACKENDS:
+        if entry.needs_network:
+            # The provider's declared limit is not read here: that would import the backend's module
+            # (and its HTTP library) at every start.
+            properties[plan_property(entry)] = bpy.props.IntProperty(
+                name="Plan concurrency", description=f"Tasks in flight your {entry.label} plan allows (0: what "
+                f"{entry.label} declares for its best plan); a refusal from the provider lowers it while Kiln runs",
+                default=0, min=0, max=50, update=_settings_changed)
         if entry.key_property:
             properties[entry.key_property] = bpy.props.StringProperty(
                 name=f"{entry.label} API key", description=f"Your {entry.label} key; {entry.key_variable} wins "
@@ -84,7 +99,8 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
         description="Concurrency slots per backend that production batches leave free, so a draft never waits",
         default=1, min=0, max=4, update=_settings_changed)
     concurrency_cap: bpy.props.IntProperty(  # type: ignore[valid-type]
-        name="Max jobs in flight", description="Per backend, below the provider's own limit (0: the provider's)",
+        name="Max jobs in flight", description="Per backend, for every backend, below each plan's own limit "
+        "(0: each backend's plan concurrency)",
         default=0, min=0, max=50, update=_settings_changed)
     request_timeout_s: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Network timeout", description="Seconds to wait for a provider before treating a request as failed",
@@ -147,6 +163,8 @@ def _draw_backend(column: bpy.types.UILayout, prefs: Any, entry: registry.Backen
         prop_with_placeholder(row, prefs, prop, placeholder, text=text)
         if os.environ.get(variable):
             column.label(text=f"Using {variable} from the environment", icon="INFO")
+    if entry.needs_network:
+        column.prop(prefs, plan_property(entry))
     if entry.url_property:
         column.label(text=f"Endpoint: only for a proxy or a self-hosted {entry.label}-compatible server; "
                           "leave it empty otherwise", icon="BLANK1")

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -65,6 +65,10 @@ class SchedulerConfig:
     The artist's UI keeps one; a headless batch run, where nobody drafts, sets 0 to use every slot."""
     concurrency_cap: int | None = None
     """At most this many tasks in flight per backend group, below the provider's limit (batch --jobs)."""
+    plan_concurrency: Mapping[str, int] = field(default_factory=dict)
+    """Per backend name: the tasks in flight the account's plan allows (the preference "Plan concurrency"),
+    below what the provider declares for its best plan; a backend not named, or 0, keeps the declared
+    limit. Refusals still lower it at run time."""
     watch_timeout_s: float = 0.25
     max_submit_retries: int = 8
     """Resends of a create refused with nothing created, other than for concurrency (a concurrency
@@ -562,8 +566,10 @@ class Scheduler:
         group = backend.concurrency_group(spec)
         key = (backend.name, group)
         if key not in self._slots:
+            caps = [cap for cap in (self.config.concurrency_cap, self.config.plan_concurrency.get(backend.name))
+                    if cap]
             self._slots[key] = policy.new_slots(backend.capabilities.concurrency.get(group, 1),
-                                                self.config.concurrency_cap)
+                                                min(caps) if caps else None)
         return key
 
     def _queued_facts(self) -> list[policy.QueuedJob]:

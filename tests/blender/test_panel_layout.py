@@ -298,8 +298,10 @@ def test_preferences_are_grouped_and_each_backend_field_sits_under_its_backend(k
     calls = recorder.calls
     storage = calls.index(("label", "Storage"))
     assert calls[storage + 1] == ("prop", "cache_folder"), "the cache folder is filed under Storage"
-    fields = {p: entry for entry in registry.BACKENDS for p in (entry.key_property, entry.url_property) if p}
-    drawn = [c[1] for c in calls if c[0] == "prop" and c[1].endswith(("_api_key", "_base_url"))]
+    fields = {p: entry for entry in registry.BACKENDS
+              for p in (entry.key_property, entry.url_property, f"{entry.name}_plan_concurrency" if
+                        entry.needs_network else "") if p}
+    drawn = [c[1] for c in calls if c[0] == "prop" and c[1].endswith(("_api_key", "_base_url", "_plan_concurrency"))]
     assert set(drawn) == set(fields), "a field for every backend that exists, and none for one that does not"
     for prop in drawn:
         owner = fields[prop]
@@ -311,3 +313,15 @@ def test_preferences_are_grouped_and_each_backend_field_sits_under_its_backend(k
     assert "only for a proxy or a self-hosted Tripo-compatible server" in labels
     assert calls.index(("prop", "give_up_after_s")) < storage, "scheduling settings before storage"
 
+
+
+def test_a_backends_plan_concurrency_reaches_the_engine(runtime: ModuleType) -> None:
+    import bpy
+
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.tripo_plan_concurrency = 2
+    try:
+        assert runtime.scheduler().config.plan_concurrency == {"tripo": 2}
+    finally:
+        prefs.tripo_plan_concurrency = 0
+    assert runtime.scheduler().config.plan_concurrency == {}
