@@ -86,7 +86,7 @@ class KILN_SceneSettings(bpy.types.PropertyGroup):
         name="Batch Name", description="Empty: named from the base prompt (env_sci_fi_panel_01)")
     priority: bpy.props.EnumProperty(name="Priority", items=_PRIORITY_ITEMS, default="NORMAL")  # type: ignore[valid-type]
     budget: bpy.props.FloatProperty(  # type: ignore[valid-type]
-        name="Budget", description="Credits this batch may spend (0: no limit)", default=0.0, min=0.0)
+        name="Credit Budget", description="Credits this batch may spend (0: no limit)", default=0.0, min=0.0)
     defaults_applied: bpy.props.BoolProperty(default=False, options={"HIDDEN"})  # type: ignore[valid-type]
     start_in_hours: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Start In (h)", description="Hours to hold the batch before it starts (off-peak runs); 0 starts now",
