@@ -130,8 +130,11 @@ def export_problem(context: bpy.types.Context) -> str | None:
 
 
 def promote_problem(context: bpy.types.Context) -> str | None:
-    if not any(o.get("kiln_mode") == "draft" for o in selected_results(context)):
-        return "Select one or more Kiln drafts (Production results are already promoted)"
+    results = selected_results(context)
+    if not results:
+        return "Select one or more Kiln drafts"
+    if not any(o.get("kiln_mode") == "draft" for o in results):
+        return "Select one or more Kiln drafts: the selected results are Production already"
     return None
 
 
