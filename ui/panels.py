@@ -22,11 +22,14 @@ from ..addon.blender.panel import (
     backend_problem,
     export_problem,
     keep_option_problem,
+    panel_request,
     promote_problem,
     scene_settings,
     selection_problem,
+    taken_names,
 )
 from ..addon.blender.results import result_of
+from ..addon.requests import named_batch
 from .layout import labelled, prop_with_placeholder, text_field, wrapped_label
 from .preferences import refresh_engine_settings
 
@@ -67,7 +70,6 @@ def _estimate(context: bpy.types.Context, jobs: int) -> str:
     credits" for a backend that charges none (Local); empty while the engine is not running."""
     if not runtime.is_running():
         return ""
-    from ..addon.blender.panel import panel_request
     from ..addon.requests import estimate, text_request
 
     panel = panel_request(context.scene, options=1, seed=1)
@@ -262,7 +264,11 @@ class KILN_PT_batch_settings(_KilnPanel, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         settings = scene_settings(context.scene)
         layout = panel_layout(self)
-        text_field(layout, settings, "batch_name", "Batch Name", "empty: env_<base prompt>_01")
+        base = " ".join(settings.batch_base.split())
+        # The example is the very name the request builder would give the variations now.
+        example = (named_batch(panel_request(context.scene, batch_name=""), base, taken_names(), prefix="env").name
+                   if base else "env_<base prompt>_01")
+        text_field(layout, settings, "batch_name", "Batch Name", f"empty: {example}")
         layout.prop(settings, "priority")
         layout.prop(settings, "budget")
         layout.prop(settings, "start_in_hours")

@@ -329,3 +329,15 @@ def test_a_backends_plan_concurrency_reaches_the_engine(runtime: ModuleType) -> 
     finally:
         prefs.tripo_plan_concurrency = 0
     assert runtime.scheduler().config.plan_concurrency == {}
+
+
+def test_the_batch_name_field_shows_the_name_the_batch_would_get(kiln: ModuleType) -> None:
+    import bpy
+
+    settings = bpy.context.scene.kiln
+    settings.batch_base = "sci-fi crate"
+    field = draw("KILN_PT_batch_settings").widget("prop", "batch_name")
+    assert field.kwargs["placeholder"] == "empty: env_sci_fi_crate_01"
+    bpy.data.collections.new("env_sci_fi_crate_01")
+    field = draw("KILN_PT_batch_settings").widget("prop", "batch_name")
+    assert field.kwargs["placeholder"] == "empty: env_sci_fi_crate_02", "a name already taken is not offered"
