@@ -3,8 +3,8 @@
 
 Written for the default sidebar width (about 280 px at UI scale 1), where a property's inline label
 gets some 15 characters before Blender cuts it with "…": a label that could be longer goes on its own
-row above its field (`text_field`, `labelled`), and sentences wrap onto as many lines as they need
-(`wrapped_label`; ui/layout.py). A button the panel knows cannot run is grey, with the reason written under it."""
+row above its field, and sentences wrap onto as many lines as they need (ui/layout.py). A button the
+panel knows cannot run is grey, with the reason written under it (addon/blender/panel.py says why)."""
 
 from __future__ import annotations
 
@@ -29,13 +29,14 @@ from ..addon.blender.panel import (
     taken_names,
 )
 from ..addon.blender.results import result_of
-from ..addon.requests import named_batch
+from ..addon.requests import estimate, named_batch, text_request
 from .layout import labelled, prop_with_placeholder, text_field, wrapped_label
 from .preferences import refresh_engine_settings
 
 RESULT_KEYS = (("Prompt", "kiln_prompt"), ("Seed", "kiln_seed"), ("Backend", "kiln_backend"),
                ("Mode", "kiln_mode"), ("Credits", "kiln_credits"), ("Time (s)", "kiln_generation_s"),
                ("Task", "kiln_task_id"))
+
 
 def panel_layout(panel: bpy.types.Panel | bpy.types.UIList) -> bpy.types.UILayout:
     """The layout Blender gives a panel while drawing (typed: the stubs allow None, which draw() never sees)."""
@@ -70,8 +71,6 @@ def _estimate(context: bpy.types.Context, jobs: int) -> str:
     credits" for a backend that charges none (Local); empty while the engine is not running."""
     if not runtime.is_running():
         return ""
-    from ..addon.requests import estimate, text_request
-
     panel = panel_request(context.scene, options=1, seed=1)
     info = registry.find(panel.backend)
     if info is not None and not info.needs_key:
