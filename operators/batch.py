@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import bpy
 
@@ -13,17 +12,16 @@ from ..addon.blender import runtime
 from ..addon.blender.capture import capture_camera, capture_folder
 from ..addon.blender.images import prepare_image
 from ..addon.blender.panel import (
-    NO_BASE_PROMPT,
-    NO_PARTS,
-    NO_VARIATIONS,
     camera_subjects,
     is_reference_image,
     panel_request,
+    parts_problem,
     prepare_reference,
     queue,
     reference_view,
     scene_settings,
     taken_names,
+    variations_problem,
 )
 from ..addon.requests import (
     PreparedInput,
@@ -37,12 +35,12 @@ from ..addon.validation import InputError, clean_prompt
 from .generate import engine_ready, report_queued, selected_backend
 
 
-def _list_ready(operator: type[bpy.types.Operator], items: Any, message: str) -> bool:
-    """Shared poll for list-driven operators: the engine runs and the list has a non-empty line."""
+def _lists_ready(operator: type[bpy.types.Operator], problem: str | None) -> bool:
+    """Shared poll for list-driven operators: the engine and backend run, and the lists make valid prompts."""
     if not engine_ready(operator):
         return False
-    if not any(item.text.strip() for item in items):
-        operator.poll_message_set(message)
+    if problem is not None:
+        operator.poll_message_set(problem)
         return False
     return True
 
@@ -56,13 +54,7 @@ class KILN_OT_batch_prompts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        settings = scene_settings(context.scene)
-        if not _list_ready(cls, settings.variations, NO_VARIATIONS):
-            return False
-        if not settings.batch_base.strip():
-            cls.poll_message_set(NO_BASE_PROMPT)
-            return False
-        return True
+        return _lists_ready(cls, variations_problem(scene_settings(context.scene)))
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = scene_settings(context.scene)
@@ -194,7 +186,7 @@ class KILN_OT_generate_parts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _list_ready(cls, scene_settings(context.scene).parts, NO_PARTS)
+        return _lists_ready(cls, parts_problem(scene_settings(context.scene)))
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = scene_settings(context.scene)

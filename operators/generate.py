@@ -14,6 +14,7 @@ from ..addon.blender.panel import (
     backend_problem,
     engine_problem,
     panel_request,
+    prompt_problem,
     queue,
     scene_settings,
     taken_names,
@@ -73,10 +74,6 @@ def engine_ready(operator: type) -> bool:
     return True
 
 
-EMPTY_PROMPT = "Type a prompt above first"
-"""Why the panel greys Generate: poll() cannot see the operator's own prompt, so the panel decides."""
-
-
 class KILN_OT_generate(bpy.types.Operator):
     """Generate a 3D model from the prompt, in the current mode (Draft or Production)"""
 
@@ -94,11 +91,14 @@ class KILN_OT_generate(bpy.types.Operator):
 
     @classmethod
     def description(cls, context: bpy.types.Context, properties: bpy.types.OperatorProperties) -> str:
-        """The tooltip says why the panel greyed the button (an empty scene prompt is not poll()'s to see)."""
+        """The tooltip says why the panel greyed the button: poll() cannot see the operator's own prompt,
+        so the panel decides from the scene's prompt, and the tooltip says the same."""
         text = str(cls.__doc__ or "")
         scene = context.scene
-        if not getattr(properties, "prompt", "") and scene is not None and not scene.kiln.prompt.strip():
-            text += f".\nDisabled: {EMPTY_PROMPT.lower()}"
+        if scene is not None and not getattr(properties, "prompt", ""):
+            problem = prompt_problem(scene.kiln.prompt, scene.kiln.negative_prompt)
+            if problem is not None:
+                text += f".\nDisabled: {problem}"
         return text
 
     def execute(self, context: bpy.types.Context) -> set[str]:

@@ -16,17 +16,17 @@ import bpy
 from ..addon.backends import registry
 from ..addon.blender import runtime
 from ..addon.blender.panel import (
-    NO_BASE_PROMPT,
-    NO_PARTS,
-    NO_VARIATIONS,
     backend_problem,
     export_problem,
     keep_option_problem,
     panel_request,
+    parts_problem,
     promote_problem,
+    prompt_problem,
     scene_settings,
     selection_problem,
     taken_names,
+    variations_problem,
 )
 from ..addon.blender.results import result_of
 from ..addon.requests import estimate, named_batch, text_request
@@ -160,8 +160,8 @@ class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
 
         refresh_engine_settings()  # a key exported or typed since the last draw counts now
         problem = backend_problem(str(settings.backend))
-        empty = None if settings.prompt.strip() else "Generate: type a prompt above first"
-        _greyed(layout, empty).operator("kiln.generate", icon="PLAY")
+        prompt = prompt_problem(settings.prompt, settings.negative_prompt)
+        _greyed(layout, prompt).operator("kiln.generate", icon="PLAY")
         column = layout.column(align=True)
         column.operator("kiln.generate_from_camera", icon="CAMERA_DATA")
         split = column.split(factor=0.45, align=True)
@@ -173,8 +173,8 @@ class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
             wrapped_label(layout, context, f"Queues {jobs_text(settings.options)} per press, {cost}")
         if problem is not None and not offline:  # offline already says it above, where the backend is
             wrapped_label(layout, context, problem, icon="ERROR")
-        elif empty is not None:
-            wrapped_label(layout, context, empty, icon="INFO")
+        elif prompt is not None:
+            wrapped_label(layout, context, f"Generate: {prompt[:1].lower()}{prompt[1:]}", icon="INFO")
         if context.scene is not None and context.scene.camera is None:
             wrapped_label(layout, context, "Generate from Camera: the scene has no active camera", icon="INFO")
 
@@ -233,18 +233,18 @@ class KILN_PT_batch(_KilnPanel, bpy.types.Panel):
         _list(layout, settings, "variations", "Variations")
         variations = [v for v in settings.variations if v.text.strip()]
         jobs = len(variations) * settings.options
-        problem = NO_VARIATIONS if not variations else NO_BASE_PROMPT if not base else None
+        problem = variations_problem(settings)
         cost = _estimate(context, jobs)
         text = f"Queue {jobs_text(jobs)}" + (f" \u00b7 {cost}" if cost else "")
         _greyed(layout, backend or problem).operator("kiln.batch_prompts", icon="OUTLINER_COLLECTION", text=text)
         if problem is not None:
             wrapped_label(layout, context, problem, icon="INFO")
-        elif base:
+        else:
             wrapped_label(layout, context, _sends(base, settings.variations))
 
         _list(layout, settings, "parts", "Parts")
         parts = [p for p in settings.parts if p.text.strip()]
-        problem = NO_PARTS if not parts else None
+        problem = parts_problem(settings)
         cost = _estimate(context, len(parts))
         text = f"Generate {len(parts)} Part{'' if len(parts) == 1 else 's'}" + (f" \u00b7 {cost}" if cost else "")
         _greyed(layout, backend or problem).operator("kiln.generate_parts", icon="GROUP", text=text)

@@ -14,7 +14,7 @@ from mathutils import Vector
 from ..backends import registry
 from ..jobs import Mode, Priority
 from ..requests import PanelRequest, PreparedInput, Request, view_facing
-from ..validation import InputError
+from ..validation import InputError, clean_negative_prompt, clean_prompt
 from . import runtime
 from .images import prepare_image
 from .results import other_options, result_of, results_of
@@ -76,6 +76,36 @@ def queue(request: Request) -> list[str]:
 NO_VARIATIONS = "Add at least one variation to the list"
 NO_BASE_PROMPT = "Type the base prompt that every variation adds to"
 NO_PARTS = "Add the parts to the list first (head, torso, legs …)"
+
+
+def prompt_problem(prompt: str, negative_prompt: str = "") -> str | None:
+    """What the operator's own check would refuse in these prompts (empty, too long), said before the click."""
+    try:
+        clean_prompt(prompt)
+        clean_negative_prompt(negative_prompt)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def variations_problem(settings: Any) -> str | None:
+    """Why Queue Variations cannot run with the Batch panel's lists as they are."""
+    base = " ".join(str(settings.batch_base).split())
+    variations = [item.text for item in settings.variations if item.text.strip()]
+    if not variations:
+        return NO_VARIATIONS
+    if not base:
+        return NO_BASE_PROMPT
+    return next(filter(None, (prompt_problem(f"{base} {v}", settings.negative_prompt) for v in variations)), None)
+
+
+def parts_problem(settings: Any) -> str | None:
+    """Why Generate Parts cannot run with the Batch panel's lists as they are."""
+    base = " ".join(str(settings.batch_base).split())
+    parts = [item.text for item in settings.parts if item.text.strip()]
+    if not parts:
+        return NO_PARTS
+    return next(filter(None, (prompt_problem(f"{base} {p}") for p in parts)), None)
 
 
 def engine_problem() -> str | None:

@@ -176,15 +176,19 @@ def test_an_empty_prompt_greys_generate_with_the_reason(runtime: ModuleType) -> 
 
     settings = bpy.context.scene.kiln
     panel = draw("KILN_PT_generate")
-    assert disabled_reason(panel, "kiln.generate") and "Generate: type a prompt above first" in panel.labels()
+    assert disabled_reason(panel, "kiln.generate") and "Generate: type a prompt first" in panel.labels()
     tooltip = bpy.types.KILN_OT_generate.description(bpy.context, SimpleNamespace(prompt=""))
-    assert "type a prompt" in tooltip, "the grey button's tooltip says why"
+    assert "Type a prompt first" in tooltip, "the grey button's tooltip says why"
     with pytest.raises(RuntimeError, match="Type a prompt first"):
         bpy.ops.kiln.generate()  # a script still gets the operator's own check
+    settings.prompt = "crate " * 200  # known too long before the click, as the operator would say after it
+    panel = draw("KILN_PT_generate")
+    assert disabled_reason(panel, "kiln.generate")
+    assert "Generate: the prompt is 1199 characters long; the limit is 1024" in panel.labels()
     settings.prompt = "wooden crate"
     panel = draw("KILN_PT_generate")
-    assert not disabled_reason(panel, "kiln.generate") and "type a prompt" not in panel.labels()
-    assert "type a prompt" not in bpy.types.KILN_OT_generate.description(bpy.context, SimpleNamespace(prompt=""))
+    assert not disabled_reason(panel, "kiln.generate") and "Generate:" not in panel.labels()
+    assert "Disabled" not in bpy.types.KILN_OT_generate.description(bpy.context, SimpleNamespace(prompt=""))
 
 
 def test_a_missing_key_greys_every_generate_button_before_the_click(runtime: ModuleType, no_tripo_key: Any,
@@ -230,6 +234,10 @@ def test_batch_buttons_say_why_they_are_grey(runtime: ModuleType) -> None:
     assert "Type the base prompt" in draw("KILN_PT_batch").labels()
     settings.batch_base = "sci-fi crate"
     assert not disabled_reason(draw("KILN_PT_batch"), "kiln.batch_prompts")
+    settings.variations.add().text = "with " + "vents " * 200
+    with pytest.raises(RuntimeError, match="characters long"):
+        bpy.ops.kiln.batch_prompts()
+    assert disabled_reason(draw("KILN_PT_batch"), "kiln.batch_prompts")
 
 
 def test_result_buttons_say_why_they_are_grey(runtime: ModuleType) -> None:
