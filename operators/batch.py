@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import bpy
 
@@ -16,11 +15,13 @@ from ..addon.blender.panel import (
     camera_subjects,
     is_reference_image,
     panel_request,
+    parts_problem,
     prepare_reference,
     queue,
     reference_view,
     scene_settings,
     taken_names,
+    variations_problem,
 )
 from ..addon.requests import (
     PreparedInput,
@@ -34,12 +35,12 @@ from ..addon.validation import InputError, clean_prompt
 from .generate import engine_ready, report_queued, selected_backend
 
 
-def _list_ready(operator: type[bpy.types.Operator], items: Any, message: str) -> bool:
-    """Shared poll for list-driven operators: the engine runs and the list has a non-empty line."""
+def _lists_ready(operator: type[bpy.types.Operator], problem: str | None) -> bool:
+    """Shared poll for list-driven operators: the engine and backend run, and the lists make valid prompts."""
     if not engine_ready(operator):
         return False
-    if not any(item.text.strip() for item in items):
-        operator.poll_message_set(message)
+    if problem is not None:
+        operator.poll_message_set(problem)
         return False
     return True
 
@@ -53,8 +54,7 @@ class KILN_OT_batch_prompts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _list_ready(cls, scene_settings(context.scene).variations,
-                           "Add at least one variation to the list")
+        return _lists_ready(cls, variations_problem(scene_settings(context.scene)))
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = scene_settings(context.scene)
@@ -177,7 +177,8 @@ class KILN_OT_batch_images(bpy.types.Operator):
 
 
 class KILN_OT_generate_parts(bpy.types.Operator):
-    """Generate each part in the list as its own job, assembled under one parent in part order"""
+    """Generate each part in the list as its own job, assembled under one parent in part order.
+    Each part is sent after the Batch panel's base prompt ("sci-fi robot" + "head"), as the panel shows"""
 
     bl_idname = "kiln.generate_parts"
     bl_label = "Generate Parts"
@@ -185,15 +186,16 @@ class KILN_OT_generate_parts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _list_ready(cls, scene_settings(context.scene).parts,
-                           "Add the parts to the list first (head, torso, legs …)")
+        return _lists_ready(cls, parts_problem(scene_settings(context.scene)))
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = scene_settings(context.scene)
         try:
             info = selected_backend(settings)
             parts = [clean_prompt(item.text) for item in settings.parts if item.text.strip()]
-            prefix = " ".join(settings.prompt.split())
+            # The base prompt of the same panel, shown there with what each part sends; never the main
+            # prompt of another panel, which an artist would not expect to travel with the parts.
+            prefix = " ".join(settings.batch_base.split())
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -10,11 +10,19 @@ import bpy
 from ..addon.backends import registry
 from ..addon.backends.registry import BackendInfo
 from ..addon.blender import runtime
-from ..addon.blender.panel import panel_request, queue, scene_settings, taken_names
+from ..addon.blender.panel import (
+    backend_problem,
+    engine_problem,
+    panel_request,
+    prompt_problem,
+    queue,
+    scene_settings,
+    taken_names,
+)
 from ..addon.jobs import Mode
 from ..addon.requests import Request, text_request
 from ..addon.validation import InputError, check_network, clean_negative_prompt, clean_prompt
-from ..ui.preferences import installed_engine_settings
+from ..ui.preferences import installed_engine_settings, refresh_engine_settings
 
 _log = logging.getLogger(__name__)
 
@@ -45,25 +53,23 @@ def selected_mode(settings: bpy.types.PropertyGroup) -> Mode:
 
 def engine_running(operator: type) -> bool:
     """Poll for queue controls: the engine runs and there is a scene; otherwise say why it is grey."""
-    if not runtime.is_running():
-        operator.poll_message_set("Kiln's engine is not running; re-enable the add-on")
-        return False
-    if bpy.context.scene is None:
-        operator.poll_message_set("There is no scene")
+    problem = engine_problem() or (None if bpy.context.scene is not None else "There is no scene")
+    if problem is not None:
+        operator.poll_message_set(problem)
         return False
     return True
 
 
 def engine_ready(operator: type) -> bool:
-    """Poll for generating: the engine runs and the chosen backend can run now."""
+    """Poll for generating: the engine runs and the panel's backend can run now (online access, key,
+    endpoint); otherwise greyed out with the reason in the tooltip, rather than failing on click."""
     if not engine_running(operator):
         return False
+    refresh_engine_settings()  # a key exported or typed since the last edit of the preferences counts
     scene = bpy.context.scene
-    info = registry.find(scene.kiln.backend) if scene else None
-    if info is not None and info.needs_network and not bpy.app.online_access:
-        # Greyed out, with the reason in the tooltip, rather than failing on click.
-        operator.poll_message_set(f"{info.label} needs the internet, but Blender's online access is off "
-                                  "(Preferences ▸ System ▸ Network); the Local backend works offline")
+    problem = backend_problem(str(scene.kiln.backend)) if scene is not None else None
+    if problem is not None:
+        operator.poll_message_set(problem)
         return False
     return True
 
@@ -82,6 +88,18 @@ class KILN_OT_generate(bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return engine_ready(cls)
+
+    @classmethod
+    def description(cls, context: bpy.types.Context, properties: bpy.types.OperatorProperties) -> str:
+        """The tooltip says why the panel greyed the button: poll() cannot see the operator's own prompt,
+        so the panel decides from the scene's prompt, and the tooltip says the same."""
+        text = str(cls.__doc__ or "")
+        scene = context.scene
+        if scene is not None and not getattr(properties, "prompt", ""):
+            problem = prompt_problem(scene.kiln.prompt, scene.kiln.negative_prompt)
+            if problem is not None:
+                text += f".\nDisabled: {problem}"
+        return text
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = scene_settings(context.scene)

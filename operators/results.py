@@ -9,37 +9,29 @@ import bpy
 
 from ..addon.blender.exporter import ExportError, export
 from ..addon.blender.finishing import finish_object
-from ..addon.blender.panel import panel_request, queue, scene_settings, taken_names
-from ..addon.blender.results import kiln_roots, reject_other_options, result_of, results_of
+from ..addon.blender.panel import (
+    export_problem,
+    keep_option_problem,
+    panel_request,
+    promote_problem,
+    queue,
+    scene_settings,
+    selected_results,
+    selection_problem,
+    taken_names,
+)
+from ..addon.blender.results import kiln_roots, reject_other_options, result_of
 from ..addon.presets import PRESETS
 from ..addon.requests import promote_request
 from .generate import engine_ready
 
 
-def _selected_results(context: bpy.types.Context) -> list[bpy.types.Object]:
-    """The Kiln results behind the selection, once each, whichever part of an asset was clicked.
-
-    A hidden object (LOD1…) cannot be selected: clicked in the Outliner it only becomes active, so the
-    active object counts too when it is hidden."""
-    clicked = list(context.selected_objects)
-    active = context.active_object
-    if active is not None and not active.visible_get() and active not in clicked:
-        clicked.append(active)
-    found: list[bpy.types.Object] = []
-    for obj in clicked:
-        found += [r for r in results_of(obj) if r not in found]
-    return found
-
-
-class _OnSelectedResults:
-    """Shared poll: the selection holds at least one Kiln result."""
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        if not _selected_results(context):
-            cls.poll_message_set("Select one or more Kiln results")
-            return False
-        return True
+def _poll(operator: type, problem: str | None) -> bool:
+    """poll() with the panel's own sentence for why not (addon/blender/panel.py)."""
+    if problem is not None:
+        operator.poll_message_set(problem)
+        return False
+    return True
 
 
 class KILN_OT_promote(bpy.types.Operator):
@@ -52,15 +44,10 @@ class KILN_OT_promote(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if not engine_ready(cls):
-            return False
-        if not any(o.get("kiln_mode") == "draft" for o in _selected_results(context)):
-            cls.poll_message_set("Select one or more Kiln drafts")
-            return False
-        return True
+        return engine_ready(cls) and _poll(cls, promote_problem(context))
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        drafts = [o for o in _selected_results(context) if o.get("kiln_mode") == "draft"]
+        drafts = [o for o in selected_results(context) if o.get("kiln_mode") == "draft"]
         panel = panel_request(context.scene)
         taken = taken_names()
         errors: list[str] = []
@@ -96,10 +83,7 @@ class KILN_OT_keep_option(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if result_of(context.active_object) is None:
-            cls.poll_message_set("Select the Kiln result to keep")
-            return False
-        return True
+        return _poll(cls, keep_option_problem(context))
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         kept = result_of(context.active_object)
@@ -114,18 +98,21 @@ class KILN_OT_keep_option(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class KILN_OT_finish(_OnSelectedResults, bpy.types.Operator):
+class KILN_OT_finish(bpy.types.Operator):
     """Run the finishing preset (remesh, UV, bake, textures, LODs) on the selected results"""
 
     bl_idname = "kiln.finish"
     bl_label = "Finish Selected"
     bl_options = {"REGISTER", "UNDO"}
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _poll(cls, selection_problem(context))
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = scene_settings(context.scene)
         preset = PRESETS[settings.finish_preset]
-        results = _selected_results(context)
+        results = selected_results(context)
         # Selecting an asset's LOD group now reaches its LOD0: finishing that again would nest a second
         # LOD chain inside the first, so finished results are skipped and named.
         done = [o for o in results if o.get("kiln_finished")]
@@ -143,7 +130,7 @@ class KILN_OT_finish(_OnSelectedResults, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class KILN_OT_export_fbx(_OnSelectedResults, bpy.types.Operator):
+class KILN_OT_export_fbx(bpy.types.Operator):
     """Export the selected results (with their LODs) as FBX, one file per asset or one per batch"""
 
     bl_idname = "kiln.export_fbx"
@@ -158,6 +145,9 @@ class KILN_OT_export_fbx(_OnSelectedResults, bpy.types.Operator):
     gltf: bpy.props.BoolProperty(name="Also glTF", default=False)  # type: ignore[valid-type]
     filter_folder: bpy.props.BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _poll(cls, export_problem(context))
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if context.window_manager is None:
@@ -166,7 +156,7 @@ class KILN_OT_export_fbx(_OnSelectedResults, bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        roots = kiln_roots(_selected_results(context))
+        roots = kiln_roots(selected_results(context))
         try:
             written = export(roots, self.directory or "//exports", per=self.per, preset=self.preset,
                              gltf=self.gltf)

@@ -1,16 +1,37 @@
 # mypy: disable-error-code="attr-defined,override,misc,operator,index"
-"""The "Kiln" sidebar tab in the 3D Viewport. Drawing only: every decision lives in addon/."""
+"""The "Kiln" sidebar tab in the 3D Viewport. Drawing only: every decision lives in addon/.
+
+Written for the default sidebar width (about 280 px at UI scale 1), where a property's inline label
+gets some 15 characters before Blender cuts it with "…": a label that could be longer goes on its own
+row above its field, and sentences wrap onto as many lines as they need (ui/layout.py). A button the
+panel knows cannot run is grey, with the reason written under it (addon/blender/panel.py says why)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import bpy
 
 from ..addon.backends import registry
 from ..addon.blender import runtime
-from ..addon.blender.panel import scene_settings
+from ..addon.blender.panel import (
+    backend_problem,
+    export_problem,
+    keep_option_problem,
+    panel_request,
+    parts_problem,
+    promote_problem,
+    prompt_problem,
+    scene_settings,
+    selection_problem,
+    taken_names,
+    variations_problem,
+)
 from ..addon.blender.results import result_of
+from ..addon.requests import estimate, named_batch, text_request
+from .layout import labelled, prop_with_placeholder, text_field, wrapped_label
+from .preferences import refresh_engine_settings
 
 RESULT_KEYS = (("Prompt", "kiln_prompt"), ("Seed", "kiln_seed"), ("Backend", "kiln_backend"),
                ("Mode", "kiln_mode"), ("Credits", "kiln_credits"), ("Time (s)", "kiln_generation_s"),
@@ -39,15 +60,21 @@ class _KilnPanel:
     bl_category = "Kiln"
 
 
+def jobs_text(count: int) -> str:
+    return f"{count} job" if count == 1 else f"{count} jobs"
+
+
+# ---------------------------------------------------------------------------------------------- money
 def _estimate(context: bpy.types.Context, jobs: int) -> str:
     """What `jobs` text jobs with the panel's settings commit: built by the same request builder, and
-    priced by the same backend estimate, as what the scheduler records when they are queued."""
+    priced by the same backend estimate, as what the scheduler records when they are queued. "no
+    credits" for a backend that charges none (Local); empty while the engine is not running."""
     if not runtime.is_running():
         return ""
-    from ..addon.blender.panel import panel_request
-    from ..addon.requests import estimate, text_request
-
     panel = panel_request(context.scene, options=1, seed=1)
+    info = registry.find(panel.backend)
+    if info is not None and not info.needs_key:
+        return "no credits"
     backend = runtime.scheduler().backends.get(panel.backend)
     if backend is None:
         return ""
@@ -55,22 +82,52 @@ def _estimate(context: bpy.types.Context, jobs: int) -> str:
 
 
 def _balance_text(backend: str) -> str:
-    if not runtime.is_running():
+    """The credit balance of a backend that charges credits; empty for one that charges none (Local), and
+    for a backend that cannot run (its reason is written under the buttons), except a missing key."""
+    info = registry.find(backend)
+    if not runtime.is_running() or info is None or not info.needs_key:
         return ""
     error = runtime.backend_error(backend)
     if error is not None:
-        return "Balance: no key" if error.code == "no_key" else f"Balance unavailable: {error.message}"
+        return "Balance: no key" if error.code == "no_key" else ""
     balances = runtime.scheduler().balances
     if backend not in balances:
         return "Balance: press refresh"
     value = balances[backend]
     if value is None:
-        return "Balance: no credits needed"
+        return ""
     if isinstance(value, str):
         return f"Balance unavailable: {value}"
     return f"Balance: {value:g} credits"
 
 
+def _start_text(hours: float) -> str:
+    """When a held batch starts, with units and the clock time."""
+    if hours <= 0:
+        return "Starts now"
+    minutes = round(hours * 60)
+    spelled = " ".join(part for part in (f"{minutes // 60} h" if minutes >= 60 else "",
+                                         f"{minutes % 60} min" if minutes % 60 else "") if part)
+    return f"Starts in {spelled or '0 min'} (at {time.strftime('%H:%M', time.localtime(time.time() + hours * 3600))})"
+
+
+def _sends(base: str, items: Any) -> str:
+    """What the first line of a list sends: the base prompt and the line, as the operators join them."""
+    lines = [" ".join(f"{base} {item.text}".split()) for item in items if item.text.strip()]
+    if not lines:
+        return ""
+    more = f" and {len(lines) - 1} more" if len(lines) > 1 else ""
+    return f"Sends \u201c{lines[0]}\u201d{more}"
+
+
+def _greyed(layout: Any, problem: str | None) -> Any:
+    """A row that is grey when the panel knows its button cannot run (the reason is drawn by the caller)."""
+    row = layout.row(align=True)
+    row.enabled = problem is None
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- panels
 class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
     bl_idname = "KILN_PT_generate"
     bl_label = "Kiln"
@@ -82,26 +139,44 @@ class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
         info = registry.find(settings.backend)
         row = layout.row(align=True)
         row.prop(settings, "backend", text="")
-        row.operator("kiln.refresh_balance", icon="FILE_REFRESH", text="")
-        layout.label(text=_balance_text(settings.backend))
-        if info is not None and info.needs_network and not bpy.app.online_access:
-            layout.label(text="Online access is off: only Local runs", icon="INTERNET_OFFLINE")
+        if info is not None and info.needs_key:  # Local charges nothing: no balance to refresh
+            row.operator("kiln.refresh_balance", icon="FILE_REFRESH", text="")
+        balance = _balance_text(settings.backend)
+        if balance:
+            wrapped_label(layout, context, balance)
+        offline = info is not None and info.needs_network and not bpy.app.online_access
+        if offline:
+            wrapped_label(layout, context, "Online access is off: only Local runs", icon="INTERNET_OFFLINE")
         if settings.mode == "PRODUCTION":
             layout.prop(settings, "target")
-            row = layout.row(align=True)
-            row.prop(settings, "face_budget")
-            row.prop(settings, "texture_size", text="")
+            split = layout.split(factor=0.5, align=True)
+            labelled(split, settings, "face_budget", "Face Budget")
+            labelled(split, settings, "texture_size", "Texture Size")
             layout.prop(settings, "finish_preset")
-        layout.prop(settings, "prompt", text="")
+        text_field(layout, settings, "prompt", "Prompt", "wooden crate with iron bands")
         row = layout.row(align=True)
         row.prop(settings, "options")
         row.prop(settings, "seed")
+
+        refresh_engine_settings()  # a key exported or typed since the last draw counts now
+        problem = backend_problem(str(settings.backend))
+        prompt = prompt_problem(settings.prompt, settings.negative_prompt)
+        _greyed(layout, prompt).operator("kiln.generate", icon="PLAY")
         column = layout.column(align=True)
-        column.operator("kiln.generate", icon="PLAY")
         column.operator("kiln.generate_from_camera", icon="CAMERA_DATA")
-        column.operator("kiln.batch_images", icon="IMAGE_DATA")
-        if settings.mode == "PRODUCTION":
-            layout.label(text=f"Queues {settings.options} job(s), {_estimate(context, settings.options)}")
+        split = column.split(factor=0.45, align=True)
+        split.label(text="Capture with")
+        split.prop(settings, "capture_engine", text="")
+        layout.operator("kiln.batch_images", icon="IMAGE_DATA")
+        cost = _estimate(context, settings.options)
+        if cost:
+            wrapped_label(layout, context, f"Queues {jobs_text(settings.options)} per press, {cost}")
+        if problem is not None and not offline:  # offline already says it above, where the backend is
+            wrapped_label(layout, context, problem, icon="ERROR")
+        elif prompt is not None:
+            wrapped_label(layout, context, f"Generate: {prompt[:1].lower()}{prompt[1:]}", icon="INFO")
+        if context.scene is not None and context.scene.camera is None:
+            wrapped_label(layout, context, "Generate from Camera: the scene has no active camera", icon="INFO")
 
 
 class KILN_PT_negative(_KilnPanel, bpy.types.Panel):
@@ -113,8 +188,9 @@ class KILN_PT_negative(_KilnPanel, bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout, settings = panel_layout(self), scene_settings(context.scene)
-        layout.prop(settings, "negative_prompt", text="")
-        layout.prop(settings, "capture_engine")
+        # The panel's header is the label: the field takes the whole width.
+        prop_with_placeholder(layout, settings, "negative_prompt", "blurry, low detail, text", text="")
+        wrapped_label(layout, context, "Used by backends that support it", icon="INFO")
 
 
 class KILN_UL_text_items(bpy.types.UIList):
@@ -125,7 +201,20 @@ class KILN_UL_text_items(bpy.types.UIList):
         layout.prop(item, "text", text="", emboss=False)
 
 
+def _list(layout: Any, settings: Any, target: str, title: str) -> None:
+    """A titled list with its add and remove buttons beside it."""
+    layout.label(text=title)
+    row = layout.row()
+    row.template_list("KILN_UL_text_items", target, settings, target, settings, f"{target}_index", rows=3)
+    column = row.column(align=True)
+    set_props(column.operator("kiln.list_edit", icon="ADD", text=""), target=target, action="ADD")
+    set_props(column.operator("kiln.list_edit", icon="REMOVE", text=""), target=target, action="REMOVE")
+
+
 class KILN_PT_batch(_KilnPanel, bpy.types.Panel):
+    """The base prompt, then each list with its own button right under it (the Variations' Queue button
+    is never below the Parts list), then the batch's settings in their own sub-panel."""
+
     bl_idname = "KILN_PT_batch"
     bl_order = 2  # sub-panels from two modules: the order is explicit
     bl_label = "Batch"
@@ -135,23 +224,54 @@ class KILN_PT_batch(_KilnPanel, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         settings = scene_settings(context.scene)
         layout = panel_layout(self)
-        layout.prop(settings, "batch_base")
-        for target, title in (("variations", "Variations"), ("parts", "Parts")):
-            layout.label(text=title)
-            row = layout.row()
-            row.template_list("KILN_UL_text_items", target, settings, target, settings, f"{target}_index", rows=3)
-            column = row.column(align=True)
-            set_props(column.operator("kiln.list_edit", icon="ADD", text=""), target=target, action="ADD")
-            set_props(column.operator("kiln.list_edit", icon="REMOVE", text=""), target=target, action="REMOVE")
-        layout.prop(settings, "batch_name")
-        row = layout.row(align=True)
-        row.prop(settings, "priority", text="")
-        row.prop(settings, "budget")
+        base = " ".join(settings.batch_base.split())
+        text_field(layout, settings, "batch_base", "Base Prompt", "sci-fi panel (every line adds to it)")
+        backend = backend_problem(str(settings.backend))
+        if backend is not None:  # once for both buttons, above them; each list's own reason goes under it
+            wrapped_label(layout, context, backend, icon="ERROR")
+
+        _list(layout, settings, "variations", "Variations")
+        variations = [v for v in settings.variations if v.text.strip()]
+        jobs = len(variations) * settings.options
+        problem = variations_problem(settings)
+        cost = _estimate(context, jobs)
+        text = f"Queue {jobs_text(jobs)}" + (f" \u00b7 {cost}" if cost else "")
+        _greyed(layout, backend or problem).operator("kiln.batch_prompts", icon="OUTLINER_COLLECTION", text=text)
+        if problem is not None:
+            wrapped_label(layout, context, problem, icon="INFO")
+        else:
+            wrapped_label(layout, context, _sends(base, settings.variations))
+
+        _list(layout, settings, "parts", "Parts")
+        parts = [p for p in settings.parts if p.text.strip()]
+        problem = parts_problem(settings)
+        cost = _estimate(context, len(parts))
+        text = f"Generate {len(parts)} Part{'' if len(parts) == 1 else 's'}" + (f" \u00b7 {cost}" if cost else "")
+        _greyed(layout, backend or problem).operator("kiln.generate_parts", icon="GROUP", text=text)
+        if problem is not None:
+            wrapped_label(layout, context, problem, icon="INFO")
+        else:
+            wrapped_label(layout, context, _sends(base, settings.parts) + (
+                "" if base else " (no base prompt: each part alone)"))
+
+
+class KILN_PT_batch_settings(_KilnPanel, bpy.types.Panel):
+    bl_idname = "KILN_PT_batch_settings"
+    bl_label = "Batch Settings"
+    bl_parent_id = "KILN_PT_batch"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        settings = scene_settings(context.scene)
+        layout = panel_layout(self)
+        base = " ".join(settings.batch_base.split())
+        # The example is the very name the request builder would give the variations now.
+        example = (named_batch(panel_request(context.scene, batch_name=""), base, taken_names(), prefix="env").name
+                   if base else "env_<base prompt>_01")
+        text_field(layout, settings, "batch_name", "Batch Name", f"empty: {example}")
+        layout.prop(settings, "priority")
+        layout.prop(settings, "budget")
         layout.prop(settings, "start_in_hours")
-        jobs = len([v for v in settings.variations if v.text.strip()]) * settings.options
-        layout.operator("kiln.batch_prompts", icon="OUTLINER_COLLECTION",
-                        text=f"Queue {jobs} Job(s), {_estimate(context, jobs)}".rstrip(", "))
-        layout.operator("kiln.generate_parts", icon="GROUP")
+        wrapped_label(layout, context, _start_text(settings.start_in_hours), icon="TIME")
 
 
 class KILN_PT_result(_KilnPanel, bpy.types.Panel):
@@ -174,18 +294,27 @@ class KILN_PT_result(_KilnPanel, bpy.types.Panel):
         column = layout.column(align=True)
         for label, key in RESULT_KEYS:
             if key in obj:
-                column.label(text=f"{label}: {obj[key]}")
+                wrapped_label(column, context, f"{label}: {obj[key]}")
         if obj.get("kiln_warnings"):
-            layout.label(text=str(obj["kiln_warnings"]), icon="ERROR")
-        row = layout.row(align=True)
-        row.operator("kiln.promote", icon="TRIA_UP")
-        row.operator("kiln.keep_option", icon="CHECKMARK")
-        row = layout.row(align=True)
-        row.operator("kiln.finish", icon="MODIFIER")
-        row.operator("kiln.export_fbx", icon="EXPORT")
+            wrapped_label(layout, context, str(obj["kiln_warnings"]), icon="ERROR")
+        if not bpy.data.filepath:
+            wrapped_label(layout, context, "Unsaved file: its asset catalog appears after the first save",
+                          icon="ASSET_MANAGER")
+        reasons = []
+        column = layout.column(align=True)  # one button a row: "Promote to Production" needs the width
+        for operator, icon, problem in (("kiln.promote", "TRIA_UP", promote_problem(context)),
+                                        ("kiln.keep_option", "CHECKMARK", keep_option_problem(context)),
+                                        ("kiln.finish", "MODIFIER", selection_problem(context)),
+                                        ("kiln.export_fbx", "EXPORT", export_problem(context))):
+            _greyed(column, problem).operator(operator, icon=icon)
+            if problem is not None and problem not in reasons:
+                reasons.append(problem)
+        for reason in reasons:
+            wrapped_label(layout, context, reason, icon="INFO")
 
 
-classes = (KILN_UL_text_items, KILN_PT_generate, KILN_PT_negative, KILN_PT_batch, KILN_PT_result)
+classes = (KILN_UL_text_items, KILN_PT_generate, KILN_PT_negative, KILN_PT_batch, KILN_PT_batch_settings,
+           KILN_PT_result)
 _register, _unregister = bpy.utils.register_classes_factory(classes)
 
 
@@ -195,4 +324,3 @@ def register() -> None:
 
 def unregister() -> None:
     _unregister()
-

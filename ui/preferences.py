@@ -1,5 +1,6 @@
 # mypy: disable-error-code="attr-defined,override"
-"""Add-on preferences: keys, endpoints, concurrency, cache folder, defaults.
+"""Add-on preferences, grouped as the artist looks for them: Backends (each with its key and endpoint),
+Scheduling, Storage and Defaults.
 
 Keys live in Blender's user preferences, never in a .blend; an environment variable wins over the
 field, so a farm can inject keys without touching preferences. Which backends have a key or an
@@ -18,6 +19,7 @@ from .. import __package__ as base_package
 from ..addon.backends import registry
 from ..addon.blender import runtime
 from ..addon.scheduling import SchedulerConfig
+from .layout import prop_with_placeholder
 
 
 def engine_settings(prefs: bpy.types.AddonPreferences | None) -> runtime.EngineSettings:
@@ -26,9 +28,12 @@ def engine_settings(prefs: bpy.types.AddonPreferences | None) -> runtime.EngineS
     if prefs is None:
         return runtime.EngineSettings(backends=registry.resolve_all())
     folder = bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else ""
+    plans = {entry.name: int(getattr(prefs, plan_property(entry))) for entry in registry.BACKENDS
+             if entry.needs_network}
+    plans = {name: plan for name, plan in plans.items() if plan}  # 0: the provider's declared limit
     config = SchedulerConfig(draft_reserved_slots=prefs.draft_reserved_slots,
                              concurrency_cap=prefs.concurrency_cap or None,
-                             give_up_after_s=float(prefs.give_up_after_s))
+                             give_up_after_s=float(prefs.give_up_after_s), plan_concurrency=plans)
     values = {entry.name: {"api_key": getattr(prefs, entry.key_property) if entry.key_property else "",
                            "base_url": getattr(prefs, entry.url_property) if entry.url_property else ""}
               for entry in registry.BACKENDS}
@@ -44,24 +49,44 @@ def installed_engine_settings() -> runtime.EngineSettings:
     return engine_settings(addon.preferences if addon is not None else None)
 
 
+def refresh_engine_settings() -> None:
+    """Read the preferences and the environment again: a key exported or typed since the last edit
+    counts now, and an unchanged one rebuilds nothing. Buttons' poll() calls this, so what greys them
+    (no key) is what a click would find."""
+    runtime.settings_changed(installed_engine_settings())
+
+
 def _settings_changed(self: bpy.types.AddonPreferences, context: bpy.types.Context) -> None:
     """Every engine setting takes effect at once (see `runtime.settings_changed`)."""
     runtime.settings_changed(engine_settings(self))
 
 
+def plan_property(entry: registry.BackendInfo) -> str:
+    """The preference holding a remote backend's plan concurrency (the tasks in flight its account allows)."""
+    return f"{entry.name}_plan_concurrency"
+
+
 def _backend_properties() -> dict[str, Any]:
-    """A key field and an endpoint field per remote backend, named as the registry says."""
+    """A key field, an endpoint field and a plan concurrency per remote backend, named as the registry says."""
     properties: dict[str, Any] = {}
     for entry in registry.BACKENDS:
+        if entry.needs_network:
+            # The provider's declared limit is not read here: that would import the backend's module
+            # (and its HTTP library) at every start.
+            properties[plan_property(entry)] = bpy.props.IntProperty(
+                name="Plan concurrency", description=f"Tasks in flight your {entry.label} plan allows (0: what "
+                f"{entry.label} declares for its best plan); a refusal from the provider lowers it while Kiln runs",
+                default=0, min=0, max=50, update=_settings_changed)
         if entry.key_property:
             properties[entry.key_property] = bpy.props.StringProperty(
                 name=f"{entry.label} API key", description=f"Your {entry.label} key; {entry.key_variable} wins "
                 "over this field", subtype="PASSWORD", update=_settings_changed)
         if entry.url_property:
             properties[entry.url_property] = bpy.props.StringProperty(
-                name=f"{entry.label} endpoint", description=f"Base URL of the {entry.label} API, e.g. a proxy "
-                f"(empty: {entry.default_base_url}); {entry.url_variable} wins over this field",
-                update=_settings_changed)
+                name=f"{entry.label} endpoint",
+                description=f"Where Kiln sends {entry.label} requests: only for a proxy or a self-hosted server "
+                f"that speaks the {entry.label} API (empty: {entry.default_base_url}); {entry.url_variable} wins "
+                "over this field", update=_settings_changed)
     return properties
 
 
@@ -74,7 +99,8 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
         description="Concurrency slots per backend that production batches leave free, so a draft never waits",
         default=1, min=0, max=4, update=_settings_changed)
     concurrency_cap: bpy.props.IntProperty(  # type: ignore[valid-type]
-        name="Max jobs in flight", description="Per backend, below the provider's own limit (0: the provider's)",
+        name="Max jobs in flight", description="Per backend, for every backend, below each plan's own limit "
+        "(0: each backend's plan concurrency)",
         default=0, min=0, max=50, update=_settings_changed)
     request_timeout_s: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Network timeout", description="Seconds to wait for a provider before treating a request as failed",
@@ -95,28 +121,57 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        column = layout.column(heading="Backends")
-        for entry in registry.BACKENDS:
-            for prop, variable in ((entry.key_property, entry.key_variable), (entry.url_property, entry.url_variable)):
-                if not prop:
-                    continue
-                row = column.row()
-                row.enabled = not os.environ.get(variable)
-                row.prop(self, prop)
-                if os.environ.get(variable):
-                    column.label(text=f"Using {variable} from the environment", icon="INFO")
-        column = layout.column(heading="Scheduling")
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        box = layout.box()
+        box.label(text="Backends", icon="WORLD")
+        for entry in registry.BACKENDS:  # only backends that exist: the registry is the list
+            _draw_backend(box.column(), self, entry)
+        box = layout.box()
+        box.label(text="Scheduling", icon="SORTTIME")
+        column = box.column()
         column.prop(self, "draft_reserved_slots")
         column.prop(self, "concurrency_cap")
         column.prop(self, "request_timeout_s")
         column.prop(self, "give_up_after_s")
-        column = layout.column(heading="Defaults")
+        box = layout.box()
+        box.label(text="Storage", icon="FILE_FOLDER")
+        box.prop(self, "cache_folder")
+        box = layout.box()
+        box.label(text="Defaults for new scenes", icon="SCENE_DATA")
+        column = box.column()
         column.prop(self, "default_mode")
         column.prop(self, "default_target")
-        column.prop(self, "cache_folder")
         if not bpy.app.online_access:
             layout.label(text="Online access is off: remote backends are unavailable; Local still works",
                          icon="INTERNET_OFFLINE")
+
+
+def _draw_backend(column: bpy.types.UILayout, prefs: Any, entry: registry.BackendInfo) -> None:
+    """One backend's heading, then its own fields under it, never another backend's."""
+    column.label(text=entry.label, icon="NETWORK_DRIVE" if entry.needs_network else "DESKTOP")
+    if not entry.key_property and not entry.url_property:
+        column.label(text=f"{entry.description}: nothing to set", icon="BLANK1")
+        return
+    fields = ((entry.key_property, entry.key_variable, "API Key", ""),
+              (entry.url_property, entry.url_variable, "Endpoint", entry.default_base_url))
+    for prop, variable, text, placeholder in fields:
+        if not prop:
+            continue
+        row = column.row()
+        row.enabled = not os.environ.get(variable)
+        prop_with_placeholder(row, prefs, prop, placeholder, text=text)
+        if os.environ.get(variable):
+            column.label(text=f"Using {variable} from the environment", icon="INFO")
+    if entry.needs_network:
+        column.prop(prefs, plan_property(entry))
+    if entry.url_property:
+        column.label(text=f"Endpoint: only for a proxy or a self-hosted {entry.label}-compatible server; "
+                          "leave it empty otherwise", icon="BLANK1")
+    problem = runtime.backend_error(entry.name) if runtime.is_running() else None
+    if problem is not None:
+        column.label(text=problem.message, icon="ERROR")
+    column.separator()
 
 
 KILN_AddonPreferences.__annotations__.update(_backend_properties())

@@ -76,7 +76,8 @@ class KILN_SceneSettings(bpy.types.PropertyGroup):
     capture_engine: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Capture With", items=_CAPTURE_ITEMS, default="BLENDER_WORKBENCH")
     batch_base: bpy.props.StringProperty(  # type: ignore[valid-type]
-        name="Base Prompt", description="Shared by every variation, e.g. 'sci-fi panel'")
+        name="Base Prompt", description="Shared by every variation and every part: each line of the lists "
+        "below is sent after it, e.g. 'sci-fi panel' + 'with vents'")
     variations: bpy.props.CollectionProperty(type=KILN_TextItem)  # type: ignore[valid-type]
     variations_index: bpy.props.IntProperty()  # type: ignore[valid-type]
     parts: bpy.props.CollectionProperty(type=KILN_TextItem)  # type: ignore[valid-type]
@@ -85,11 +86,11 @@ class KILN_SceneSettings(bpy.types.PropertyGroup):
         name="Batch Name", description="Empty: named from the base prompt (env_sci_fi_panel_01)")
     priority: bpy.props.EnumProperty(name="Priority", items=_PRIORITY_ITEMS, default="NORMAL")  # type: ignore[valid-type]
     budget: bpy.props.FloatProperty(  # type: ignore[valid-type]
-        name="Budget", description="Credits this batch may spend (0: no limit)", default=0.0, min=0.0)
+        name="Credit Budget", description="Credits this batch may spend (0: no limit)", default=0.0, min=0.0)
     defaults_applied: bpy.props.BoolProperty(default=False, options={"HIDDEN"})  # type: ignore[valid-type]
     start_in_hours: bpy.props.FloatProperty(  # type: ignore[valid-type]
-        name="Start In", description="Hold the batch this many hours (off-peak runs); 0 starts now",
-        default=0.0, min=0.0, max=72.0)
+        name="Start In (h)", description="Hours to hold the batch before it starts (off-peak runs); 0 starts now",
+        default=0.0, min=0.0, max=72.0, step=25, precision=2)
 
 
 classes = (KILN_TextItem, KILN_JobRow, KILN_SceneSettings)

@@ -1,5 +1,6 @@
 """The scene, read as plain data for the request builder: typed accessors for Kiln's scene settings,
-the names already taken, and the reference images selected in the viewport."""
+the names already taken, the reference images selected in the viewport, and why a button cannot run
+now (the operators' poll() and the panel's reason labels read the same sentence)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Any
 import bpy
 from mathutils import Vector
 
+from ..backends import registry
 from ..jobs import Mode, Priority
 from ..requests import PanelRequest, PreparedInput, Request, view_facing
-from ..validation import InputError
+from ..validation import InputError, clean_negative_prompt, clean_prompt
 from . import runtime
 from .images import prepare_image
+from .results import other_options, result_of, results_of
 
 _log = logging.getLogger(__name__)
 
@@ -65,6 +68,113 @@ def queue(request: Request) -> list[str]:
         scheduler.add_batch(request.batch)
     jobs = scheduler.add_many(request.specs)
     return [job.error.message for job in jobs if job.error is not None]
+
+
+# ---------------------------------------------------------------------------------------------- why not
+# poll() cannot see operator properties, so these read only the scene, the selection and the engine:
+# each returns the sentence the artist reads (tooltip and panel label), or None when the button can run.
+NO_VARIATIONS = "Add at least one variation to the list"
+NO_BASE_PROMPT = "Type the base prompt that every variation adds to"
+NO_PARTS = "Add the parts to the list first (head, torso, legs …)"
+
+
+def prompt_problem(prompt: str, negative_prompt: str = "") -> str | None:
+    """What the operator's own check would refuse in these prompts (empty, too long), said before the click."""
+    try:
+        clean_prompt(prompt)
+        clean_negative_prompt(negative_prompt)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def variations_problem(settings: Any) -> str | None:
+    """Why Queue Variations cannot run with the Batch panel's lists as they are."""
+    base = " ".join(str(settings.batch_base).split())
+    variations = [item.text for item in settings.variations if item.text.strip()]
+    if not variations:
+        return NO_VARIATIONS
+    if not base:
+        return NO_BASE_PROMPT
+    return next(filter(None, (prompt_problem(f"{base} {v}", settings.negative_prompt) for v in variations)), None)
+
+
+def parts_problem(settings: Any) -> str | None:
+    """Why Generate Parts cannot run with the Batch panel's lists as they are."""
+    base = " ".join(str(settings.batch_base).split())
+    parts = [item.text for item in settings.parts if item.text.strip()]
+    if not parts:
+        return NO_PARTS
+    return next(filter(None, (prompt_problem(f"{base} {p}") for p in parts)), None)
+
+
+def engine_problem() -> str | None:
+    if not runtime.is_running():
+        return "Kiln's engine is not running; re-enable the add-on"
+    return None
+
+
+def backend_problem(name: str) -> str | None:
+    """Why the backend `name` cannot take new work now: engine stopped, online access off, no key, an
+    endpoint the key must not go to. Known before any click, so the buttons are grey instead."""
+    problem = engine_problem()
+    if problem is not None:
+        return problem
+    info = registry.find(name)
+    if info is None:
+        return f"Backend '{name}' is not available"
+    if info.needs_network and not bpy.app.online_access:
+        return (f"{info.label} needs the internet, but Blender's online access is off "
+                "(Preferences ▸ System ▸ Network); the Local backend works offline")
+    error = runtime.backend_error(info.name)
+    return error.message if error is not None else None
+
+
+def selected_results(context: bpy.types.Context) -> list[bpy.types.Object]:
+    """The Kiln results behind the selection, once each, whichever part of an asset was clicked.
+
+    A hidden object (LOD1…) cannot be selected: clicked in the Outliner it only becomes active, so the
+    active object counts too when it is hidden."""
+    clicked = list(context.selected_objects or ())
+    active = context.active_object
+    if active is not None and not active.visible_get() and active not in clicked:
+        clicked.append(active)
+    found: list[bpy.types.Object] = []
+    for obj in clicked:
+        found += [r for r in results_of(obj) if r not in found]
+    return found
+
+
+def selection_problem(context: bpy.types.Context) -> str | None:
+    """Finish and Export: something finishable is selected."""
+    results = selected_results(context)
+    if not results:
+        return "Select one or more Kiln results"
+    if all(o.get("kiln_finished") for o in results):
+        return "The selected results are already finished"
+    return None
+
+
+def export_problem(context: bpy.types.Context) -> str | None:
+    return None if selected_results(context) else "Select one or more Kiln results"
+
+
+def promote_problem(context: bpy.types.Context) -> str | None:
+    results = selected_results(context)
+    if not results:
+        return "Select one or more Kiln drafts"
+    if not any(o.get("kiln_mode") == "draft" for o in results):
+        return "Select one or more Kiln drafts: the selected results are Production already"
+    return None
+
+
+def keep_option_problem(context: bpy.types.Context) -> str | None:
+    kept = result_of(context.active_object)
+    if kept is None:
+        return "Select the Kiln result to keep"
+    if not other_options(kept):
+        return "This prompt has no other option to reject (Options above 1 makes variants to choose from)"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- references

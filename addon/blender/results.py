@@ -35,12 +35,17 @@ def _rejected_collection() -> bpy.types.Collection:
     return collection
 
 
+def other_options(kept: bpy.types.Object) -> list[bpy.types.Object]:
+    """The other options of the same prompt as `kept` that are not rejected yet (Keep This Option's work)."""
+    key = (kept.get("kiln_batch"), kept.get("kiln_index"), kept.get("kiln_prompt"))
+    return [o for o in bpy.data.objects
+            if o is not kept and o.get(JOB_ID) and not o.get("kiln_rejected")
+            and (o.get("kiln_batch"), o.get("kiln_index"), o.get("kiln_prompt")) == key]
+
+
 def reject_other_options(kept: bpy.types.Object) -> list[str]:
     """Move the other options of the kept result's prompt to 'Rejected'; returns their names."""
-    key = (kept.get("kiln_batch"), kept.get("kiln_index"), kept.get("kiln_prompt"))
-    others = [o for o in bpy.data.objects
-              if o is not kept and o.get(JOB_ID) and not o.get("kiln_rejected")
-              and (o.get("kiln_batch"), o.get("kiln_index"), o.get("kiln_prompt")) == key]
+    others = other_options(kept)
     if not others:
         return []
     rejected = _rejected_collection()

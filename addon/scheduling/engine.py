@@ -68,7 +68,8 @@ class SchedulerConfig:
     plan_concurrency: Mapping[str, int] = field(default_factory=dict)
     """Backend name → the account plan's real limit of tasks in flight, when it is below the provider's
     documented one (the preference "Plan concurrency", `[backends.<name>] concurrency`): without it the
-    slot kept for drafts would be believed free on a smaller plan."""
+    slot kept for drafts would be believed free on a smaller plan. A backend not named, or 0, keeps the
+    documented limit; refusals still lower it at run time."""
     watch_timeout_s: float = 0.25
     max_submit_retries: int = 8
     """Resends of a create refused with nothing created, other than for concurrency (a concurrency
