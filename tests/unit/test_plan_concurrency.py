@@ -21,7 +21,7 @@ JOBS = 5
 def creates_sent(plan: dict[str, int], folder: Path) -> tuple[int, int]:
     """Create requests sent (refused ones included) to finish JOBS drafts on an account allowing two."""
     with TripoSandbox(SandboxState(latency_s={"draft": 0.3, "textured": 0.3}, limit=2)) as server:
-        backend = TripoBackend(KEY, server.url, poll_min_s=0.05, poll_max_s=0.2, timeout_s=5)
+        backend = TripoBackend(KEY, server.url, timeout_s=5)
         scheduler = Scheduler([backend], journal=Journal(folder),
                               config=SchedulerConfig(draft_reserved_slots=0, plan_concurrency=plan))
         scheduler.start()
