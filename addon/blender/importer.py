@@ -26,6 +26,7 @@ from ..jobs import Job
 from ..naming import DRAFTS_COLLECTION, asset_name, draft_name
 from ..requests import REPLACES
 from .assets import mark_asset
+from .calm import keep_artist_state
 from .placement import place_in_row_of, place_new_result, settle
 from .results import replace_draft
 
@@ -110,10 +111,16 @@ def find_result(job_id: str) -> bpy.types.Object | None:
 
 
 def import_result(job: Job) -> None:
-    """Import the job's result; records `import_ms` (Blender's importer) and `kiln_import_ms` (the rest)."""
-    started = time.perf_counter()
+    """Import the job's result; records `import_ms` (Blender's importer) and `kiln_import_ms` (the rest).
+    The artist's mode, selection and active object are as they were afterwards (`calm`)."""
     if find_result(job.job_id) is not None:
         return  # already in the scene: a resumed run must not import twice
+    with keep_artist_state():
+        _import(job)
+
+
+def _import(job: Job) -> None:
+    started = time.perf_counter()
     model = job.files.get("model")
     if not model or not Path(model).is_file():
         raise ImportFailed(f"the result file for '{job.label}' is missing from the cache")
