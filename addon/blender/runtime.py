@@ -26,6 +26,7 @@ from ..backends.registry import BackendSettings
 from ..jobs import BatchSpec, Job, Mode
 from ..journal import Journal
 from ..scheduling import Scheduler, SchedulerConfig
+from .calm import can_land_now
 
 _log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
     started = time.perf_counter()
     deadline = started + budget_ms / 1000.0
     moved = 0
-    while time.perf_counter() < deadline or moved == 0:
+    while can_land_now() and (time.perf_counter() < deadline or moved == 0):  # results never interrupt
         job = scheduler.take_ready()
         if job is None:
             break
@@ -277,7 +278,7 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
                 runtime.to_finish.append(job)
         if not bpy.app.background:
             bpy.ops.ed.undo_push(message=f"Kiln: import {job.label}")
-    while runtime.to_finish and (time.perf_counter() < deadline or moved == 0):
+    while runtime.to_finish and can_land_now() and (time.perf_counter() < deadline or moved == 0):
         job = runtime.to_finish.popleft()
         moved += 1
         batch = scheduler.batches.get(job.spec.batch)
