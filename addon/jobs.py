@@ -64,6 +64,9 @@ class JobState(enum.StrEnum):
 
 TERMINAL_STATES = frozenset({JobState.FINISHED, JobState.FAILED, JobState.CANCELLED, JobState.UNCERTAIN})
 IN_FLIGHT_STATES = frozenset({JobState.SUBMITTING, JobState.RUNNING})
+TITLE = "title"
+"""Spec parameter: what a job without a prompt is called (a camera capture: "Camera: <camera name>"),
+rather than the path of its input image."""
 
 # The only legal moves. SUBMITTING → QUEUED is the provider refusing for concurrency (nothing
 # was created), so the job goes back to wait for a slot; SUBMITTING → UNCERTAIN is a create whose
@@ -236,7 +239,8 @@ class Job:
 
     @property
     def label(self) -> str:
-        return self.spec.prompt or ", ".join(self.spec.image_paths) or self.spec.kind.value
+        return self.spec.prompt or str(self.spec.params_dict.get(TITLE) or "") or ", ".join(self.spec.image_paths) \
+            or self.spec.kind.value
 
     def view(self, eta_s: float | None = None, attempts: tuple[JobView, ...] = ()) -> JobView:
         """An immutable copy for other threads (the UI, batch progress); the scheduler builds it under
