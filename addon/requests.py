@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .jobs import BatchSpec, JobKind, JobSpec, Mode, Priority
+from .jobs import TITLE, BatchSpec, JobKind, JobSpec, Mode, Priority
 from .modes import PREPARED_IMAGES, VIEWS, mode_params, target_params, theme_params
 from .naming import asset_name, draft_name, next_batch_name, slug
 from .presets import PRESETS, FinishPreset, Theme
@@ -266,15 +266,21 @@ def multiview_request(panel: PanelRequest, views: Sequence[PreparedInput], taken
     return Request(batch, [spec])
 
 
+def camera_title(camera: str) -> str:
+    return f"Camera: {camera}"
+
+
 def camera_request(panel: PanelRequest, image: PreparedInput, camera: str, taken: Iterable[str]) -> Request:
-    """Generate from Camera: one job from the camera's render; the subject is `camera_<camera name>`."""
+    """Generate from Camera: one job from the camera's render; the subject is `camera_<camera name>`, and
+    the job is titled "Camera: <camera name>" (its input is a capture file whose path means nothing)."""
     subject = f"camera_{camera}"
     taken = set(taken)
     batch = panel_batch(panel, subject, taken)
     names = _Names(taken)
     label = names.asset(batch.name, 0, 1)[0] if batch else names.draft(subject, 1)[0]
     params = JobSpec.make_params(_panel_params(panel, extra={
-        PREPARED_IMAGES: (image.prepared,), CAPTURE: {"camera": camera, "objects": list(image.beside)}}))
+        PREPARED_IMAGES: (image.prepared,), CAPTURE: {"camera": camera, "objects": list(image.beside)},
+        TITLE: camera_title(camera)}))
     spec = JobSpec(kind=JobKind.IMAGE, backend=panel.backend, mode=panel.mode, image_paths=(image.source,),
                    params=params, batch=batch.name if batch else "", seed=_seeds(panel, 1)[0], name=label)
     return Request(batch, [spec])
@@ -316,7 +322,7 @@ def promote_request(panel: PanelRequest, draft_spec: dict[str, Any], draft_objec
     label = _Names(taken).asset(batch.name, 0, 1)[0]
     # Keep what the artist chose (images, views, capture, parts), change what the mode means.
     kept = {k: v for k, v in spec.params_dict.items()
-            if k in (PREPARED_IMAGES, VIEWS, CAPTURE, "part_name", "part_index")}
+            if k in (PREPARED_IMAGES, VIEWS, CAPTURE, TITLE, "part_name", "part_index")}
     params = JobSpec.make_params(_panel_params(production, spec.backend, {**kept, REPLACES: draft_object}))
     promoted = replace(spec, mode=Mode.PRODUCTION, params=params, batch=batch.name, index=0, option=0, name=label)
     return Request(batch, [promoted])

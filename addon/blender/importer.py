@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from mathutils import Matrix, Vector
 
-from ..jobs import Job
+from ..jobs import TITLE, Job
 from ..naming import DRAFTS_COLLECTION, asset_name, draft_name
 from ..requests import REPLACES
 from .assets import mark_asset
@@ -81,7 +81,8 @@ def metadata_properties(job: Job) -> dict[str, Any]:
     started = job.state_times.get("submitting")
     ready = job.state_times.get("ready")
     props: dict[str, Any] = {
-        "kiln_prompt": spec.prompt,
+        # A job without a prompt (a camera capture) says what it came from: "Camera: <camera name>".
+        "kiln_prompt": spec.prompt or str(spec.params_dict.get(TITLE) or ""),
         "kiln_negative_prompt": spec.negative_prompt,
         "kiln_seed": spec.seed,
         "kiln_backend": spec.backend,
