@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from ..catalogs import catalog_id, write_catalogs
 from ..imaging.png import decode_own_png
+from .results import JOB_ID
 
 _log = logging.getLogger(__name__)
 _TAG_STOP = {"a", "an", "the", "with", "of", "and", "in", "on", "for", "made", "from", "to", "by"}
@@ -86,4 +87,21 @@ def write_catalogs_beside_blend(batches: list[str]) -> Path | None:
 
 
 def batches_in_file() -> list[str]:
-    return sorted({str(o["kiln_batch"]) for o in bpy.data.objects if o.get("kiln_batch")} | {""})
+    """The batches that have a Kiln asset in this file ("" for drafts, only when a draft is there): a
+    catalog is written for each, and for nothing else (no empty "Drafts" before any draft exists)."""
+    return sorted({str(o.get("kiln_batch") or "") for o in bpy.data.objects
+                   if o.get(JOB_ID) and o.asset_data is not None})
+
+
+UNSAVED_HINT = "Save the .blend to file results in the Asset Browser catalogs"
+
+
+def catalog_hint() -> str | None:
+    """One line for the Result panel while Kiln's assets have no catalogs yet, or None.
+
+    Blender keeps asset catalogs in `blender_assets.cats.txt` beside the .blend, so a file that was never
+    saved has nowhere to keep them: its results show in the Asset Browser under "Unassigned" until the
+    first save writes the catalogs (`runtime`'s save handler)."""
+    if bpy.data.filepath:
+        return None
+    return UNSAVED_HINT if batches_in_file() else None
