@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from addon.jobs import JobKind, JobSpec, Mode, Priority
+from addon.jobs import Job, JobKind, JobSpec, Mode, Priority
 from addon.requests import (
     SEED_RANGE,
     PanelRequest,
     PreparedInput,
+    camera_request,
     derived_seed,
     finish_for,
     image_request,
@@ -82,6 +83,17 @@ def test_multiview_orders_views_and_needs_a_front() -> None:
 def test_parts_share_one_group_name() -> None:
     request = parts_request(PanelRequest(mode=Mode.PRODUCTION), "market stall", ["roof", "counter"], ())
     assert [s.name for s in request.specs] == ["gen_market_stall_01_001_roof", "gen_market_stall_01_001_counter"]
+
+
+def test_a_camera_job_is_named_and_titled_after_its_camera() -> None:
+    capture = PreparedInput("/cache/captures/camera_camera_001_17.png", "/cache/inputs/ab.npy")
+    (draft,) = camera_request(PanelRequest(seed=3), capture, "Camera.001", set()).specs
+    assert draft.name == "draft_camera_camera_001_001"
+    assert Job(draft).label == "Camera: Camera.001", "not the capture's file path"
+    assert draft.prompt == "", "the title is never sent to a backend as a prompt"
+    production = camera_request(PRODUCTION, capture, "Shot A", set())
+    assert production.batch is not None and production.batch.name == "gen_camera_shot_a_01"
+    assert Job(production.specs[0]).label == "Camera: Shot A"
 
 
 def test_promote_changes_only_the_mode() -> None:
