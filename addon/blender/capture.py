@@ -44,7 +44,7 @@ def _engine_id(choice: str) -> str:
 
 
 def capture_camera(scene: bpy.types.Scene, folder: Path, engine: str = "BLENDER_WORKBENCH",
-                   size: int = CAPTURE_SIZE) -> tuple[Path, float]:
+                   size: int | None = None) -> tuple[Path, float]:
     """Render the scene's camera framing to a PNG in `folder`; returns the path and the seconds taken.
     Render settings are restored afterwards, so the artist's own render setup is untouched."""
     if scene.camera is None:
@@ -58,6 +58,7 @@ def capture_camera(scene: bpy.types.Scene, folder: Path, engine: str = "BLENDER_
     owner = getattr(scene, owner_name, None) if owner_name else None  # `cycles` only while Cycles is enabled
     saved_samples = getattr(owner, setting) if owner is not None else None
     aspect = saved["resolution_x"] / max(1, saved["resolution_y"])
+    size = size or CAPTURE_SIZE
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"camera_{slug(scene.camera.name, 40)}_{int(time.time() * 1000)}.png"
     started = time.perf_counter()
