@@ -21,8 +21,8 @@ from ..validation import InputError
 from .quiet import quiet_stdout
 
 CAPTURE_SIZE = 768
-"""Longest side of the capture. Image-to-3D models work on about 512 px (Tripo, TRELLIS, Hunyuan resize
-to it); 768 leaves room for a subject that fills only part of the frame, at under half the pixels of
+"""Longest side of the capture. Open image-to-3D models condition on about 512 px (TRELLIS 518, Hunyuan3D
+512); 768 leaves room for a subject that fills only part of the frame, at under 60 % of the pixels of
 1024."""
 
 CAPTURE_SAMPLES: dict[str, tuple[str, str, object]] = {
