@@ -15,6 +15,7 @@ import bpy
 
 from ..addon.backends import registry
 from ..addon.blender import runtime
+from ..addon.blender.assets import catalog_hint
 from ..addon.blender.panel import (
     backend_problem,
     export_problem,
@@ -297,9 +298,9 @@ class KILN_PT_result(_KilnPanel, bpy.types.Panel):
                 wrapped_label(column, context, f"{label}: {obj[key]}")
         if obj.get("kiln_warnings"):
             wrapped_label(layout, context, str(obj["kiln_warnings"]), icon="ERROR")
-        if not bpy.data.filepath:
-            wrapped_label(layout, context, "Unsaved file: its asset catalog appears after the first save",
-                          icon="ASSET_MANAGER")
+        hint = catalog_hint()
+        if hint:
+            wrapped_label(layout, context, hint, icon="ASSET_MANAGER")
         reasons = []
         column = layout.column(align=True)  # one button a row: "Promote to Production" needs the width
         for operator, icon, problem in (("kiln.promote", "TRIA_UP", promote_problem(context)),

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 from conftest import ADDON_MODULE
+from test_panel import draw
 from test_pipeline import run_batch
 
 HINT = "Save the .blend to file results in the Asset Browser catalogs"
@@ -45,6 +46,10 @@ def test_an_unsaved_file_with_results_gets_a_one_line_hint(runtime: ModuleType, 
     assert bpy.ops.kiln.generate(prompt="wooden crate") == {"FINISHED"}
     assert runtime.run_until_done(timeout=30)
     assert assets().catalog_hint() == HINT
+    crate = next(o for o in bpy.data.objects if o.get("kiln_prompt") == "wooden crate")
+    bpy.context.view_layer.objects.active = crate
+    assert "Save the .blend" in draw("KILN_PT_result").labels(), "the Result panel says it"
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
     assert assets().catalog_hint() is None
+    assert "Save the .blend" not in draw("KILN_PT_result").labels()
     assert [line.split(":")[1] for line in catalog_lines(tmp_path)] == ["Kiln/Drafts"]
