@@ -147,7 +147,8 @@ def test_high_priority_batch_goes_first_and_start_time_is_respected(make) -> Non
 
 
 def test_cancel_in_each_state(make) -> None:
-    fake = FakeBackend(latency_s=0.4, limit=4)
+    # Each state lasts about a second: long enough to be seen and cancelled on a loaded machine.
+    fake = FakeBackend(latency_s=1.2, limit=4)
     scheduler = make(fake, draft_reserved_slots=0)
     scheduler.pause_production()
     queued = scheduler.add(spec(index=0))
@@ -155,7 +156,7 @@ def test_cancel_in_each_state(make) -> None:
     assert queued.state is JobState.CANCELLED
     scheduler.resume_production()
 
-    fake.submit_delay_s = 0.2
+    fake.submit_delay_s = 1.0
     submitting = scheduler.add(spec(index=1))
     wait_for(lambda: submitting.state is JobState.SUBMITTING)
     scheduler.cancel(submitting.job_id)
@@ -167,7 +168,7 @@ def test_cancel_in_each_state(make) -> None:
     assert "on fake" in scheduler.cancel(running.job_id)
     wait_for(lambda: scheduler.in_flight("fake") == 0)
 
-    fake.download_delay_s = 0.3
+    fake.download_delay_s = 1.0
     downloading = scheduler.add(spec(index=3))
     wait_for(lambda: downloading.state is JobState.DOWNLOADING)
     scheduler.cancel(downloading.job_id)
