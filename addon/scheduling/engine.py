@@ -144,6 +144,8 @@ class Scheduler:
         self.production_paused = False
         self.budget_skipped: dict[str, list[str]] = collections.defaultdict(list)
         self.balances: dict[str, float | str | None] = {}
+        self.session_spent = 0.0
+        """Credits charged by tasks that ended since this engine started; clearing the queue keeps it."""
         self.latency = eta_model.LatencyModel()
         """Seconds from create to a downloaded result, per (backend, mode): queued jobs' ETAs."""
         self.task_latency = eta_model.LatencyModel()
@@ -447,6 +449,14 @@ class Scheduler:
                 self._changed()
 
         self._pool.submit(ask)
+
+    def _charged(self, backend: Backend, credits: float) -> None:
+        """A task ended and was charged (lock held): count it for the session, and ask for the balance
+        again in the background, so the panel shows what is left without anyone pressing refresh."""
+        if credits <= 0:
+            return
+        self.session_spent += credits
+        self.refresh_balance(backend.name)
 
     def clear_finished(self) -> int:
         """Forget ended jobs, except attempts a live retry still lists (and kept results nobody imported:
@@ -968,6 +978,7 @@ class Scheduler:
                 job.move_to(JobState.DOWNLOADING)
                 self._record(job)
                 self._pool.submit(self._download_worker, job, backend)
+                self._charged(backend, job.credits_spent)
             elif update.status is TaskStatus.CANCELLED or job.cancel_requested:
                 job.refunded()
                 job.move_to(JobState.CANCELLED)
