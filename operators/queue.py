@@ -9,8 +9,9 @@ import bpy
 
 from ..addon.blender import runtime
 from ..addon.blender.panel import scene_settings
+from ..addon.blender.results import JOB_ID
 from ..addon.jobs import DoubleChargeRisk, JobState, JobView
-from ..addon.presentation import double_charge_question
+from ..addon.presentation import double_charge_question, job_tooltip
 from ..addon.validation import InputError
 from .generate import backend_ready, engine_ready, engine_running
 
@@ -25,6 +26,78 @@ class _JobAction:
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return engine_running(cls)
+
+    @classmethod
+    def description(cls, context: bpy.types.Context, properties: bpy.types.OperatorProperties) -> str:
+        """The button's own text, then which job it acts on in full (a row shows a short title)."""
+        job = runtime.scheduler().view(properties.job_id) if runtime.is_running() else None
+        what = (cls.__doc__ or "").strip()
+        return f"{what}\n\n{job_tooltip(job)}" if job is not None else what
+
+
+class KILN_OT_select_job(bpy.types.Operator):
+    """Select this job's result in the scene, make it active and frame it"""
+
+    bl_idname = "kiln.select_job"
+    bl_label = "Select Result"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}  # unlike the other row buttons: a selection is undoable
+
+    job_id: bpy.props.StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return engine_running(cls)
+
+    @classmethod
+    def description(cls, context: bpy.types.Context, properties: bpy.types.OperatorProperties) -> str:
+        """The row's whole text: its title and status are cut short to fit the sidebar."""
+        job = runtime.scheduler().view(properties.job_id) if runtime.is_running() else None
+        if job is None:
+            return "This job is no longer in the queue"
+        return f"{job_tooltip(job)}\n\nClick to select and frame its result"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        job = runtime.scheduler().view(self.job_id)
+        # Every object the job imported (a segmented asset's parts each carry the id), in the scene's order.
+        objects = [o for o in bpy.data.objects if o.get(JOB_ID) == self.job_id]
+        if not objects:
+            state = job.state.value if job is not None else "no longer in the queue"
+            name = f"'{job.label}'" if job is not None else "This job"
+            self.report({"WARNING"}, f"{name} has no object in the scene yet ({state})")
+            return {"CANCELLED"}
+        if context.mode != "OBJECT":
+            self.report({"WARNING"}, "Leave Edit Mode (or the current mode) to select a result")
+            return {"CANCELLED"}
+        view_layer = context.view_layer
+        if view_layer is None:
+            return {"CANCELLED"}
+        selectable = [o for o in objects if o.name in view_layer.objects and o.visible_get()]
+        if not selectable:
+            self.report({"WARNING"}, f"'{objects[0].name}' is hidden or excluded from this view layer")
+            return {"CANCELLED"}
+        for obj in context.selected_objects:
+            obj.select_set(False)
+        for obj in selectable:
+            obj.select_set(True)
+        view_layer.objects.active = selectable[0]
+        _frame_selected(context)
+        return {"FINISHED"}
+
+
+def _frame_selected(context: bpy.types.Context) -> None:
+    """Frame the selection in the 3D view the button was clicked in (or the first one); nothing to
+    frame in a background Blender."""
+    screen = context.screen
+    if screen is None:
+        return
+    areas = [context.area] if context.area is not None and context.area.type == "VIEW_3D" else []
+    areas += [a for a in screen.areas if a.type == "VIEW_3D" and a not in areas]
+    for area in areas:
+        region = next((r for r in area.regions if r.type == "WINDOW"), None)
+        if region is not None:
+            with context.temp_override(area=area, region=region):
+                bpy.ops.view3d.view_selected()
+            return
 
 
 class KILN_OT_cancel_job(_JobAction, bpy.types.Operator):
@@ -179,6 +252,6 @@ class KILN_OT_refresh_balance(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (KILN_OT_refresh_balance, KILN_OT_cancel_job, KILN_OT_retry_job, KILN_OT_import_anyway,
+classes = (KILN_OT_refresh_balance, KILN_OT_select_job, KILN_OT_cancel_job, KILN_OT_retry_job, KILN_OT_import_anyway,
            KILN_OT_pause_production, KILN_OT_resume_production, KILN_OT_clear_finished)
 register, unregister = bpy.utils.register_classes_factory(classes)
