@@ -118,10 +118,13 @@ _SHORT_CODES = {
     "journal_unwritable": "journal error", "internal_error": "Kiln error", "unknown_backend": "no backend",
     "result_missing": "result missing", "import_failed": "import failed", "no_key": "no key",
 }
-_SHORT_PHRASES = (
-    ("credit", "no credits"), ("key", "key rejected"), ("content policy", "refused"),
-    ("concurrency", "no free slot"), ("expired", "expired"), ("rate", "rate limited"),
-    ("download", "download failed"), ("server error", "server error"),
+_SHORT_PHRASES = (  # first match wins: the specific before the general
+    ("credit", "no credits"), ("key rejected", "key rejected"), ("does not know this task", "task unknown"),
+    ("content policy", "refused"), ("concurrency", "no free slot"), ("rate limit", "rate limited"),
+    ("expired", "expired"), ("server error", "server error"), ("too complex", "too complex"),
+    ("deprecated", "deprecated"), ("not support", "unsupported"), ("forbids", "forbidden"),
+    ("download", "no download"), ("uploaded file", "bad upload"), ("audit", "audit failed"),
+    ("request", "bad request"), ("source task", "bad source"),
 )
 
 
