@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from .jobs import JobError, JobState, JobView
+from .jobs import JobError, JobState, JobView, Mode
 
 TITLE_CHARS = 28
 """Titles longer than this end in "…" (Blender clips further at a narrower width, from the end: the
@@ -141,8 +141,9 @@ def short_reason(error: JobError | None) -> str:
     return next((short for phrase, short in _SHORT_PHRASES if phrase in lowered), "failed")
 
 
-def short_status(job: JobView) -> str:
-    """The row's status column: at most `STATUS_CHARS`, with units on times."""
+def short_status(job: JobView, *, paused: bool = False) -> str:
+    """The row's status column: at most `STATUS_CHARS`, with units on times. `paused`: production is
+    paused, so a queued production job waits for Resume, whatever its ETA would be."""
     state = row_state(job)
     eta = format_eta(job.eta_s) if job.eta_s else ""
     if job.cancel_requested:
@@ -150,6 +151,8 @@ def short_status(job: JobView) -> str:
     if state is RowState.QUEUED:
         if job.note:
             return "waiting"
+        if paused and job.spec.mode is Mode.PRODUCTION:
+            return "paused"
         return f"queued {eta}" if eta else "queued"
     if state is RowState.RUNNING:
         percent = f"{round(job.progress * 100)}%" if job.progress > 0 else ""
@@ -220,14 +223,20 @@ def _number(job: JobView) -> str:
     return f"{number} v{found.group(2)}" if found.group(2) else number
 
 
+_JOINERS = frozenset({"a", "an", "and", "for", "in", "of", "on", "the", "with", "without"})
+
+
 def _shared_words(texts: Sequence[str]) -> int:
-    """How many leading words all `texts` share (the batch's base prompt)."""
+    """How many leading words all `texts` share (the batch's base prompt). A shared joining word at the
+    end stays with the variation: "sci-fi car" + "with vents" / "with lights" reads "with vents"."""
     split = [text.split() for text in texts]
     shared = 0
     for words in zip(*split, strict=False):
         if any(word != words[0] for word in words):
             break
         shared += 1
+    while shared and split[0][shared - 1].lower() in _JOINERS:
+        shared -= 1
     return shared
 
 
@@ -262,20 +271,20 @@ def row_titles(jobs: Sequence[JobView]) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------- rows
-def job_rows(jobs: Sequence[JobView]) -> list[JobRow]:
+def job_rows(jobs: Sequence[JobView], *, paused: bool = False) -> list[JobRow]:
     """The queue's rows, oldest first: a row keeps its place while its job moves on, new jobs are added
     at the bottom, and a retry stays where the attempt it replaced was (ordered by its first attempt)."""
     ordered = sorted(jobs, key=lambda job: job.attempts[0].created_at if job.attempts else job.created_at)
     titles = row_titles(ordered)
-    return [job_row(job, titles[job.job_id]) for job in ordered]
+    return [job_row(job, titles[job.job_id], paused=paused) for job in ordered]
 
 
-def job_row(job: JobView, title: str | None = None) -> JobRow:
+def job_row(job: JobView, title: str | None = None, *, paused: bool = False) -> JobRow:
     state = row_state(job)
     return JobRow(
         job_id=job.job_id,
         title=title if title is not None else _clip(subject(job)),
-        status=short_status(job),
+        status=short_status(job, paused=paused),
         progress=job.progress,
         icon=ICONS[state],
         can_cancel=job.can_cancel,
@@ -324,10 +333,14 @@ class QueueHeader:
         return [(f"{count} {state.value}", ICONS[state]) for state, count in self.counts]
 
     def spend_texts(self) -> list[str]:
+        """What the newest rows' batch (while it has rows) and the whole session spent."""
         if not self.costs:
             return []
+        session = f"Spent {self.session_spent:g} credits this session"
+        if not self.counts:
+            return [session]
         where = f"on {self.batch}" if self.batch else "on drafts"
-        return [f"Spent {self.batch_spent:g} credits {where}", f"Spent {self.session_spent:g} credits this session"]
+        return [f"Spent {self.batch_spent:g} credits {where}", session]
 
 
 def queue_header(rows: Sequence[JobRow], session_spent: float) -> QueueHeader:

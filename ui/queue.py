@@ -113,7 +113,7 @@ def sync_job_rows() -> None:
         return
     scheduler = runtime.scheduler()
     views = scheduler.views(last=MAX_QUEUE_ROWS)
-    data = job_rows(views)
+    data = job_rows(views, paused=scheduler.production_paused)
     hidden = max(0, scheduler.summary().total - len(views))
     _shown = _Shown(tuple(data), queue_header(data, scheduler.session_spent), hidden, id(scheduler))
     rows = wm.kiln_jobs

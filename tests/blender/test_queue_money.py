@@ -53,6 +53,13 @@ def drawn(row: Any) -> Recorder:
     return recorder
 
 
+def tooltip(row: Any) -> str:
+    """What hovering the row's title shows: its whole text (the row itself is cut short to fit)."""
+    import bpy
+
+    return str(bpy.types.KILN_OT_select_job.description(bpy.context, SimpleNamespace(job_id=row.job_id)))
+
+
 def crate_spec(batch: str = "b") -> Any:
     jobs = engine("jobs")
     return jobs.JobSpec(kind=jobs.JobKind.TEXT, backend="tripo", mode=jobs.Mode.PRODUCTION, prompt="iron crate",
@@ -74,7 +81,8 @@ def test_an_uncertain_row_asks_before_a_possible_double_charge(runtime: ModuleTy
     runtime.pump()
     (row,) = rows()
     assert row.needs_confirmation and row.can_retry and row.icon == "QUESTION"
-    assert row.status == "uncertain: may have been charged ~20 credits; check the provider"
+    assert row.status == "maybe charged"
+    assert "uncertain: may have been charged ~20 credits; check the provider" in tooltip(row)
     assert ("operator", "kiln.retry_job", "") in drawn(row).calls
     assert "1 uncertain" in draw_queue().labels()
 
@@ -133,7 +141,8 @@ def test_cancelled_tripo_task_is_kept_and_imported_anyway(runtime: ModuleType, s
     assert bpy.ops.kiln.cancel_job(job_id=job.job_id) == {"FINISHED"}
     assert runtime.run_until_done(timeout=60)
     (row,) = rows()
-    assert row.status == "cancelled, import anyway (10 credits)" and row.can_import_anyway
+    assert row.status == "kept (10 cr)" and row.can_import_anyway
+    assert "cancelled, import anyway (10 credits)" in tooltip(row)
     assert ("operator", "kiln.import_anyway", "") in drawn(row).calls
     assert kiln_objects() == [], "cancelled: nothing was imported on its own"
 

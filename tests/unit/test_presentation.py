@@ -121,3 +121,11 @@ def test_a_free_queue_shows_no_spend() -> None:
 def test_every_short_reason_fits_the_status_column() -> None:
     shorts = [*presentation._SHORT_CODES.values(), *(short for _, short in presentation._SHORT_PHRASES)]
     assert all(len(short) <= STATUS_CHARS for short in shorts), shorts
+
+
+def test_a_queued_production_job_says_paused_while_production_is() -> None:
+    queued = view(state=JobState.QUEUED, eta_s=3.0)
+    assert short_status(queued, paused=True) == "paused"
+    assert short_status(queued) == "queued ~3 s"
+    draft = replace(queued, spec=replace(queued.spec, mode=Mode.DRAFT))
+    assert short_status(draft, paused=True) == "queued ~3 s", "drafts are never paused"
