@@ -192,29 +192,6 @@ def test_batch_panel_lists_and_their_own_buttons(kiln: ModuleType) -> None:
     assert "Sends \u201csci-fi panel with vents\u201d and 1 more" in panel.labels()
 
 
-def test_queue_panel_with_jobs_and_while_paused(runtime: ModuleType) -> None:
-    import bpy
-
-    empty = draw("KILN_PT_queue")
-    assert "No jobs yet" in empty.labels() or "0 active" in empty.labels()
-    runtime.scheduler().pause_production()
-    try:
-        bpy.context.scene.kiln.mode = "PRODUCTION"
-        bpy.ops.kiln.generate(prompt="crate")
-        runtime.pump()
-        paused = draw("KILN_PT_queue")
-        assert "kiln.resume_production" in paused.names("operator")
-        assert ("template_list", "KILN_UL_jobs", "kiln_jobs") in paused.calls
-        assert "1 active · 0 done · 0 failed" in paused.labels()
-        rows = bpy.context.window_manager.kiln_jobs
-        assert (rows[0].title, rows[0].icon, rows[0].can_cancel) == ("crate", "TIME", True)
-    finally:
-        runtime.scheduler().resume_production()
-    assert runtime.run_until_done(timeout=30)
-    done = draw("KILN_PT_queue")
-    assert "kiln.pause_production" in done.names("operator") and "0 active · 1 done" in done.labels()
-
-
 def test_result_panel_for_a_selected_kiln_object(runtime: ModuleType) -> None:
     import bpy
 
