@@ -21,7 +21,7 @@ TITLE_CHARS = 28
 """Titles longer than this end in "…" (Blender clips further at a narrower width, from the end: the
 distinguishing part comes first, so it is what stays)."""
 STATUS_CHARS = 14
-"""Every status fits this many characters, so the status column (half the row) is never cut."""
+"""No status is longer, so the status column is never cut (the Blender tests measure the pixels)."""
 
 
 class RowState(enum.StrEnum):
@@ -153,14 +153,14 @@ def short_status(job: JobView, *, paused: bool = False) -> str:
             return "waiting"
         if paused and job.spec.mode is Mode.PRODUCTION:
             return "paused"
-        return f"queued {eta}" if eta else "queued"
+        return f"in {eta}" if eta else "queued"  # the clock icon says queued; the tooltip says more
     if state is RowState.RUNNING:
         percent = f"{round(job.progress * 100)}%" if job.progress > 0 else ""
         return " ".join(part for part in (percent, eta) if part) or "running"
     if state is RowState.FAILED:
         return short_reason(job.error)
     if state is RowState.UNCERTAIN:
-        return "maybe charged"
+        return "uncertain"  # its Retry button asks before a possible double charge
     if state is RowState.KEPT:
         return f"kept ({job.credits_spent:g} cr)"
     if state is RowState.WARNINGS:

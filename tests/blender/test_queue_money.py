@@ -81,7 +81,7 @@ def test_an_uncertain_row_asks_before_a_possible_double_charge(runtime: ModuleTy
     runtime.pump()
     (row,) = rows()
     assert row.needs_confirmation and row.can_retry and row.icon == "QUESTION"
-    assert row.status == "maybe charged"
+    assert row.status == "uncertain"
     assert "uncertain: may have been charged ~20 credits; check the provider" in tooltip(row)
     assert ("operator", "kiln.retry_job", "") in drawn(row).calls
     assert "1 uncertain" in draw_queue().labels()

@@ -77,7 +77,7 @@ def test_times_carry_units_and_the_running_status_shows_progress() -> None:
     assert presentation.format_eta(4 * 3600) == "~4 h"
     assert presentation.format_eta(None) == ""
     assert short_status(view(state=JobState.RUNNING, eta_s=12.0, progress=0.86)) == "86% ~12 s"
-    assert short_status(view(state=JobState.QUEUED, eta_s=75.0)) == "queued ~1 min"
+    assert short_status(view(state=JobState.QUEUED, eta_s=75.0)) == "in ~1 min"
 
 
 def test_each_row_state_has_its_own_icon() -> None:
@@ -126,6 +126,6 @@ def test_every_short_reason_fits_the_status_column() -> None:
 def test_a_queued_production_job_says_paused_while_production_is() -> None:
     queued = view(state=JobState.QUEUED, eta_s=3.0)
     assert short_status(queued, paused=True) == "paused"
-    assert short_status(queued) == "queued ~3 s"
+    assert short_status(queued) == "in ~3 s"
     draft = replace(queued, spec=replace(queued.spec, mode=Mode.DRAFT))
-    assert short_status(draft, paused=True) == "queued ~3 s", "drafts are never paused"
+    assert short_status(draft, paused=True) == "in ~3 s", "drafts are never paused"
