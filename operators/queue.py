@@ -65,8 +65,9 @@ class KILN_OT_select_job(bpy.types.Operator):
             name = f"'{job.label}'" if job is not None else "This job"
             self.report({"WARNING"}, f"{name} has no object in the scene yet ({state})")
             return {"CANCELLED"}
-        if context.mode != "OBJECT":
-            self.report({"WARNING"}, "Leave Edit Mode (or the current mode) to select a result")
+        if context.mode != "OBJECT":  # changing the active object mid-edit would drop the artist's mode
+            mode = context.mode.replace("_", " ").title()
+            self.report({"WARNING"}, f"Leave {mode} mode to select '{objects[0].name}'")
             return {"CANCELLED"}
         view_layer = context.view_layer
         if view_layer is None:

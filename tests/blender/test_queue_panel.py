@@ -289,6 +289,14 @@ def test_clicking_a_row_selects_its_result_and_makes_it_active(runtime: ModuleTy
     assert [o["kiln_job_id"] for o in bpy.context.selected_objects] == [pillar.job_id], "only its own result"
     assert "stone pillar" in bpy.types.KILN_OT_select_job.description(bpy.context, select)
 
+    # In Edit Mode it says to leave it first, and the artist stays where they were.
+    bpy.ops.object.mode_set(mode="EDIT")
+    capfd.readouterr()
+    assert bpy.ops.kiln.select_job(job_id=barrel.job_id) == {"CANCELLED"}
+    assert "Leave Edit Mesh mode to select" in capfd.readouterr().out
+    assert bpy.context.mode == "EDIT_MESH" and bpy.context.view_layer.objects.active == active
+    bpy.ops.object.mode_set(mode="OBJECT")
+
     # A job with nothing in the scene yet says so, and leaves the selection alone.
     runtime.scheduler().pause_production()
     bpy.context.scene.kiln.mode = "PRODUCTION"
