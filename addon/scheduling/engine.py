@@ -146,6 +146,9 @@ class Scheduler:
         self.balances: dict[str, float | str | None] = {}
         self.session_spent = 0.0
         """Credits charged by tasks that ended since this engine started; clearing the queue keeps it."""
+        self._balance_queued: set[str] = set()
+        """Backends with a balance request waiting for a worker: a batch's charges share one, and never
+        fill the pool that downloads run in."""
         self.latency = eta_model.LatencyModel()
         """Seconds from create to a downloaded result, per (backend, mode): queued jobs' ETAs."""
         self.task_latency = eta_model.LatencyModel()
@@ -438,8 +441,14 @@ class Scheduler:
         backend = self.backends.get(backend_name)
         if backend is None:
             return
+        with self._lock:
+            if backend_name in self._balance_queued:
+                return  # a request not yet sent will read the balance after this moment anyway
+            self._balance_queued.add(backend_name)
 
         def ask() -> None:
+            with self._lock:
+                self._balance_queued.discard(backend_name)
             try:
                 value: float | str | None = backend.balance()
             except BackendError as exc:
