@@ -168,8 +168,10 @@ def short_status(job: JobView, *, paused: bool = False) -> str:
     return state.value
 
 
-def job_status(job: JobView) -> str:
+def job_status(job: JobView, *, paused: bool = False) -> str:
     """The whole status, for the tooltip: what the job is doing, or what went wrong and what it cost."""
+    if paused and job.state is JobState.QUEUED and job.spec.mode is Mode.PRODUCTION and not job.note:
+        return "queued: production is paused; Resume sends it"
     if job.state is JobState.CANCELLED and job.result_kept:
         return f"cancelled, import anyway ({job.credits_spent:g} credits)"
     if job.state is JobState.UNCERTAIN:
@@ -299,14 +301,14 @@ def job_row(job: JobView, title: str | None = None, *, paused: bool = False) -> 
     )
 
 
-def job_tooltip(job: JobView) -> str:
+def job_tooltip(job: JobView, *, paused: bool = False) -> str:
     """Everything a row leaves out: the whole subject, its name and batch, the full status, the cost."""
     lines = [subject(job)]
     where = f"{job.spec.mode.value} on {job.spec.backend}"
     lines.append(f"{job.spec.name} ({where})" if job.spec.name else where)
     if job.spec.batch:
         lines.append(f"Batch: {job.spec.batch}")
-    lines.append(f"Status: {job_status(job)}")
+    lines.append(f"Status: {job_status(job, paused=paused)}")
     if job.credits_spent:
         lines.append(f"Credits: {job.credits_spent:g} charged")
     elif job.credits_estimated:

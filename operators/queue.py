@@ -32,7 +32,9 @@ class _JobAction:
         """The button's own text, then which job it acts on in full (a row shows a short title)."""
         job = runtime.scheduler().view(properties.job_id) if runtime.is_running() else None
         what = (cls.__doc__ or "").strip()
-        return f"{what}\n\n{job_tooltip(job)}" if job is not None else what
+        if job is None:
+            return what
+        return f"{what}\n\n{job_tooltip(job, paused=runtime.scheduler().production_paused)}"
 
 
 class KILN_OT_select_job(bpy.types.Operator):
@@ -54,7 +56,8 @@ class KILN_OT_select_job(bpy.types.Operator):
         job = runtime.scheduler().view(properties.job_id) if runtime.is_running() else None
         if job is None:
             return "This job is no longer in the queue"
-        return f"{job_tooltip(job)}\n\nClick to select and frame its result"
+        paused = runtime.scheduler().production_paused
+        return f"{job_tooltip(job, paused=paused)}\n\nClick to select and frame its result"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         job = runtime.scheduler().view(self.job_id)

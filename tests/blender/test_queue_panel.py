@@ -260,7 +260,9 @@ def test_queue_panel_with_jobs_and_while_paused(runtime: ModuleType) -> None:
         assert ("template_list", "KILN_UL_jobs", "kiln_jobs") in paused.calls
         assert counts(paused) == {"queued": 1}
         (row,) = rows()
-        assert (row.title, row.icon, row.can_cancel) == ("crate", "TIME", True)
+        assert (row.title, row.icon, row.can_cancel, row.status) == ("crate", "TIME", True, "paused")
+        tooltip = bpy.types.KILN_OT_select_job.description(bpy.context, SimpleNamespace(job_id=row.job_id))
+        assert "queued: production is paused; Resume sends it" in tooltip
     finally:
         runtime.scheduler().resume_production()
     assert runtime.run_until_done(timeout=60)

@@ -129,3 +129,4 @@ def test_a_queued_production_job_says_paused_while_production_is() -> None:
     assert short_status(queued) == "in ~3 s"
     draft = replace(queued, spec=replace(queued.spec, mode=Mode.DRAFT))
     assert short_status(draft, paused=True) == "in ~3 s", "drafts are never paused"
+    assert "Status: queued: production is paused; Resume sends it" in presentation.job_tooltip(queued, paused=True)
