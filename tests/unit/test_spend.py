@@ -5,6 +5,7 @@ again after the charges without anyone asking."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from helpers import drain, wait_for
@@ -25,9 +26,9 @@ def sandbox() -> Iterator[TripoSandbox]:
 
 
 @pytest.fixture
-def scheduler(sandbox: TripoSandbox) -> Iterator[Scheduler]:
-    backend = TripoBackend(KEY, sandbox.url, poll_min_s=0.05, poll_max_s=0.2, timeout_s=5)
-    engine = Scheduler([backend], config=SchedulerConfig(draft_reserved_slots=0))
+def scheduler(sandbox: TripoSandbox, tmp_path: Path) -> Iterator[Scheduler]:
+    backend = TripoBackend(KEY, sandbox.url, timeout_s=5)
+    engine = Scheduler([backend], cache_dir=tmp_path / "results", config=SchedulerConfig(draft_reserved_slots=0))
     engine.start()
     engine.add_batch(BatchSpec("b", backend="tripo"))
     yield engine
