@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from .jobs import JobError, JobState, JobView, Mode
+from .jobs import TITLE, JobError, JobState, JobView, Mode
 
 TITLE_CHARS = 28
 """Titles longer than this end in "…" (Blender clips further at a narrower width, from the end: the
@@ -200,15 +200,9 @@ def double_charge_question(job: JobView) -> str:
 
 # ------------------------------------------------------------------------------------------- titles
 def subject(job: JobView) -> str:
-    """What the job makes, in full: the prompt, "Camera: <name>", or the images' file names."""
-    capture = job.spec.params_dict.get("capture")
-    if isinstance(capture, tuple):  # frozen dict: (("camera", name), ("objects", ...))
-        camera = dict(capture).get("camera")
-        if camera:
-            return f"Camera: {camera}"
-    if job.spec.prompt:
-        return job.spec.prompt
-    if job.spec.image_paths:
+    """What the job makes, in full: its label ("Camera: <name>" for a capture), with an image job's
+    input paths shortened to their file names."""
+    if not job.spec.prompt and not job.spec.params_dict.get(TITLE) and job.spec.image_paths:
         return ", ".join(PurePath(path).stem for path in job.spec.image_paths)
     return job.label
 

@@ -10,7 +10,7 @@ import pytest
 
 from addon import presentation
 from addon.backends.tripo import ERRORS
-from addon.jobs import Job, JobError, JobKind, JobSpec, JobState, JobView, Mode
+from addon.jobs import TITLE, Job, JobError, JobKind, JobSpec, JobState, JobView, Mode
 from addon.presentation import STATUS_CHARS, RowState, job_rows, queue_header, short_status
 
 
@@ -41,8 +41,8 @@ def test_a_long_title_keeps_its_number_and_ends_in_an_ellipsis() -> None:
 
 
 def test_camera_and_image_jobs_are_titled_by_what_they_show() -> None:
-    camera = JobSpec(kind=JobKind.IMAGE, backend="local", image_paths=("/tmp/kiln_x/capture_1795.png",),
-                     params=JobSpec.make_params({"capture": {"camera": "Cam.Front", "objects": []}}))
+    camera = JobSpec(kind=JobKind.IMAGE, backend="local", image_paths=("/cache/captures/Cam.Front.png",),
+                     params=JobSpec.make_params({TITLE: "Camera: Cam.Front"}))
     image = JobSpec(kind=JobKind.IMAGE, backend="local", image_paths=("/refs/barrel_side.png",))
     rows = job_rows([Job(spec=camera, created_at=1).view(), Job(spec=image, created_at=2).view()])
     assert [row.title for row in rows] == ["Camera: Cam.Front", "barrel_side"]
