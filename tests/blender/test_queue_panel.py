@@ -33,10 +33,15 @@ PADDING_PX = 4
 class RowRecorder(Recorder):
     """Also keeps each button's properties (to see which job it acts on) and the icons drawn."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.buttons: list[tuple[str, SimpleNamespace]] = []
-        self.icons: list[str] = []
+    def __init__(self, parent: RowRecorder | None = None, horizontal: bool = False, factor: float = 0.0) -> None:
+        super().__init__(parent, horizontal, factor)
+        self.buttons: list[tuple[str, SimpleNamespace]] = parent.buttons if parent is not None else []
+        self.icons: list[str] = parent.icons if parent is not None else []
+
+    def _child(self, horizontal: bool, factor: float = 0.0) -> RowRecorder:
+        child = RowRecorder(self, horizontal, factor)
+        self.children.append(child)
+        return child
 
     def operator(self, idname: str, **kwargs: Any) -> SimpleNamespace:
         super().operator(idname, **kwargs)
@@ -268,7 +273,7 @@ def test_queue_panel_with_jobs_and_while_paused(runtime: ModuleType) -> None:
     assert runtime.run_until_done(timeout=60)
     done = header()
     assert "kiln.pause_production" in done.names("operator") and counts(done) == {"finished": 1}
-    assert not any(text.startswith("Spent") for text in done.labels().splitlines()), "the local engine is free"
+    assert not any(text.startswith("Spent") for text in done.names("label")), "the local engine is free"
 
 
 # ---------------------------------------------------------------------------------------- selecting
@@ -323,20 +328,20 @@ def test_the_header_shows_what_the_batch_and_the_session_spent(runtime: ModuleTy
     (batch,) = runtime.scheduler().batches
     charged = sum(job.credits_spent for job in runtime.scheduler().views())
     assert charged == 40.0, "two textured Tripo tasks at 20 credits"
-    spent = [text for text in header().labels().splitlines() if text.startswith("Spent")]
+    spent = [text for text in header().names("label") if text.startswith("Spent")]
     assert spent == [f"Spent 40 credits on {batch}", "Spent 40 credits this session"]
 
     settings.mode = "DRAFT"
     assert bpy.ops.kiln.generate(prompt="stone pillar") == {"FINISHED"}
     assert runtime.run_until_done(timeout=60)
-    spent = [text for text in header().labels().splitlines() if text.startswith("Spent")]
+    spent = [text for text in header().names("label") if text.startswith("Spent")]
     assert spent == ["Spent 10 credits on drafts", "Spent 50 credits this session"]
 
     assert bpy.ops.kiln.clear_finished() == {"FINISHED"}
     runtime.pump()
     panel = header()
     assert "No jobs yet" in panel.labels()
-    assert [text for text in panel.labels().splitlines() if text.startswith("Spent")] == \
+    assert [text for text in panel.names("label") if text.startswith("Spent")] == \
         ["Spent 50 credits this session"], "clearing the queue keeps what the session spent"
 
 
