@@ -329,14 +329,15 @@ class QueueHeader:
         return [(f"{count} {state.value}", ICONS[state]) for state, count in self.counts]
 
     def spend_texts(self) -> list[str]:
-        """What the newest rows' batch (while it has rows) and the whole session spent."""
+        """What the newest rows' batch (or the drafts, when the newest row is one) and the whole session
+        spent, in credits charged."""
         if not self.costs:
             return []
-        session = f"Spent {self.session_spent:g} credits this session"
+        session = f"This session: {self.session_spent:g} credits"
         if not self.counts:
             return [session]
-        where = f"on {self.batch}" if self.batch else "on drafts"
-        return [f"Spent {self.batch_spent:g} credits {where}", session]
+        # Not the batch's name: it would not fit the sidebar; the newest rows are the batch meant.
+        return [f"{'This batch' if self.batch else 'Drafts'}: {self.batch_spent:g} credits", session]
 
 
 def queue_header(rows: Sequence[JobRow], session_spent: float) -> QueueHeader:

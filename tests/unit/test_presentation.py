@@ -110,7 +110,7 @@ def test_header_counts_add_up_to_the_rows_and_show_the_spend() -> None:
     header = queue_header(rows, session_spent=90.0)
     assert sum(count for _, count in header.counts) == len(rows)
     assert ("2 finished", "CHECKMARK") in header.count_texts()
-    assert header.spend_texts() == ["Spent 60 credits on env_rocks_01", "Spent 90 credits this session"]
+    assert header.spend_texts() == ["This batch: 60 credits", "This session: 90 credits"]
 
 
 def test_a_free_queue_shows_no_spend() -> None:
