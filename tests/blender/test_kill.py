@@ -70,10 +70,18 @@ def command(manifest: Path, out: Path, *extra: str) -> list[str]:
             "--give-up-after", "20", *extra]
 
 
-def interrupt_at(manifest: Path, out: Path, env: dict[str, str], delay_s: float, sig: int, resume: bool) -> int:
-    """Start a run (or a resume), send `sig` after `delay_s`, and return its exit code."""
+def interrupt_at(manifest: Path, out: Path, env: dict[str, str], delay_s: float, sig: int, resume: bool,
+                 started: Path | None = None) -> int:
+    """Start a run (or a resume), send `sig` after `delay_s`, and return its exit code. With `started`,
+    the delay counts from when that path exists: an artist presses Ctrl-C at a run they saw start, not
+    inside the Python interpreter's own start-up, before any of Kiln's code can run (on a loaded machine
+    that took over a second, and Python's default handler then ends the process with -SIGINT)."""
     process = subprocess.Popen(command(manifest, out, *(["--resume"] if resume else [])), env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if started is not None:
+        deadline = time.monotonic() + 120
+        while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
     try:
         return process.wait(timeout=delay_s)  # it may finish before the signal
     except subprocess.TimeoutExpired:
@@ -153,7 +161,8 @@ def test_ctrl_c_at_random_moments_then_resume(kiln: ModuleType, tmp_path: Path) 
             out = tmp_path / f"run{run}"
             manifest = manifest_for(scenario, tmp_path, server.url)
             env = environment(server.url)
-            code = interrupt_at(manifest, out, env, rng.uniform(1.5, 8.0), signal.SIGINT, resume=False)
+            code = interrupt_at(manifest, out, env, rng.uniform(0.0, 6.5), signal.SIGINT, resume=False,
+                                started=out / f"kill_{scenario.name}")
             assert code in (0, 130), f"Ctrl-C exits 130 (or the run had already finished), not {code}"
             result = resume_to_the_end(manifest, out, env)
             counts = check_the_outcome(bpy, scenario, out, result, state.creates)
