@@ -99,6 +99,8 @@ class Stage(enum.StrEnum):
     """The provider finished the task and charged for it; the result waits there."""
     DOWNLOADED = "downloaded"
     """The result is in Kiln's cache."""
+    FINISHED = "finished"
+    """A finishing worker wrote the finished asset (`Job.metadata["finished_blend"]`) into the cache."""
     IMPORTED = "imported"
     """The result is in the scene."""
 
@@ -381,7 +383,7 @@ class JobView:
 
 
 RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.UNCERTAIN})
-PAID_STAGES = frozenset({Stage.SUBMITTED, Stage.TASK_DONE, Stage.DOWNLOADED})
+PAID_STAGES = frozenset({Stage.SUBMITTED, Stage.TASK_DONE, Stage.DOWNLOADED, Stage.FINISHED})
 """Stages at which a task exists (or existed) on the provider that a retry must reuse, not create again.
 `SUBMITTED` without a task id is the uncertain case, the only one where a create may be sent again."""
 _STAGE_ORDER = {stage: number for number, stage in enumerate(Stage)}
@@ -407,8 +409,8 @@ def retry_start(stage: Stage, *, has_task: bool, files_present: bool, durable_ta
     embedded engine's tasks die with the process and cost nothing, so those simply start over."""
     if stage is Stage.IMPORTED:
         raise ValueError("its result is already in the scene")
-    if stage is Stage.DOWNLOADED and files_present:
-        return JobState.READY
+    if stage in (Stage.DOWNLOADED, Stage.FINISHED) and files_present:
+        return JobState.READY  # the pump finishes it again, or appends the finished .blend it finds
     if not has_task or not durable_tasks or stage is Stage.NONE:
         return JobState.QUEUED
     if stage is Stage.SUBMITTED:

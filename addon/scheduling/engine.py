@@ -34,6 +34,7 @@ from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from ..backends.base import Backend, BackendError, TaskStatus, TaskUpdate, unknown_task_message
 from ..jobs import (
@@ -495,6 +496,15 @@ class Scheduler:
             job.reach(Stage.IMPORTED)
             if finished:
                 job.move_to(JobState.FINISHED)
+            self._record(job)
+            self._changed()
+
+    def mark_stage(self, job: Job, stage: Stage, **metadata: Any) -> None:
+        """Main thread: a job it holds reached `stage` outside the scheduler (a finishing worker wrote its
+        finished asset); journaled with `metadata`, so a resume skips that stage."""
+        with self._lock:
+            job.metadata.update(metadata)
+            job.reach(stage)
             self._record(job)
             self._changed()
 
