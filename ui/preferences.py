@@ -18,6 +18,7 @@ import bpy
 from .. import __package__ as base_package
 from ..addon.backends import registry
 from ..addon.blender import runtime
+from ..addon.blender.finish_pool import default_size
 from ..addon.scheduling import SchedulerConfig
 from .layout import prop_with_placeholder
 
@@ -38,7 +39,7 @@ def engine_settings(prefs: bpy.types.AddonPreferences | None) -> runtime.EngineS
                            "base_url": getattr(prefs, entry.url_property) if entry.url_property else ""}
               for entry in registry.BACKENDS}
     backends = registry.resolve_all(values, timeout_s=prefs.request_timeout_s)
-    return runtime.EngineSettings(backends, config, Path(folder) if folder else None)
+    return runtime.EngineSettings(backends, config, Path(folder) if folder else None, prefs.finish_workers)
 
 
 def installed_engine_settings() -> runtime.EngineSettings:
@@ -98,6 +99,11 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
         name="Slots reserved for drafts",
         description="Concurrency slots per backend that production batches leave free, so a draft never waits",
         default=1, min=0, max=4, update=_settings_changed)
+    finish_workers: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Finishing processes",
+        description="Background Blender processes that finish Production results (remesh, bake, LODs) while "
+                    "you keep working; 0 finishes them in this Blender, which pauses it for each asset",
+        default=default_size(headless=False), min=0, max=32, update=_settings_changed)
     concurrency_cap: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Max jobs in flight", description="Per backend, for every backend, below each plan's own limit "
         "(0: each backend's plan concurrency)",
@@ -134,6 +140,7 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
         column.prop(self, "concurrency_cap")
         column.prop(self, "request_timeout_s")
         column.prop(self, "give_up_after_s")
+        column.prop(self, "finish_workers")
         box = layout.box()
         box.label(text="Storage", icon="FILE_FOLDER")
         box.prop(self, "cache_folder")

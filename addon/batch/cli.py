@@ -51,6 +51,7 @@ _log = logging.getLogger(__name__)
 
 PROG = "kiln batch"
 MAX_JOBS_IN_FLIGHT = 1000
+MAX_FINISH_WORKERS = 64
 MAX_SHARDS = 10_000
 MAX_GIVE_UP_S = 7 * 24 * 3600.0
 
@@ -86,6 +87,13 @@ def _whole(text: str, what: str, maximum: int) -> int:
 
 def _jobs(text: str) -> int:
     return _whole(text, "a whole number of jobs", MAX_JOBS_IN_FLIGHT)
+
+
+def _workers(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text.strip()) or not 0 <= int(text) <= MAX_FINISH_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a whole number of processes from 0 (finish in this Blender) "
+                                         f"to {MAX_FINISH_WORKERS}, not {text!r}")
+    return int(text)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -147,6 +155,9 @@ def parse_args(argv: list[str]) -> BatchOptions:
     parser.add_argument("--jobs", type=_jobs, default=None, help="cap on jobs in flight")
     parser.add_argument("--give-up-after", type=_seconds, default=DEFAULT_GIVE_UP_S, metavar="S",
                         help="per job, seconds without reaching the provider before the job fails (default 120)")
+    parser.add_argument("--finish-workers", type=_workers, default=None, metavar="N",
+                        help="background Blender processes that finish assets in parallel (default: one per "
+                             "core; 0: finish in this Blender)")
     parser.add_argument("--wait", action="store_true",
                         help="allow a [batch] start_at more than 7 days away")
     parser.add_argument("--allow-host", type=_host, action="append", default=[], metavar="HOST",
@@ -164,6 +175,7 @@ def parse_args(argv: list[str]) -> BatchOptions:
                         dry_run=args.dry_run, jobs=args.jobs, quiet=args.quiet, json=args.json,
                         give_up_after_s=args.give_up_after, wait=args.wait, export_dir=args.export_dir,
                         fresh=args.fresh, resubmit_uncertain=args.resubmit_uncertain,
+                        finish_workers=args.finish_workers,
                         allow_hosts=tuple(dict.fromkeys(args.allow_host)))
 
 
@@ -390,7 +402,8 @@ def cli_command(argv: list[str], *, runner: Runner, online_access: bool = False,
     """`blender -c kiln batch …` (registered with bpy.utils.register_cli_command in the add-on)."""
     if not argv or argv[0] != "batch":
         print("kiln: error: usage: blender -c kiln batch MANIFEST [--out DIR] [--export-dir DIR] [--resume] "
-              "[--shard I/N] [--dry-run] [--jobs N] [--give-up-after S] [--wait] [--allow-host HOST] "
+              "[--shard I/N] [--dry-run] [--jobs N] [--give-up-after S] [--finish-workers N] [--wait] "
+              "[--allow-host HOST] "
               "[--quiet|--json]",
               file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -48,6 +48,8 @@ class BatchOptions:
     """Discard a previous run's journal, even one holding paid tasks that never landed."""
     resubmit_uncertain: bool = False
     """Send again the creates whose outcome is unknown (they may be charged twice)."""
+    finish_workers: int | None = None
+    """Background Blender processes that finish assets (0: in this Blender; None: one per core)."""
     allow_hosts: tuple[str, ...] = ()
     """The command line's --allow-host values: hosts a manifest's [backends.<name>] base_url may send the
     key to besides the provider's own (a manifest alone can never redirect a key)."""

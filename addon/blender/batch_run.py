@@ -226,7 +226,8 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
     config = SchedulerConfig(draft_reserved_slots=0, concurrency_cap=options.jobs,
                              plan_concurrency=dict(manifest.plan_concurrency),
                              give_up_after_s=options.give_up_after_s)
-    scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work)
+    scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work,
+                              finish_workers=options.finish_workers)
     batch = batch_spec(manifest)
     scheduler.add_batch(batch)
     job_ids, resumed = _reconcile(scheduler, plan, batch, options)

@@ -23,10 +23,11 @@ import bpy
 from ..backends import registry
 from ..backends.base import Backend, BackendError
 from ..backends.registry import BackendSettings
-from ..jobs import BatchSpec, Job, Mode
+from ..jobs import BatchSpec, Job, JobState, Mode, Stage
 from ..journal import Journal
 from ..scheduling import Scheduler, SchedulerConfig
 from .calm import can_land_now
+from .finish_pool import FinishPool, Outcome, default_size
 
 _log = logging.getLogger(__name__)
 
@@ -49,7 +50,19 @@ class _Runtime:
     package: str
     inputs: Path
     """Where prepared input images are kept for the life of their jobs."""
+    own_finishing: bool = True
+    """Kiln's own import and finishing (tests may inject theirs, which then run on the main thread)."""
+    finish_workers: int = 0
+    """Finishing processes (0: Production results are finished here, on the main thread)."""
     to_finish: collections.deque[Job] = field(default_factory=collections.deque)
+    """Imported results to finish on the main thread (in-process finishing)."""
+    drafts: collections.deque[Job] = field(default_factory=collections.deque)
+    production: collections.deque[Job] = field(default_factory=collections.deque)
+    """Ready results taken from the scheduler, not yet imported (or sent to a worker): drafts go first."""
+    finishing: dict[str, tuple[Job, BatchSpec]] = field(default_factory=dict)
+    """Results a finishing worker has (or had: see `landing`), by job id."""
+    landing: collections.deque[Outcome] = field(default_factory=collections.deque)
+    """Worker outcomes to bring into the scene (append the finished .blend) or to fail the job with."""
     redrawn_version: int = -1
     pump_max_ms: float = 0.0
 
@@ -63,9 +76,14 @@ class EngineSettings:
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
     cache_dir: Path | None = None
     """The artist's results folder; None: the extension's user folder."""
+    finish_workers: int | None = None
+    """Background Blender processes that finish Production results; 0: finish on the main thread;
+    None: the default (`finish_pool.default_size`)."""
 
 
 _runtime: _Runtime | None = None
+_pool: FinishPool | None = None
+"""The finishing processes, kept across engine restarts (a worker costs a Blender start-up)."""
 _settings = EngineSettings()
 """The last settings given to `settings_changed`; an engine started without explicit backends is built
 from them."""
@@ -105,11 +123,14 @@ def start(
     finish: FinishResult | None = None,
     journal_dir: Path | None = None,
     cache_dir: Path | None = None,
+    finish_workers: int | None = None,
 ) -> Scheduler:
     """Create and start the scheduler (recovering from the journal). Idempotent: stops any previous one.
 
     Without `backends`, every backend the current settings allow is built (Local always); tests and the
-    headless batch pass their own.
+    headless batch pass their own. `finish_workers` (else the settings', else the default) sizes the
+    finishing pool; it is used only with the built-in import and finishing (a given `apply` or `finish`
+    runs on the main thread).
     """
     global _runtime
     stop()
@@ -121,6 +142,7 @@ def start(
         cache = user_folder(package, "results") if journal_dir is None else journal_dir / "results"
     if backends is None:
         backends = [b for b in (_build(entry.name, cache) for entry in registry.BACKENDS) if b is not None]
+    own_finishing = apply is None and finish is None
     if apply is None:
         from .finishing import finish_result
         from .importer import import_result
@@ -129,8 +151,16 @@ def start(
     scheduler = Scheduler(backends, journal=Journal(journal_folder), cache_dir=cache, config=config)
     scheduler.start()
     inputs = user_folder(package, "inputs") if journal_dir is None else journal_dir / "inputs"
-    _runtime = _Runtime(scheduler, apply, finish, package, inputs)
+    _runtime = _Runtime(scheduler, apply, finish, package, inputs, own_finishing=own_finishing,
+                        finish_workers=_pool_size(finish_workers) if own_finishing else 0)
     return scheduler
+
+
+def _pool_size(asked: int | None) -> int:
+    """The finishing pool's size: asked for, else the settings', else the default for this Blender."""
+    if asked is None:
+        asked = _settings.finish_workers
+    return max(0, asked) if asked is not None else default_size(bool(bpy.app.background))
 
 
 def stop(timeout_s: float = 3.0) -> None:
@@ -138,7 +168,31 @@ def stop(timeout_s: float = 3.0) -> None:
     global _runtime
     if _runtime is not None:
         runtime, _runtime = _runtime, None
+        if _pool is not None:
+            _pool.forget()  # its jobs stay READY in the journal; the next engine finishes them
         runtime.scheduler.shutdown(timeout_s)
+
+
+def close_pool() -> None:
+    """End the finishing processes (at exit, and when the add-on is disabled)."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        pool.close()
+
+
+def finish_pool() -> FinishPool | None:
+    """The finishing processes, when some were started (tests read which worker has which job)."""
+    return _pool
+
+
+def _workers_for(runtime: _Runtime) -> FinishPool:
+    global _pool
+    if _pool is None or _pool.package != runtime.package:
+        close_pool()
+        _pool = FinishPool(runtime.package, runtime.finish_workers)
+    _pool.size = runtime.finish_workers
+    return _pool
 
 
 def scheduler() -> Scheduler:
@@ -186,6 +240,8 @@ def settings_changed(settings: EngineSettings) -> None:
     if (previous.config, previous.cache_dir) != (settings.config, settings.cache_dir):
         start(_runtime.package, config=settings.config, cache_dir=settings.cache_dir)
         return
+    if previous.finish_workers != settings.finish_workers and _runtime.own_finishing:
+        _runtime.finish_workers = _pool_size(None)
     sched = _runtime.scheduler
     cache = sched.cache_dir or user_folder(_runtime.package, "results")
     for entry in registry.BACKENDS:
@@ -208,15 +264,26 @@ def current_package() -> str:
 
 
 def is_done() -> bool:
-    """Nothing queued, in flight, waiting for import or for finishing."""
-    return _runtime is None or (_runtime.scheduler.is_idle() and not _runtime.to_finish)
+    """Nothing queued, in flight, waiting for import, for finishing, or in a finishing worker."""
+    if _runtime is None:
+        return True
+    runtime = _runtime
+    return runtime.scheduler.is_idle() and not (runtime.to_finish or runtime.drafts or runtime.production
+                                                or runtime.finishing or runtime.landing)
 
 
 def reimport(job: Job) -> None:
     """Bring an already finished job's downloaded result into the scene again (after a crash lost the
-    scene before it was saved). No new generation; finishing runs again as the batch asks."""
+    scene before it was saved). No new generation; finishing runs again as the batch asks, unless a
+    worker's finished asset is still in the cache: then that is appended."""
     if _runtime is None:
         raise RuntimeError("Kiln is not running: enable the add-on first")
+    finished = _finished_blend(job)
+    if finished is not None:
+        from .finished import append_finished
+
+        append_finished(job, finished)
+        return
     _runtime.apply(job)
     batch = _runtime.scheduler.batches.get(job.spec.batch)
     if _runtime.finish is not None and batch is not None and batch.finish is not None \
@@ -236,12 +303,22 @@ def finish_now(job: Job, batch: BatchSpec) -> None:
         _runtime.finish(job, batch)
 
 
-def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
-    """Main thread only: import ready results, then finish imported Production results, until the
-    time budget is spent; returns how many jobs moved.
+def _finished_blend(job: Job) -> Path | None:
+    """The finished asset a worker wrote for this job (or the attempt it retries), if still in the cache."""
+    known = job.metadata.get("finished_blend")
+    return Path(known) if known and Path(known).is_file() else None
 
+
+def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
+    """Main thread only: bring ready results into the scene until the time budget is spent; returns how
+    many jobs moved.
+
+    Order: ready drafts first (an artist waiting on a draft never waits behind a batch), then Production
+    results: each is sent to a finishing worker (or imported, to be finished here when there are
+    none), then what workers finished is appended, then results finished here, one at a time.
     At least one job moves per call, so a slow import or finish still makes progress; the rest wait
-    for the next call, which keeps the UI responsive while 200 results arrive.
+    for the next call, which keeps the UI responsive while 200 results arrive. Workers are only
+    polled: the main thread never waits for one.
     """
     if _runtime is None:
         return 0
@@ -250,35 +327,37 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
     started = time.perf_counter()
     deadline = started + budget_ms / 1000.0
     moved = 0
-    while can_land_now() and (time.perf_counter() < deadline or moved == 0):  # results never interrupt
-        job = scheduler.take_ready()
-        if job is None:
-            break
+
+    def has_time() -> bool:
+        return moved == 0 or time.perf_counter() < deadline
+
+    calm = can_land_now()  # results never interrupt: nothing lands while the artist is mid-edit
+
+    while (ready := scheduler.take_ready()) is not None:
+        (runtime.production if ready.spec.mode is Mode.PRODUCTION else runtime.drafts).append(ready)
+    if _pool is not None and runtime.finishing:
+        runtime.landing.extend(_pool.poll())
+    for waiting in (runtime.drafts, runtime.production):
+        held: list[Job] = []  # to import once the artist is back in Object Mode (workers start meanwhile)
+        while waiting and has_time():
+            job = waiting.popleft()
+            if job.state is not JobState.READY:
+                continue  # cancelled since it was taken
+            batch = scheduler.batches.get(job.spec.batch)
+            if _for_worker(runtime, job, batch):
+                assert batch is not None
+                _send_to_worker(runtime, job, batch)  # no time taken, nothing in the scene: not counted
+                continue
+            if not calm:
+                held.append(job)
+                continue
+            moved += 1
+            _import(runtime, job, batch)
+        waiting.extendleft(reversed(held))
+    while runtime.landing and calm and has_time():
         moved += 1
-        try:
-            runtime.apply(job)
-        except Exception as exc:
-            _log.warning("import of %s failed: %s", job.label, exc)
-            scheduler.mark_failed(job, getattr(exc, "code", "import_failed"),
-                                  f"{exc} (the downloaded result is kept: Retry imports it again without paying)")
-            continue
-        # Finishing settings come from the batch as journaled (restored before anything was dispatched),
-        # so a restart, a reload or a preferences edit finishes results exactly as the batch asked.
-        batch = scheduler.batches.get(job.spec.batch)
-        production = job.spec.mode is Mode.PRODUCTION and runtime.finish is not None
-        if production and batch is None:
-            # How to finish it is unknown: never call a raw result finished.
-            job.warnings.append(f"not finished: the settings of batch '{job.spec.batch}' were not recovered; "
-                                "use Finish on the result")
-            scheduler.mark_imported(job, finished=False)
-        else:
-            needs_finish = production and batch is not None and batch.finish is not None
-            scheduler.mark_imported(job, finished=not needs_finish)
-            if needs_finish:
-                runtime.to_finish.append(job)
-        if not bpy.app.background:
-            bpy.ops.ed.undo_push(message=f"Kiln: import {job.label}")
-    while runtime.to_finish and can_land_now() and (time.perf_counter() < deadline or moved == 0):
+        _land(runtime, runtime.landing.popleft())
+    while runtime.to_finish and calm and has_time():
         job = runtime.to_finish.popleft()
         moved += 1
         batch = scheduler.batches.get(job.spec.batch)
@@ -299,6 +378,90 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
         _tag_redraw()
     runtime.pump_max_ms = max(runtime.pump_max_ms, (time.perf_counter() - started) * 1000.0)
     return moved
+
+
+def _import(runtime: _Runtime, job: Job, batch: BatchSpec | None) -> None:
+    """Import on the main thread; a Production result to finish here joins `to_finish`."""
+    scheduler = runtime.scheduler
+    try:
+        runtime.apply(job)
+    except Exception as exc:
+        _log.warning("import of %s failed: %s", job.label, exc)
+        scheduler.mark_failed(job, getattr(exc, "code", "import_failed"),
+                              f"{exc} (the downloaded result is kept: Retry imports it again without paying)")
+        return
+    # Finishing settings come from the batch as journaled (restored before anything was dispatched),
+    # so a restart, a reload or a preferences edit finishes results exactly as the batch asked.
+    production = job.spec.mode is Mode.PRODUCTION and runtime.finish is not None
+    if production and batch is None:
+        # How to finish it is unknown: never call a raw result finished.
+        job.warnings.append(f"not finished: the settings of batch '{job.spec.batch}' were not recovered; "
+                            "use Finish on the result")
+        scheduler.mark_imported(job, finished=False)
+    else:
+        needs_finish = production and batch is not None and batch.finish is not None
+        scheduler.mark_imported(job, finished=not needs_finish)
+        if needs_finish:
+            runtime.to_finish.append(job)
+    if not bpy.app.background:
+        bpy.ops.ed.undo_push(message=f"Kiln: import {job.label}")
+
+
+def _for_worker(runtime: _Runtime, job: Job, batch: BatchSpec | None) -> bool:
+    """A Production result with a finishing preset goes to a worker, when there are workers. The parts
+    of a segmented asset are finished here: each takes its place in a group of the scene's."""
+    return (runtime.own_finishing and runtime.finish_workers > 0 and job.spec.mode is Mode.PRODUCTION
+            and batch is not None and batch.finish is not None and "part_name" not in job.spec.params_dict)
+
+
+def _send_to_worker(runtime: _Runtime, job: Job, batch: BatchSpec) -> None:
+    runtime.finishing[job.job_id] = (job, batch)
+    finished = _finished_blend(job)
+    if finished is not None:  # a resume: the finishing was done; only the append is left
+        runtime.landing.append(Outcome(job.job_id, True, {"blend": str(finished)}))
+        return
+    from .importer import object_name
+
+    cache = runtime.scheduler.cache_dir or user_folder(runtime.package, "results")
+    blend = Path(cache) / "finished" / job.job_id / f"{object_name(job)}.blend"
+    _workers_for(runtime).submit(job.job_id, {"job": job.snapshot(), "batch": batch.to_json(),
+                                              "blend": str(blend)})
+
+
+def _land(runtime: _Runtime, outcome: Outcome) -> None:
+    """A worker's outcome: append the finished asset, or fail the job with the worker's reason."""
+    from .finished import append_finished
+
+    scheduler = runtime.scheduler
+    held = runtime.finishing.pop(outcome.job_id, None)
+    if held is None:
+        return
+    job, _batch = held
+    if job.state is not JobState.READY:
+        return  # cancelled meanwhile
+    if not outcome.ok:
+        message = outcome.message or "the finishing process failed"
+        if outcome.code == "finish_failed":
+            message += " (the downloaded result is kept: Retry finishes it again without paying)"
+        scheduler.mark_failed(job, outcome.code or "finish_failed", message)
+        return
+    reply = outcome.reply
+    if "finish" in reply:  # fresh from a worker (not a finished .blend found on resume)
+        for warning in reply.get("warnings") or ():
+            if warning not in job.warnings:
+                job.warnings.append(warning)
+        timings = {key: reply[key] for key in ("import_ms", "kiln_import_ms") if reply.get(key) is not None}
+        scheduler.mark_stage(job, Stage.FINISHED, finished_blend=reply["blend"], finish=reply["finish"], **timings)
+    try:
+        append_finished(job, Path(reply["blend"]))
+    except Exception as exc:
+        _log.warning("appending %s failed: %s", job.label, exc)
+        scheduler.mark_failed(job, getattr(exc, "code", "import_failed"),
+                              f"{exc} (the finished result is kept: Retry brings it in without paying)")
+        return
+    scheduler.mark_imported(job, finished=True)
+    if not bpy.app.background:
+        bpy.ops.ed.undo_push(message=f"Kiln: import {job.label}")
 
 
 def run_until_done(timeout: float | None = None, budget_ms: float = PUMP_BUDGET_MS) -> bool:
@@ -361,6 +524,7 @@ def _at_exit() -> None:
     Emptying typing's caches here (they are only a speed-up) lets `bpy` be freed in time.
     """
     stop()
+    close_pool()
     if not bpy.app.binary_path:  # the `bpy` module; the Blender binary shuts down before Python does
         for clear_cache in getattr(typing, "_cleanups", ()):
             clear_cache()
@@ -403,3 +567,4 @@ def unregister() -> None:
     if _write_catalogs_on_save in bpy.app.handlers.save_post:
         bpy.app.handlers.save_post.remove(_write_catalogs_on_save)
     stop()
+    close_pool()
