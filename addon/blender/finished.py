@@ -47,7 +47,12 @@ def _append(job: Job, blend: Path) -> bpy.types.Object:
             target.objects = list(source.objects)
     except (OSError, RuntimeError) as exc:
         raise ImportFailed(f"Blender could not read {blend.name}: {str(exc).strip()[:200]}") from exc
-    appended = [obj for obj in target.objects if obj is not None]
+    # Looked up again by name: the references the loader hands back may not be the objects that end up
+    # in the file (then placing one would not move what the artist sees).
+    names = [obj.name for obj in target.objects if obj is not None]
+    appended = [obj for name in names if (obj := bpy.data.objects.get(name)) is not None]
+    for library in [lib for lib in bpy.data.libraries if bpy.path.abspath(lib.filepath) == str(blend)]:
+        bpy.data.libraries.remove(library)  # appended, not linked: nothing uses it
     own = next((obj for obj in appended if obj.get("kiln_job_id") == job.job_id), None)
     if own is None:
         for obj in appended:
@@ -65,6 +70,9 @@ def _append(job: Job, blend: Path) -> bpy.types.Object:
         mark_asset(own, batch=job.spec.batch, prompt=job.spec.prompt or job.label, mode=job.spec.mode.value,
                    backend=job.spec.backend, preview=job.files.get("preview"))
     root = _top(own)
+    view_layer = bpy.context.view_layer
+    if view_layer is not None:
+        view_layer.update()  # placing measures the appended objects' bounds, which only an update computes
     replaces = job.spec.params_dict.get(REPLACES)
     if replaces:
         replace_draft(root, str(replaces))
