@@ -50,7 +50,7 @@ def _append(job: Job, blend: Path) -> bpy.types.Object:
     # Looked up again by name: the references the loader hands back may not be the objects that end up
     # in the file (then placing one would not move what the artist sees).
     names = [obj.name for obj in target.objects if obj is not None]
-    appended = [obj for name in names if (obj := bpy.data.objects.get(name)) is not None]
+    appended = [bpy.data.objects[name] for name in names if name in bpy.data.objects]
     for library in [lib for lib in bpy.data.libraries if bpy.path.abspath(lib.filepath) == str(blend)]:
         bpy.data.libraries.remove(library)  # appended, not linked: nothing uses it
     own = next((obj for obj in appended if obj.get("kiln_job_id") == job.job_id), None)
