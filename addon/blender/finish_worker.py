@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,9 @@ _log = logging.getLogger(__name__)
 
 def serve() -> int:
     """Answer requests from stdin, one JSON line each, until it closes."""
+    # Ctrl-C in a terminal reaches the whole process group: the run that owns this worker decides what
+    # stops (a worker ends when its input closes).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # from here on, anything printed (Python or Blender's C code) goes to stderr
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -70,7 +74,8 @@ def finish_request(request: dict[str, Any], threads: int = 0) -> dict[str, Any]:
         if image.packed_file is None and image.has_data and image.source in ("FILE", "GENERATED"):
             image.pack()  # the .blend carries its textures: the artist's file may be anywhere
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.stem + ".partial.blend")
+    partial = target.with_name(f"{target.stem}.{os.getpid()}.partial.blend")  # an orphan of a killed run
+    # may still be writing its own
     with quiet_stdout():
         bpy.ops.wm.save_as_mainfile(filepath=str(partial), check_existing=False, copy=True)
     os.replace(partial, target)  # a .blend that exists is complete

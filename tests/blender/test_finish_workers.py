@@ -176,3 +176,53 @@ def test_a_ready_draft_is_imported_before_production_results(runtime: ModuleType
         runtime.pump(0.0)  # one job per call
     assert order == ["draft", "production", "production", "production"]
     assert len(finished) == 3
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.bpy50_only
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker through /proc")
+def test_headless_resume_after_a_killed_worker_redoes_only_the_finishing(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    assets = "\n".join(f'[[asset]]\nprompt = "{p}"\n' for p in PROMPTS)
+    manifest = tmp_path / "kill_worker.toml"
+    manifest.write_text(f'[batch]\nname = "kill_worker_01"\nmode = "production"\nbackend = "local"\nseed = 2\n\n'
+                        f'{assets}\n[finish]\npreset = "game"\n')
+    env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
+    command = [sys.executable, str(repo / "scripts/kiln_batch.py"), str(manifest), "--out", str(tmp_path),
+               "--quiet", "--json", "--finish-workers", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (workers := children_of(process.pid)):  # a worker starts only with a job to do
+        assert process.poll() is None and time.monotonic() < deadline, "no finishing worker started"
+        time.sleep(0.01)
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 1, err[-2000:]
+    first = {a["asset"]: a for a in json.loads(out)["assets"]}
+    failed = [a for a in first.values() if a["status"] != "finished"]
+    assert len(failed) == 1 and failed[0]["error"]["code"] == "finish_failed"
+    assert "killed by signal 9" in failed[0]["error"]["message"]
+
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    second = {a["asset"]: a for a in json.loads(resumed.stdout)["assets"]}
+    assert {a["status"] for a in second.values()} == {"finished"} and len(second) == 3
+    # The same tasks: nothing was generated again, only the failed asset's finishing was redone.
+    assert {name: a["task_id"] for name, a in second.items()} == {name: a["task_id"] for name, a in first.items()}
+    assert second[failed[0]["asset"]]["lods"] and json.loads(resumed.stdout)["resume"]["added"] == []
