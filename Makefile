@@ -77,6 +77,7 @@ bench: venv
 	$(PY) bench/ui_bench.py
 	$(PY) bench/tripo_bench.py
 	$(PY) bench/soak_bench.py
+	$(PY) bench/finish_bench.py
 
 clean:
 	rm -rf $(VENV) $(VENV_42) dist .pytest_cache .mypy_cache .ruff_cache tests/tools/node_modules

@@ -83,3 +83,11 @@ def test_arguments() -> None:
     assert options.shard == (2, 3) and options.jobs == 4 and options.resume and options.json
     with pytest.raises(ManifestError, match="--shard: must look like I/N"):
         parse_args(["m.toml", "--shard", "4/3"])
+
+
+def test_finish_workers_flag() -> None:
+    assert parse_args(["m.toml"]).finish_workers is None  # the default: one per core
+    assert parse_args(["m.toml", "--finish-workers", "0"]).finish_workers == 0  # in the batch's own Blender
+    assert parse_args(["m.toml", "--finish-workers", "3"]).finish_workers == 3
+    with pytest.raises(ManifestError, match="--finish-workers: must be a whole number of processes from 0"):
+        parse_args(["m.toml", "--finish-workers", "-1"])
