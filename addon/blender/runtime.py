@@ -63,6 +63,7 @@ class _Runtime:
     """Results a finishing worker has (or had: see `landing`), by job id."""
     landing: collections.deque[Outcome] = field(default_factory=collections.deque)
     """Worker outcomes to bring into the scene (append the finished .blend) or to fail the job with."""
+    warmed: bool = False
     redrawn_version: int = -1
     pump_max_ms: float = 0.0
 
@@ -332,7 +333,13 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
         return moved == 0 or time.perf_counter() < deadline
 
     calm = can_land_now()  # results never interrupt: nothing lands while the artist is mid-edit
-
+    if not runtime.warmed and not bpy.app.background and runtime.own_finishing and runtime.finish_workers > 0 \
+            and any(batch.finish is not None for batch in scheduler.batches.values()) \
+            and scheduler.has_waiting_work():
+        # A batch to finish is under way: the artist's first result should not wait for a Blender to
+        # start. (Headless, workers start with their first job: a second, once, in a long run.)
+        runtime.warmed = True
+        _workers_for(runtime).warm()
     while (ready := scheduler.take_ready()) is not None:
         (runtime.production if ready.spec.mode is Mode.PRODUCTION else runtime.drafts).append(ready)
     if _pool is not None and runtime.finishing:
