@@ -194,7 +194,8 @@ class FinishPool:
         with self._lock:
             return bool(self._pending) or any(w.job_id is not None for w in self._workers)
 
-    def close(self, timeout_s: float = 5.0) -> None:
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Close every worker's input (it ends after the job it has); kill one that takes too long."""
         with self._lock:
             self._pending.clear()
             workers, self._workers = list(self._workers), []

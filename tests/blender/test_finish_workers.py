@@ -226,3 +226,16 @@ def test_headless_resume_after_a_killed_worker_redoes_only_the_finishing(tmp_pat
     # The same tasks: nothing was generated again, only the failed asset's finishing was redone.
     assert {name: a["task_id"] for name, a in second.items()} == {name: a["task_id"] for name, a in first.items()}
     assert second[failed[0]["asset"]]["lods"] and json.loads(resumed.stdout)["resume"]["added"] == []
+
+
+@pytest.mark.bpy50_only
+def test_a_warmed_pool_starts_its_workers_and_closing_it_ends_them(kiln: ModuleType) -> None:
+    pool_module = importlib.import_module(f"{ADDON_MODULE}.addon.blender.finish_pool")
+    pool = pool_module.FinishPool(ADDON_MODULE, 2)
+    pool.warm()
+    processes = [worker.process for worker in pool._workers]
+    assert len(processes) == 2 and all(p.poll() is None for p in processes)
+    assert pool.running() == {} and not pool.busy()
+    pool.close()
+    assert all(p.returncode is not None for p in processes), "no worker outlives its pool"
+    assert pool.running() == {}
