@@ -7,7 +7,7 @@
   whole process, start-up included, and the speed-up.
 - `pump_step_ms` (the `ui_stall_ms` proxy): the same batch pumped by the add-on's runtime as its UI
   timer would, 20 ms budget per call, with finishing in-process vs in the add-on's default pool (cores
-  − 1): p50/p95/max of one pump call. Timers do not fire headless, so this is the longest stretch the
+  - 1): p50/p95/max of one pump call. Timers do not fire headless, so this is the longest stretch the
   main thread is held by Kiln, not a heartbeat measurement in the GUI.
 """
 
