@@ -4,7 +4,9 @@
 
 - `finish_parallel_speedup`: a headless batch (`scripts/kiln_batch.py`, local backend, `game_organic`)
   with `--finish-workers 0` (in-process) vs the default pool (one worker per core): wall time of the
-  whole process, start-up included, and the speed-up.
+  whole process, start-up included, and the speed-up; with the CPU time (run and workers) and the
+  cores that used on average, and the machine's load before each run (a shared machine's other
+  processes take cores from both alike).
 - `pump_step_ms` (the `ui_stall_ms` proxy): the same batch pumped by the add-on's runtime as its UI
   timer would, 20 ms budget per call, with finishing in-process vs in the add-on's default pool (cores
   - 1): p50/p95/max of one pump call. Timers do not fire headless, so this is the longest stretch the
@@ -17,6 +19,7 @@ import argparse
 import importlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,14 +48,19 @@ def manifest(folder: Path, count: int) -> Path:
 def headless(path: Path, out: Path, workers: int | None) -> dict[str, Any]:
     flags = [] if workers is None else ["--finish-workers", str(workers)]
     env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
+    load = os.getloadavg()[0]  # other processes on the machine take cores from both runs alike
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(REPO / "scripts/kiln_batch.py"), str(path), "--out", str(out),
                            "--quiet", "--json", *flags], capture_output=True, text=True, env=env, timeout=1800)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run and its workers (it waits for them)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     report = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
     assert done.returncode == 0, done.stderr[-2000:]
     finish_s = [a["timings_s"]["finish"] for a in report.get("assets", []) if a["timings_s"].get("finish")]
     return {"workers": "default" if workers is None else workers, "wall_s": round(wall, 2),
+            "cpu_s": round(cpu, 2), "cores_used": round(cpu / wall, 2), "load_before": round(load, 2),
             "finished": report.get("totals", {}).get("finished"),
             "finish_s_per_asset": percentiles(finish_s) if finish_s else None}
 
