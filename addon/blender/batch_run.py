@@ -49,6 +49,7 @@ from ..validation import InputError
 from . import runtime
 from .contact_sheet import render_contact_sheet
 from .exporter import ExportError, export
+from .finish_pool import default_size
 from .images import prepare_image
 from .importer import find_result
 from .quiet import quiet_stdout
@@ -227,7 +228,8 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
                              plan_concurrency=dict(manifest.plan_concurrency),
                              give_up_after_s=options.give_up_after_s)
     scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work,
-                              finish_workers=options.finish_workers)
+                              finish_workers=default_size(headless=True) if options.finish_workers is None
+                              else options.finish_workers)  # not the add-on's preference: every core
     batch = batch_spec(manifest)
     scheduler.add_batch(batch)
     job_ids, resumed = _reconcile(scheduler, plan, batch, options)
