@@ -67,7 +67,7 @@ def headless(path: Path, out: Path, workers: int | None) -> dict[str, Any]:
 
 def pump_steps(count: int, workers: int) -> dict[str, Any]:
     """In this process, as the add-on: pump the batch to the end, timing every call."""
-    import bpy
+    bpy = importlib.import_module("bpy")
 
     module = sys.modules.get("kiln_loader") or importlib.import_module("kiln_loader")
     package = module.load_kiln().__name__
