@@ -79,6 +79,8 @@ def _append(job: Job, blend: Path) -> bpy.types.Object:
         settle(root)
     else:
         place_new_result(root, job, collection)
+    if view_layer is not None:
+        view_layer.update()  # world matrices follow the move now, as after an import finished here
     job.metadata["append_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return root
 
