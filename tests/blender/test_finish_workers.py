@@ -70,7 +70,6 @@ def landed(name: str) -> dict[int, dict[str, Any]]:
 PROMPTS = ["mossy rock", "wooden barrel", "iron lantern"]
 
 
-@pytest.mark.bpy50_only
 def test_assets_finished_in_workers_equal_those_finished_in_process(runtime: ModuleType, tmp_path: Path) -> None:
     import bpy
 
