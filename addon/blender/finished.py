@@ -75,7 +75,9 @@ def _append(job: Job, blend: Path) -> bpy.types.Object:
         view_layer.update()  # placing measures the appended objects' bounds, which only an update computes
     replaces = job.spec.params_dict.get(REPLACES)
     if replaces:
-        replace_draft(root, str(replaces))
+        replace_draft(own, str(replaces))  # the draft's place, and the link between them, on the result
+        if own != root:  # an LOD group: the group takes that place (LOD0 sits at the group's origin)
+            root.location, own.location = own.location.copy(), (0.0, 0.0, 0.0)
         settle(root)
     else:
         place_new_result(root, job, collection)

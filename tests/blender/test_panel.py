@@ -288,6 +288,9 @@ def test_promote_replaces_the_draft_with_a_production_result(runtime: ModuleType
     with pytest.raises(RuntimeError, match="Select one or more Kiln drafts"):
         for obj in bpy.context.selected_objects:
             obj.select_set(False)
+        # The landing result leaves the artist's active object alone, and a hidden active draft counts as
+        # clicked in the Outliner: make nothing active either.
+        bpy.context.view_layer.objects.active = None
         bpy.ops.kiln.promote()
 
 
