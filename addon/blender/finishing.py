@@ -15,7 +15,7 @@ from typing import Any
 import bpy
 from bpy_extras import mesh_utils
 
-from ..jobs import BatchSpec, Job
+from ..jobs import THEME_PROMPT, BatchSpec, Job
 from ..presets import FinishPreset
 from .importer import bake_transform, origin_to_bottom_centre
 from .placement import settle
@@ -323,8 +323,11 @@ def finish_result(job: Job, batch: BatchSpec) -> FinishReport | None:
     obj = find_result(job.job_id)
     if obj is None or batch.finish is None:
         return None
+    # A provider that textured the batch's theme itself (Tripo's texture route) must keep its texture: the
+    # Blender theme material is for backends that cannot texture.
+    textured_by_provider = bool(job.spec.params_dict.get(THEME_PROMPT))
     theme = theme_material(batch.name, batch.theme.tint, batch.theme.roughness, batch.theme.noise) \
-        if batch.theme is not None else None
+        if batch.theme is not None and not textured_by_provider else None
     report = finish_object(obj, batch.finish, game=batch.target == "game", theme=theme)
     job.metadata["finish"] = report.to_json()
     root = obj

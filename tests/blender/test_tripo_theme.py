@@ -41,18 +41,21 @@ for obj in bpy.data.objects:
     root = obj
     while root.parent is not None:
         root = root.parent
-    if obj.type == "MESH" and root.get("kiln_task_id") and "_LOD" not in obj.name:
+    shown = "_LOD" not in obj.name or obj.name.endswith("_LOD0")
+    if obj.type == "MESH" and (root.get("kiln_task_id") or obj.get("kiln_task_id")) and shown:
         print("MATERIALS", obj.name, "|".join(m.name for m in obj.data.materials if m))
 """
 
 
 @pytest.mark.bpy50_only
-def test_a_themed_batch_is_textured_by_tripo(sandbox: TripoSandbox, tmp_path: Path) -> None:
+@pytest.mark.parametrize("finish", ["", '[finish]\npreset = "game"\n'], ids=["raw", "finished"])
+def test_a_themed_batch_is_textured_by_tripo(sandbox: TripoSandbox, tmp_path: Path, finish: str) -> None:
     manifest = tmp_path / "ruins.toml"
-    # No [finish]: finishing's theme material (for backends that cannot texture) is not this test's subject.
+    # With [finish] too: finishing's own theme material (for backends that cannot texture) must not
+    # paint over the texture Tripo made.
     manifest.write_text(f'[batch]\nname = "env_ruins_01"\nbackend = "tripo"\nbudget = 60\ntheme = "{THEME}"\n\n'
                         f'[[asset]]\nprompt = "broken column"\n\n[[asset]]\nprompt = "fallen arch"\n\n'
-                        f'[backends.tripo]\nbase_url = "{sandbox.url}"\n')
+                        f'{finish}[backends.tripo]\nbase_url = "{sandbox.url}"\n')
     batch = [str(REPO / "scripts/kiln_batch.py"), str(manifest), "--out", str(tmp_path / "out"), "--online-mode",
              "--quiet", "--allow-host", "127.0.0.1"]
     plan = run(*batch, "--dry-run", "--json")
