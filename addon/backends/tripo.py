@@ -1,8 +1,9 @@
 """Tripo (API v3) backend: text, image and multiview to model, batched polling, fresh URLs on expiry.
 
-Protocol facts are in ../shared/reference/backends.md §1b-1d. v2 was shut down on 2026-10-31, so
-only v3 routes are used. Status is polled for all in-flight tasks with one `POST /v3/tasks/list`,
-paced by the latency observed for the mode. Creates are re-sent only on code 2000 (concurrency) and
+The protocol is Tripo's public API v3 as its documentation and the official `tripo3d` SDK send it
+(field names: FIELD_NAMES below). v2 was shut down on 2026-10-31, so only v3 routes are used. Status is
+polled for all in-flight tasks with one `POST /v3/tasks/list`, sent when the earliest task's predicted
+finish is due (scheduling/eta.py). Creates are re-sent only on code 2000 (concurrency) and
 1007 (rate limit): the provider guarantees those created and charged nothing.
 """
 

@@ -23,7 +23,7 @@ DEFAULT_LATENCY_S = 60.0
 
 TASK_PRIORS_S: dict[tuple[str, str], float] = {
     # Tripo v3 generation, textured (Production): ~80 s for text, image and multiview, the progress
-    # estimate of ComfyUI's nodes_tripo.py (../shared/reference/backends.md §5; one measured v2.5 run: 61 s).
+    # estimate in ComfyUI's Tripo nodes (nodes_tripo.py; one measured v2.5 run: 61 s).
     ("tripo", "production"): 80.0,
     # Tripo untextured with a low face limit (Draft): no published figure. Assumed half the textured
     # time; the first progress reading (at most `PROBE_S` in) replaces it either way.
