@@ -123,3 +123,10 @@ def test_material_word_yields_to_a_real_noun() -> None:
     assert plan("stone pillar", production=False).archetype.name == "pillar"  # type: ignore[union-attr]
     assert plan("stone", production=False).archetype.name == "rock"  # type: ignore[union-attr]
     assert plan("iron bands crate", production=False).archetype.name == "crate"  # type: ignore[union-attr]
+
+
+def test_a_style_word_yields_to_a_real_noun() -> None:
+    # "sci-fi" names the sci-fi panel archetype, but a "sci-fi crate" is a crate (it came out a 0.15 m panel).
+    assert plan("sci-fi crate with vents", production=False).archetype.name == "crate"  # type: ignore[union-attr]
+    assert plan("sci-fi panel", production=False).archetype.name == "scifi_panel"  # type: ignore[union-attr]
+    assert plan("sci-fi", production=False).archetype.name == "scifi_panel"  # type: ignore[union-attr]

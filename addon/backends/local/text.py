@@ -623,8 +623,13 @@ def plan(prompt: str, production: bool) -> TextPlan:
     )
 
 
+STYLE_NOUNS = frozenset({"sci-fi", "scifi"})
+"""Archetype words that are also styles: "sci-fi crate" is a crate, "sci-fi" alone a sci-fi panel."""
+
+
 def _match_archetype(words: list[str]) -> Archetype | None:
-    """The first archetype word wins, but a material word ("stone pillar") yields to a real noun."""
+    """The first archetype word wins, but a material or style word ("stone pillar", "sci-fi crate")
+    yields to a real noun."""
     hits = [
         (word, archetype)
         for word in words
@@ -632,7 +637,7 @@ def _match_archetype(words: list[str]) -> Archetype | None:
         if word in archetype.words or (word.endswith("s") and word[:-1] in archetype.words)
     ]
     for word, archetype in hits:
-        if word not in MATERIAL_WORDS:
+        if word not in MATERIAL_WORDS and word not in STYLE_NOUNS:
             return archetype
     return hits[0][1] if hits else None
 
