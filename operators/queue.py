@@ -16,16 +16,20 @@ from ..addon.validation import InputError
 from .generate import backend_ready, engine_ready, engine_running
 
 
-class _JobAction:
-    """Shared by the per-row queue buttons: which job, and usable while the engine runs."""
-
-    bl_options = {"REGISTER", "INTERNAL"}
+class _OnJob:
+    """Every per-row queue button: which job it acts on, and usable while the engine runs."""
 
     job_id: bpy.props.StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return engine_running(cls)
+
+
+class _JobAction(_OnJob):
+    """The row's action buttons (cancel, retry, import anyway): not undo steps of their own."""
+
+    bl_options = {"REGISTER", "INTERNAL"}
 
     @classmethod
     def description(cls, context: bpy.types.Context, properties: bpy.types.OperatorProperties) -> str:
@@ -37,18 +41,12 @@ class _JobAction:
         return f"{what}\n\n{job_tooltip(job, paused=runtime.scheduler().production_paused)}"
 
 
-class KILN_OT_select_job(bpy.types.Operator):
+class KILN_OT_select_job(_OnJob, bpy.types.Operator):
     """Select this job's result in the scene, make it active and frame it"""
 
     bl_idname = "kiln.select_job"
     bl_label = "Select Result"
     bl_options = {"REGISTER", "UNDO", "INTERNAL"}  # unlike the other row buttons: a selection is undoable
-
-    job_id: bpy.props.StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return engine_running(cls)
 
     @classmethod
     def description(cls, context: bpy.types.Context, properties: bpy.types.OperatorProperties) -> str:
