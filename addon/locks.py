@@ -16,6 +16,15 @@ _log = logging.getLogger(__name__)
 
 LOCK_NAME = "lock"
 
+_held_here: set[Path] = set()
+"""Folders whose lock this process holds (a lock is per process: see `held_here`)."""
+
+
+def held_here(folder: Path) -> bool:
+    """Whether this process already holds `folder`'s lock: a headless batch locks its journal folder,
+    then runs the add-on's engine on it, and that engine is the same single writer."""
+    return Path(folder).resolve() in _held_here
+
 
 class FolderLocked(RuntimeError):
     """Another live process holds the lock; `holder` says who (as it wrote itself down)."""
@@ -49,11 +58,13 @@ class FolderLock:
         handle.write(f"pid {os.getpid()}{': ' + who if who else ''}\n")
         handle.flush()
         self._handle = handle
+        _held_here.add(self.folder.resolve())
         return self
 
     def release(self) -> None:
         if self._handle is None:
             return
+        _held_here.discard(self.folder.resolve())
         try:
             _unlock(self._handle)
         except OSError:

@@ -10,6 +10,7 @@ import bpy
 
 from ..addon.blender import runtime
 from ..addon.presentation import JobRow, QueueHeader, job_rows, queue_header
+from .layout import wrapped_label
 from .panels import _KilnPanel, panel_layout, set_props
 
 MAX_QUEUE_ROWS = 50
@@ -77,6 +78,8 @@ class KILN_PT_queue(_KilnPanel, bpy.types.Panel):
             count = len(scheduler.journal_problems)
             layout.label(text=f"{count} journal {'entry' if count == 1 else 'entries'} this Kiln cannot read "
                               "(kept, not acted on)", icon="ERROR")
+        if scheduler.read_only:
+            wrapped_label(layout, context, scheduler.read_only, icon="LOCKED")
         row = layout.row(align=True)
         if scheduler.production_paused:
             row.operator("kiln.resume_production", icon="PLAY", text="Resume")

@@ -111,7 +111,7 @@ def parts_problem(settings: Any) -> str | None:
 def engine_problem() -> str | None:
     if not runtime.is_running():
         return "Kiln's engine is not running; re-enable the add-on"
-    return None
+    return runtime.read_only() or None
 
 
 def backend_problem(name: str) -> str | None:

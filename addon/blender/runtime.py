@@ -25,6 +25,7 @@ from ..backends.base import Backend, BackendError
 from ..backends.registry import BackendSettings
 from ..jobs import BatchSpec, Job, JobState, Mode, Stage
 from ..journal import Journal
+from ..locks import FolderLock, FolderLocked, held_here
 from ..scheduling import Scheduler, SchedulerConfig
 from .calm import can_land_now
 from .finish_pool import FinishPool, Outcome, default_size
@@ -34,6 +35,9 @@ _log = logging.getLogger(__name__)
 PUMP_BUDGET_MS = 20.0
 TIMER_INTERVAL_S = 0.1
 IDLE_TIMER_INTERVAL_S = 0.5
+READ_ONLY_CHECK_S = 2.0
+"""How often a read-only engine looks whether the other Blender has let go of the queue (and re-reads
+what that one wrote)."""
 FINISHING_TIMER_INTERVAL_S = 0.3
 """After a call that ran finishing (a second or so of Blender's own tools), give the UI this long to
 redraw and take input before the next one."""
@@ -66,6 +70,12 @@ class _Runtime:
     warmed: bool = False
     redrawn_version: int = -1
     pump_max_ms: float = 0.0
+    take_over: Callable[[], object] | None = None
+    """Read-only: start again as the journal's writer, with the same arguments (see `_follow_owner`)."""
+    next_look: float = 0.0
+    """Read-only: when `_follow_owner` looks at the journal's lock again (monotonic)."""
+    seen_journal: tuple[int, int] = (0, 0)
+    """Read-only: the journal's (mtime, size) when last read, so it is re-read only when it changed."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,8 @@ class EngineSettings:
 
 
 _runtime: _Runtime | None = None
+_journal_lock: FolderLock | None = None
+"""This Blender's lock on the add-on's journal folder: one writer per journal, the add-on's own included."""
 _pool: FinishPool | None = None
 """The finishing processes, kept across engine restarts (a worker costs a Blender start-up)."""
 _settings = EngineSettings()
@@ -136,6 +148,7 @@ def start(
     global _runtime
     stop()
     journal_folder = journal_dir or user_folder(package, "journal")
+    read_only = _lock_journal(journal_folder)
     if cache_dir is not None:
         cache = Path(cache_dir)  # the artist's choice (preferences)
         cache.mkdir(parents=True, exist_ok=True)
@@ -149,12 +162,76 @@ def start(
         from .importer import import_result
 
         apply, finish = import_result, finish or finish_result
-    scheduler = Scheduler(backends, journal=Journal(journal_folder), cache_dir=cache, config=config)
+    scheduler = Scheduler(backends, journal=Journal(journal_folder), cache_dir=cache, config=config,
+                          read_only=read_only)
     scheduler.start()
     inputs = user_folder(package, "inputs") if journal_dir is None else journal_dir / "inputs"
     _runtime = _Runtime(scheduler, apply, finish, package, inputs, own_finishing=own_finishing,
                         finish_workers=_pool_size(finish_workers) if own_finishing else 0)
+    if read_only:
+        _log.warning("Kiln: %s", read_only)
+        given = None if own_finishing else (apply, finish)
+        _runtime.take_over = lambda: start(package, backends=backends, config=config,
+                                           apply=given[0] if given else None, finish=given[1] if given else None,
+                                           journal_dir=journal_dir, cache_dir=cache_dir,
+                                           finish_workers=finish_workers)
     return scheduler
+
+
+def _lock_journal(folder: Path) -> str:
+    """Take the journal's lock; returns "" when this Blender is its writer, else why it may only show it.
+
+    Two engines on one journal would each send its queued jobs (paid twice) and import each result
+    twice, so a second Blender with Kiln enabled opens the queue read-only, and says so."""
+    global _journal_lock
+    if held_here(folder):
+        return ""  # this process already owns it (a headless batch runs the engine on its own journal)
+    try:
+        _journal_lock = FolderLock(folder).acquire(f"Blender {bpy.app.version_string}")
+    except FolderLocked as exc:
+        return (f"Another Blender runs Kiln's queue ({exc.holder or 'unknown process'}): this one only shows "
+                "it, and takes over when that one closes")
+    except OSError as exc:  # a read-only folder: the journal cannot be written either, and says so itself
+        _log.warning("could not lock the journal folder %s: %s", folder, exc.strerror or exc)
+    return ""
+
+
+def _release_journal() -> None:
+    global _journal_lock
+    lock, _journal_lock = _journal_lock, None
+    if lock is not None:
+        lock.release()
+
+
+def read_only() -> str:
+    """Why this Blender may only show Kiln's queue (another Blender runs it), or ""."""
+    return _runtime.scheduler.read_only if _runtime is not None else ""
+
+
+def _follow_owner(runtime: _Runtime) -> None:
+    """Read-only: every few seconds, take the queue over if the other Blender has let go of it, else
+    re-read what it wrote (when the journal changed)."""
+    now = time.monotonic()
+    if now < runtime.next_look:
+        return
+    runtime.next_look = now + READ_ONLY_CHECK_S
+    journal = runtime.scheduler.journal
+    if journal is None:
+        return
+    try:
+        FolderLock(journal.folder).acquire().release()
+    except (FolderLocked, OSError):
+        try:
+            stat = journal.path.stat()
+        except OSError:
+            return
+        if (stat.st_mtime_ns, stat.st_size) != runtime.seen_journal:
+            runtime.seen_journal = (stat.st_mtime_ns, stat.st_size)
+            runtime.scheduler.reload()
+        return
+    if runtime.take_over is not None:
+        _log.info("Kiln: the other Blender let go of the queue; this one runs it now")
+        runtime.take_over()
 
 
 def _pool_size(asked: int | None) -> int:
@@ -172,6 +249,7 @@ def stop(timeout_s: float = 3.0) -> None:
         if _pool is not None:
             _pool.forget()  # its jobs stay READY in the journal; the next engine finishes them
         runtime.scheduler.shutdown(timeout_s)
+    _release_journal()  # after the shutdown's last journal write
 
 
 def close_pool() -> None:
@@ -269,6 +347,8 @@ def is_done() -> bool:
     if _runtime is None:
         return True
     runtime = _runtime
+    if runtime.scheduler.read_only:
+        return True  # nothing here is this Blender's to finish
     return runtime.scheduler.is_idle() and not (runtime.to_finish or runtime.drafts or runtime.production
                                                 or runtime.finishing or runtime.landing)
 
@@ -325,6 +405,9 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
         return 0
     runtime = _runtime
     scheduler = runtime.scheduler
+    if scheduler.read_only:
+        _follow_owner(runtime)
+        return 0
     started = time.perf_counter()
     deadline = started + budget_ms / 1000.0
     moved = 0
@@ -505,6 +588,8 @@ def _timer() -> float | None:
         _log.exception("Kiln pump failed")
     if _runtime.to_finish:
         return FINISHING_TIMER_INTERVAL_S
+    if _runtime.scheduler.read_only:
+        return IDLE_TIMER_INTERVAL_S
     return TIMER_INTERVAL_S if _runtime.scheduler.has_waiting_work() else IDLE_TIMER_INTERVAL_S
 
 

@@ -119,6 +119,10 @@ class QueueSummary:
         return self.counts[JobState.UNCERTAIN]
 
 
+class QueueReadOnly(RuntimeError):
+    """This engine only shows a queue that another process runs (it holds the journal's lock)."""
+
+
 class Scheduler:
     def __init__(
         self,
@@ -128,8 +132,13 @@ class Scheduler:
         cache_dir: Path | None = None,
         config: SchedulerConfig | None = None,
         on_change: Callable[[], None] | None = None,
+        read_only: str = "",
     ) -> None:
         self.config = config or SchedulerConfig()
+        self.read_only = read_only
+        """Why this engine may only show its journal (another Blender runs that queue), or "". A read-only
+        engine sends, watches, downloads and writes nothing: two engines on one journal would each send
+        its queued jobs, and the provider would charge twice."""
         self.backends: dict[str, Backend] = {b.name: b for b in backends}
         self.journal = journal
         self.cache_dir = Path(cache_dir) if cache_dir else (journal.folder / "results" if journal else None)
@@ -200,7 +209,10 @@ class Scheduler:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Recover from the journal (batches first, so no job is dispatched without its batch's budget,
-        start time and finishing), then start dispatching."""
+        start time and finishing), then start dispatching. A read-only engine only reads the journal."""
+        if self.read_only:
+            self.reload()
+            return
         if self.journal is not None:
             contents = self.journal.load()
             with self._lock:
@@ -212,6 +224,22 @@ class Scheduler:
             target=self._dispatch_loop, name=f"{self._thread_prefix}-dispatch", daemon=True
         )
         self._dispatcher.start()
+
+    def reload(self) -> None:
+        """Read-only: show the journal as the engine that owns it last wrote it."""
+        if not self.read_only or self.journal is None:
+            return
+        contents = self.journal.load()
+        with self._lock:
+            self.batches = dict(contents.batches)
+            self.jobs = {job.job_id: job for job in contents.jobs}
+            self.journal_problems = list(contents.unreadable)
+            self._changed()
+
+    def _writable(self) -> None:
+        """Raise QueueReadOnly, with the reason, in an engine that only shows another one's queue."""
+        if self.read_only:
+            raise QueueReadOnly(self.read_only)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Stop threads without losing anything: running tasks stay `running` in the journal and are
@@ -231,7 +259,7 @@ class Scheduler:
         self._pool.shutdown(wait=False, cancel_futures=True)
         for backend in self.backends.values():
             backend.close()
-        if self.journal is not None:
+        if self.journal is not None and not self.read_only:
             with self._lock:
                 try:
                     self.journal.compact(list(self.jobs.values()), list(self.batches.values()))
@@ -260,6 +288,7 @@ class Scheduler:
     def add_batch(self, batch: BatchSpec) -> None:
         """Declare a batch before its jobs: its priority, start time and budget apply to them. It is
         journaled, so a restart restores it before anything is dispatched."""
+        self._writable()
         with self._lock:
             if self.batches.get(batch.name) != batch and self.journal is not None:
                 try:
@@ -285,6 +314,7 @@ class Scheduler:
     def add(self, spec: JobSpec) -> Job:
         """Queue a spec. Unknown backends fail now, with a message, instead of waiting forever.
         The returned job is live (the engine's): other threads should read it through `view()`."""
+        self._writable()
         backend = self.backends.get(spec.backend)
         job = Job(spec=spec)
         with self._lock:
@@ -301,11 +331,13 @@ class Scheduler:
         return [self.add(spec) for spec in specs]
 
     def pause_production(self) -> None:
+        self._writable()
         with self._lock:
             self.production_paused = True
             self._changed()
 
     def resume_production(self) -> None:
+        self._writable()
         with self._lock:
             self.production_paused = False
             self._changed()
@@ -314,6 +346,7 @@ class Scheduler:
         """Cancel a job in any live state; returns what happened, in words for the artist. A task already
         on the provider stays watched until the provider ends it: if it finishes anyway (a provider that
         cannot stop a started task charges for it), its result is downloaded and kept."""
+        self._writable()
         with self._lock:
             job = self.jobs[job_id]
             state = job.state
@@ -352,6 +385,7 @@ class Scheduler:
         `confirm_double_charge=True`; without it this raises `DoubleChargeRisk`. A job whose cancel is
         still pending is simply kept (the cancel is withdrawn). Raises KeyError for an unknown id and
         ValueError for a job that cannot be retried."""
+        self._writable()
         with self._lock:
             old = self.jobs[job_id]
             latest = self._latest_attempt(old)
@@ -471,6 +505,7 @@ class Scheduler:
     def clear_finished(self) -> int:
         """Forget ended jobs, except attempts a live retry still lists (and kept results nobody imported:
         their row is how the artist imports them). Returns the rows removed."""
+        self._writable()
         with self._lock:
             done = [j for j in self.jobs.values() if j.state.is_terminal and not self._latest_attempt(j).result_kept
                     and self._latest_attempt(j).state.is_terminal]
@@ -610,7 +645,7 @@ class Scheduler:
                 _log.exception("on_change callback failed")
 
     def _record(self, job: Job, *, durable: bool = False) -> None:
-        if self.journal is not None:
+        if self.journal is not None and not self.read_only:
             try:
                 self.journal.record(job, durable=durable)
             except OSError:
