@@ -8,7 +8,9 @@ to stderr). Reader threads hand requests on as workers free up, so the main thre
 `submit` and the non-blocking `poll`.
 
 A worker that dies (killed, out of memory, a crash in Blender's C code) fails only the job it held,
-with its exit code and the tail of its output; the next request starts a fresh worker.
+with its exit code and the tail of its output; the next request starts a fresh worker. A worker that
+hangs (a deadlock, an operator that never returns, a stopped process) is killed once its job has
+taken `job_timeout_s`, and fails the same way: finishing never leaves a run waiting forever.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +36,9 @@ REPLY_PREFIX = "KILN-FINISHED "
 """Marks a worker's reply line, so a stray line of output on stdout is never taken for one."""
 ENTRY_SCRIPT = Path(__file__).with_name("worker_entry.py")
 STDERR_TAIL_LINES = 30
+JOB_TIMEOUT_S = 600.0
+"""Longest one asset's finishing may take before its worker is deemed hung (a large asset's remesh,
+LODs and exports take tens of seconds; a hung worker would otherwise hold its job for ever)."""
 
 
 def default_size(headless: bool) -> int:
@@ -70,6 +76,10 @@ class _Worker:
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, env=env, text=True, bufsize=1)
         self.job_id: str | None = None
+        self.sent_at = 0.0
+        """When the current job was sent (monotonic)."""
+        self.hung_after = 0.0
+        """Seconds the job had taken when the pool killed this worker as hung (0: it was not)."""
         self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.retiring = False
         self._errors = threading.Thread(target=self._read_errors, name="kiln-finish-stderr", daemon=True)
@@ -82,6 +92,7 @@ class _Worker:
 
     def send(self, job_id: str, request: dict[str, Any]) -> bool:
         self.job_id = job_id
+        self.sent_at = time.monotonic()
         stdin = self.process.stdin
         try:
             assert stdin is not None
@@ -127,16 +138,20 @@ class _Worker:
 
     def reason(self, code: int) -> str:
         tail = " | ".join(list(self.tail)[-4:])
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        if self.hung_after:
+            how = f"gave no answer in {self.hung_after:.0f} s and was stopped (hung)"
+        else:
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return f"the finishing process (pid {self.pid}) {how}" + (f": {tail[-400:]}" if tail else "")
 
 
 class FinishPool:
     """Up to `size` workers; requests beyond that wait in order. Thread-safe."""
 
-    def __init__(self, package: str, size: int) -> None:
+    def __init__(self, package: str, size: int, job_timeout_s: float = JOB_TIMEOUT_S) -> None:
         self.package = package
         self.size = max(1, size)
+        self.job_timeout_s = job_timeout_s
         self._lock = threading.Lock()
         self._pending: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
         self._workers: list[_Worker] = []
@@ -165,7 +180,9 @@ class FinishPool:
         return max(1, (os.cpu_count() or 1) // self.size)
 
     def poll(self) -> list[Outcome]:
-        """Every outcome that arrived since the last call; never waits."""
+        """Every outcome that arrived since the last call; never waits. Kills a worker whose job has
+        taken longer than `job_timeout_s`: its reader then reports the job failed, like any death."""
+        self._stop_hung()
         found: list[Outcome] = []
         while True:
             try:
@@ -177,6 +194,18 @@ class FinishPool:
                     continue
                 self._wanted.discard(outcome.job_id)
             found.append(outcome)
+
+    def _stop_hung(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            hung = [w for w in self._workers
+                    if w.job_id is not None and not w.hung_after and now - w.sent_at > self.job_timeout_s]
+            for worker in hung:
+                worker.hung_after = now - worker.sent_at
+        for worker in hung:
+            _log.warning("finishing %s: pid %d gave no answer in %.0f s; stopping it", worker.job_id, worker.pid,
+                         worker.hung_after)
+            worker.process.kill()  # our own child, by its handle; SIGKILL also ends a stopped process
 
     def forget(self) -> None:
         """Drop every request not yet started and every outcome still to come (the engine stopped: its

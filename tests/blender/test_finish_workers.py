@@ -135,6 +135,39 @@ def test_a_killed_worker_fails_its_one_job_and_a_retry_redoes_only_the_finishing
 
 
 @pytest.mark.bpy50_only
+def test_a_hung_worker_is_stopped_and_fails_only_its_job(runtime: ModuleType, tmp_path: Path) -> None:
+    """A worker that stops answering (here: SIGSTOP, as a deadlock would look) must not keep the run
+    waiting for ever: past the pool's job timeout it is killed, its one job fails with a reason, and the
+    other results finish in a fresh worker."""
+    backend = counting_local(tmp_path / "scratch")
+    scheduler = runtime.start(ADDON_MODULE, backends=[backend], journal_dir=tmp_path / "journal", finish_workers=1)
+    ids = queue_batch(scheduler, "env_hung_01", PROMPTS)
+    deadline = time.monotonic() + 120
+    victim = None
+    while victim is None:
+        runtime.pump()
+        pool = runtime.finish_pool()
+        running = pool.running() if pool is not None else {}
+        if pool is not None and running:
+            victim, pid = next(iter(running.items()))
+            os.kill(pid, signal.SIGSTOP)
+            pool.job_timeout_s = 1.0  # the default is minutes; the mechanism is the same
+        assert time.monotonic() < deadline, "no job ever reached a finishing worker"
+        time.sleep(0.01)
+    while scheduler.view(victim).state.value != "failed":
+        runtime.pump()
+        assert time.monotonic() < deadline, "the hung worker was never stopped"
+        time.sleep(0.01)
+    pool.job_timeout_s = engine("blender.finish_pool").JOB_TIMEOUT_S
+    assert runtime.run_until_done(timeout=180)
+    failed = scheduler.view(victim)
+    assert failed.error is not None and failed.error.code == "finish_failed"
+    assert f"(pid {pid}) gave no answer in" in failed.error.message and "(hung)" in failed.error.message
+    assert sorted(v.state.value for v in scheduler.views(ids)) == ["failed", "finished", "finished"]
+    assert len(landed("env_hung_01")) == 2 and backend.creates == 3
+
+
+@pytest.mark.bpy50_only
 def test_a_finished_blend_in_the_cache_is_appended_without_finishing_again(runtime: ModuleType,
                                                                            tmp_path: Path) -> None:
     """A crash after the worker wrote the finished asset, before the scene had it: the restarted engine
