@@ -181,7 +181,7 @@ def place_in_row_of(root: bpy.types.Object, collection: bpy.types.Collection, op
         return
     members = []
     for obj in collection.objects:
-        if obj is root or obj.parent is not None or obj not in scene.boxes:
+        if obj == root or obj.parent is not None or obj not in scene.boxes:
             continue  # only assets that show take part in a row
         row_anchor = _anchor_of(scene, obj)
         if row_anchor is None or math.dist(row_anchor, anchor) > _SAME_ANCHOR_M:
@@ -232,7 +232,7 @@ def place_for_camera(root: bpy.types.Object, camera: bpy.types.Object, subject_n
     (its front, -Y, towards the lens). Returns False when no captured object is left to stand beside."""
     boxes = SceneBoxes(root)
     subject = {_top(bpy.data.objects[name]) for name in subject_names if name in bpy.data.objects}
-    subject_box = union(box for obj in subject if obj is not root and (box := boxes.asset(obj)) is not None)
+    subject_box = union(box for obj in subject if obj != root and (box := boxes.asset(obj)) is not None)
     local = boxes.local(root)
     if subject_box is None or local is None:
         return False

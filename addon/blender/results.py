@@ -36,11 +36,16 @@ def _rejected_collection() -> bpy.types.Collection:
 
 
 def other_options(kept: bpy.types.Object) -> list[bpy.types.Object]:
-    """The other options of the same prompt as `kept` that are not rejected yet (Keep This Option's work)."""
-    key = (kept.get("kiln_batch"), kept.get("kiln_index"), kept.get("kiln_prompt"))
+    """The other options of the same request as `kept` that are not rejected yet (Keep This Option's
+    work). Options share the batch, index, prompt and source images; two camera captures of one camera
+    share the title "Camera: <name>" but not their captured image, so they are not options of each other."""
+    key = _option_key(kept)
     return [o for o in bpy.data.objects
-            if o is not kept and o.get(JOB_ID) and not o.get("kiln_rejected")
-            and (o.get("kiln_batch"), o.get("kiln_index"), o.get("kiln_prompt")) == key]
+            if o != kept and o.get(JOB_ID) and not o.get("kiln_rejected") and _option_key(o) == key]
+
+
+def _option_key(obj: bpy.types.Object) -> tuple[object, ...]:
+    return tuple(obj.get(name) for name in ("kiln_batch", "kiln_index", "kiln_prompt", "kiln_source_images"))
 
 
 def reject_other_options(kept: bpy.types.Object) -> list[str]:

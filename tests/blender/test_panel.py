@@ -309,6 +309,23 @@ def test_keep_option_moves_the_others_to_rejected(runtime: ModuleType) -> None:
     assert options[1].users_collection[0].name == "Kiln Drafts"
 
 
+def test_two_captures_of_one_camera_are_not_options_of_each_other(runtime: ModuleType) -> None:
+    """Both are titled "Camera: Camera", but each is its own request (its own captured image): keeping
+    one must not reject the other, and the button says there is nothing to choose between."""
+    import bpy
+
+    bpy.ops.wm.read_homefile()  # the default scene: a cube in front of the camera
+    for _ in range(2):
+        assert bpy.ops.kiln.generate_from_camera() == {"FINISHED"}
+        assert runtime.run_until_done(timeout=60)
+    first, second = sorted(kiln_objects(), key=lambda o: o.name)
+    assert first["kiln_prompt"] == second["kiln_prompt"] == "Camera: Camera"
+    bpy.context.view_layer.objects.active = first
+    with pytest.raises(RuntimeError, match="no other option to reject"):
+        bpy.ops.kiln.keep_option()
+    assert "Rejected" not in bpy.data.collections and not second.get("kiln_rejected")
+
+
 def test_queue_control_operators(runtime: ModuleType) -> None:
     import bpy
 
