@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -71,16 +72,22 @@ def command(manifest: Path, out: Path, *extra: str) -> list[str]:
 
 
 def interrupt_at(manifest: Path, out: Path, env: dict[str, str], delay_s: float, sig: int, resume: bool,
-                 started: Path | None = None) -> int:
+                 started: Path | None = None, once: Callable[[], bool] | None = None) -> int:
     """Start a run (or a resume), send `sig` after `delay_s`, and return its exit code. With `started`,
     the delay counts from when that path exists: an artist presses Ctrl-C at a run they saw start, not
     inside the Python interpreter's own start-up, before any of Kiln's code can run (on a loaded machine
-    that took over a second, and Python's default handler then ends the process with -SIGINT)."""
+    that took over a second, and Python's default handler then ends the process with -SIGINT). With `once`,
+    the delay counts from when that condition holds (a state the test needs the run to have reached, however
+    loaded the machine is)."""
     process = subprocess.Popen(command(manifest, out, *(["--resume"] if resume else [])), env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if started is not None:
         deadline = time.monotonic() + 120
         while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    if once is not None:
+        deadline = time.monotonic() + 120
+        while not once() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
     try:
         return process.wait(timeout=delay_s)  # it may finish before the signal
@@ -199,7 +206,8 @@ def test_task_ids_the_provider_does_not_know_fail_with_the_reason(kiln: ModuleTy
     with TripoSandbox(state) as server:
         manifest = manifest_for(scenario, tmp_path, server.url)
         env = environment(server.url)
-        interrupt_at(manifest, tmp_path, env, 6.0, signal.SIGKILL, resume=False)
+        interrupt_at(manifest, tmp_path, env, 0.5, signal.SIGKILL, resume=False,
+                     once=lambda: state.creates == scenario.jobs)
         assert state.creates == scenario.jobs
         state.tasks.clear()  # the provider forgets them (as with another account's key)
         result = resume_to_the_end(manifest, tmp_path, env)
