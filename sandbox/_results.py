@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from addon.backends import registry
 from addon.backends.base import BackendError, TaskStatus
@@ -37,13 +39,21 @@ def run_local_engine(spec: JobSpec, folder: Path, scratch: Path) -> dict[str, st
         engine.close()
 
 
+def read_png(data: bytes | None) -> npt.NDArray[np.uint8] | None:
+    """The pixels of a PNG Kiln encoded (what Kiln uploads), or None for anything else: the sandbox has
+    no general image decoder, and needs none to stand in for a provider."""
+    try:
+        return decode_own_png(data or b"")
+    except (ValueError, KeyError, struct.error, zlib.error):
+        return None
+
+
 def image_spec(image: bytes | None, prepared: Path, mode: Mode) -> JobSpec:
     """An image job for the local engine from an uploaded image: Kiln's own PNGs are read, anything else
     becomes a black square (the engine reads the RGBA arrays Kiln prepares, as in the add-on, so the
     array is saved to `prepared`)."""
-    try:
-        rgb = decode_own_png(image or b"")
-    except ValueError:
+    rgb = read_png(image)
+    if rgb is None:
         rgb = np.zeros((64, 64, 3), np.uint8)
     rgba = np.concatenate([rgb[:, :, :3], np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2) \
         if rgb.shape[2] == 3 else rgb
