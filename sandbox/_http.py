@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import socket
 import sys
 import threading
@@ -116,25 +117,30 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 @dataclass
 class UrlSigner:
-    """Asset URLs that stop working after their lifetime, as a provider's CDN links do."""
+    """Asset URLs that stop working after their lifetime, as a provider's CDN links do. The expiry on
+    the wire is rounded down to `resolution_s`: whole seconds as CDNs write it, or finer for tests that
+    want links living a fraction of a second."""
 
     secret: bytes = field(default_factory=lambda: uuid.uuid4().bytes)
+    resolution_s: float = 1.0
 
-    def _signature(self, name: str, expires: int) -> str:
+    def _signature(self, name: str, expires: str) -> str:
         return hmac.new(self.secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def sign(self, prefix: str, name: str, lifetime_s: float) -> str:
-        expires = int(time.time() + lifetime_s)
+        ticks = math.floor((time.time() + lifetime_s) / self.resolution_s)
+        expires = str(ticks) if self.resolution_s == 1.0 else f"{ticks * self.resolution_s:.6f}"
         return f"{prefix}{name}?expires={expires}&sig={self._signature(name, expires)}"
 
     def valid(self, name: str, query: dict[str, list[str]]) -> bool:
         """Signed for `name` and not yet expired."""
+        expires = query.get("expires", ["0"])[0]
         try:
-            expires = int(query.get("expires", ["0"])[0])
+            deadline = float(expires)
         except ValueError:
             return False
         expected = self._signature(name, expires)
-        return hmac.compare_digest(query.get("sig", [""])[0], expected) and time.time() <= expires
+        return hmac.compare_digest(query.get("sig", [""])[0], expected) and time.time() <= deadline
 
 
 @dataclass
@@ -167,7 +173,9 @@ class BackgroundServer:
 
     def start(self) -> None:
         for index, server in enumerate(self.servers):
-            thread = threading.Thread(target=server.serve_forever, name=f"{self.name}-{index}", daemon=True)
+            # A short poll interval, so stopping (which waits for the serve loop to notice) is quick.
+            thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"{self.name}-{index}",
+                                      daemon=True)
             thread.start()
             self.threads.append(thread)
 

@@ -173,10 +173,11 @@ class MeshyState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)
     """Notified on every change a stream could report (a result made, a cancel)."""
-    signer: UrlSigner = field(default_factory=UrlSigner)
+    signer: UrlSigner = field(default_factory=lambda: UrlSigner(resolution_s=0.001))
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="meshy-sandbox-")))
     _rate_window: RateWindow = field(default_factory=RateWindow)
-    _result_cache: ResultCache = field(default_factory=ResultCache)
+    result_cache: ResultCache = field(default_factory=ResultCache)
+    """Made results by (type, subject); tests may share one between sandboxes to make each result once."""
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -299,7 +300,7 @@ class MeshyState:
                 if thumbnail is not None:
                     self._store(task, "thumbnail", thumbnail, "png")
                 return
-            model, thumbnail = self._result_cache.made(self._cache_key(task), lambda: self._generate(task)) \
+            model, thumbnail = self.result_cache.made(self._cache_key(task), lambda: self._generate(task)) \
                 if self.reuse_results else self._generate(task)
             self._store(task, "glb", model, "glb")
             self._store(task, "thumbnail", thumbnail, "png")
