@@ -41,6 +41,13 @@ class SandboxServer(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
+    def track(self, connection: socket.socket, is_open: bool) -> None:
+        with self.connections_lock:
+            if is_open:
+                self.connections.add(connection)
+            else:
+                self.connections.discard(connection)
+
     def drop_all(self) -> None:
         with self.connections_lock:
             open_now = list(self.connections)
@@ -51,31 +58,31 @@ class SandboxServer(ThreadingHTTPServer):
 
 class QuietHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 keep-alive, no logging (tests count requests through the sandbox's state), and its
-    connection registered with the server while it is open."""
+    connection registered while it is open when the server is a SandboxServer (tests may serve the
+    handler from a server of their own, e.g. on IPv6)."""
 
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; with Nagle's algorithm the body would wait for the
     # client's delayed ACK (40 ms per answer), a cost no real provider's server adds.
     disable_nagle_algorithm = True
-    server: SandboxServer
-
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def setup(self) -> None:
         super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
+        if isinstance(self.server, SandboxServer):
+            self.server.track(self.connection, True)
 
     def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
+        if isinstance(self.server, SandboxServer):
+            self.server.track(self.connection, False)
         with contextlib.suppress(OSError):
             super().finish()
 
     @property
     def base(self) -> str:
-        return self.server.url
+        address: Any = self.server.server_address  # (host, port, …) for every server these handlers run on
+        return f"http://{address[0]}:{address[1]}"
 
     @property
     def bearer(self) -> str:
