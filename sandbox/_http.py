@@ -24,6 +24,8 @@ class SandboxServer(ThreadingHTTPServer):
     connections so `drop_all` can cut them as a provider that vanished would."""
 
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when a batch of clients connects at once.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
