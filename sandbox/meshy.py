@@ -18,7 +18,10 @@ both 429s (`NoMoreConcurrentTasks`, `RateLimitExceeded`) count against the whole
 DELETE of an unfinished task cancels it (CANCELED, refunded; a remesh, which cannot be cancelled, is
 deleted); DELETE of a finished task deletes it (404 afterwards, its assets gone).
 
-Knobs and counters are the fields of `MeshyState`; `MeshySandbox(state)` runs it in-process.
+In-process (tests, benchmarks): knobs and counters are the fields of `MeshyState`, e.g.
+
+    with MeshySandbox(MeshyState(latency_s={PREVIEW: 0.3}, queue_limit=10, drop_streams=[2])) as sandbox:
+        ... sandbox.url, sandbox.asset_url; sandbox.state.completions(), .route_counts, .open_streams …
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import random
 import sys
 import tempfile
@@ -59,6 +63,8 @@ from sandbox._results import (  # noqa: E402
     with_extras,
     with_texture,
 )
+
+_log = logging.getLogger(__name__)
 
 TEST_MODE_KEY = "msy_dummy_api_key_for_test_mode_12345678"
 """Meshy's documented test key: accepted, and charged nothing."""
@@ -305,6 +311,7 @@ class MeshyState:
             self._store(task, "glb", model, "glb")
             self._store(task, "thumbnail", thumbnail, "png")
         except Exception as exc:  # a result that cannot be made is a failed task, as on the provider
+            _log.info("sandbox task %s cannot be made: %s", task.id, exc)
             with self.lock:
                 task.failure = task.failure or {"type": "invalid_input", "message": str(exc)[:200]}
 
@@ -677,9 +684,9 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
                     return PREVIEW, ""
                 if mode != "refine":
                     raise RequestError(400, "mode must be preview or refine")
-                preview = state.visible(str(request.get("preview_task_id", "")), self.bearer, family)
                 if not request.get("preview_task_id"):
                     raise RequestError(400, "preview_task_id is required")
+                preview = state.visible(str(request["preview_task_id"]), self.bearer, family)
                 if preview is None or preview.type != PREVIEW:
                     raise RequestError(400, "preview_task_id is not a preview task of this account")
                 if preview.status != SUCCEEDED:

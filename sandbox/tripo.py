@@ -42,8 +42,6 @@ from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
 from sandbox._http import BackgroundServer, QuietHandler, RateWindow, UrlSigner  # noqa: E402
 from sandbox._results import ResultCache, image_spec, retextured, run_local_engine  # noqa: E402
 
-__all__ = ["CREDIT_TABLE", "SandboxState", "SandboxTask", "TripoSandbox", "make_handler", "retextured"]
-
 CREDIT_TABLE = {"text": (10, 20), "image": (20, 30), "multiview": (20, 30), "texture": (10, 10),
                 "decimate": (30, 30)}
 
