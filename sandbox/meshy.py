@@ -147,6 +147,10 @@ class MeshyState:
     """Every SSE stream closes after this many events with no terminal event (0: never)."""
     url_lifetime_s: float = 300.0
     """Asset links answer 403 this long after the task object that carried them was served."""
+    asset_route: str = ""
+    """"": assets are on the separate asset host. A route such as "/openapi/v1/assets/": the API host
+    serves them there instead, under a path that looks like the API's, to check that a client still
+    never sends the key with a download (requests there are recorded in `asset_requests` too)."""
     drop_downloads: int = 0
     """The next N asset downloads announce the full length, send half and close."""
     make_results: bool = True
@@ -285,7 +289,7 @@ class MeshyState:
         data = data_uri_bytes(url)
         if data is None:  # a link to this sandbox's own asset host is the one URL it can fetch
             with self.lock:
-                data = self.files.get(urlsplit(url).path.removeprefix(ASSET_ROUTE))
+                data = self.files.get(urlsplit(url).path.rsplit("/", 1)[-1])
         if data is None or not data.startswith(b"glTF"):
             raise ValueError("model_url is not a GLB this sandbox can read (a data URI or one of its asset links)")
         return data, None
@@ -333,11 +337,12 @@ class MeshyState:
         return Path(files["model"]).read_bytes(), Path(files["preview"]).read_bytes()
 
     # -- answers ------------------------------------------------------------------------------------
-    def task_json(self, task: MeshyTask, asset_base: str, *, full: bool = True) -> dict[str, Any]:
-        """The task object (`full`), or the short frame streams send while a task runs."""
+    def task_json(self, task: MeshyTask, assets: str, *, full: bool = True) -> dict[str, Any]:
+        """The task object (`full`), or the short frame streams send while a task runs; `assets` is the
+        URL prefix of asset links."""
         if not full:
             return {"id": task.id, "progress": task.progress, "status": task.status}
-        links = {role: self.signer.sign(f"{asset_base}{ASSET_ROUTE}", name, self.url_lifetime_s)
+        links = {role: self.signer.sign(assets, name, self.url_lifetime_s)
                  for role, name in task.assets.items()} if task.status == SUCCEEDED else {}
         texture_roles = ("base_color", "metallic", "normal", "roughness")
         body: dict[str, Any] = {
@@ -457,10 +462,34 @@ def check_image(uri: Any, name: str) -> None:
         raise RequestError(400, f"{name} must be a URL or a data URI")
 
 
+def serve_asset(handler: QuietHandler, state: MeshyState, route: str) -> None:
+    """Answer a download: signed links only, no key needed (any Authorization header is recorded)."""
+    path = urlsplit(handler.path)
+    with state.lock:
+        state.asset_requests.append((path.path, handler.headers.get("Authorization", "")))
+    name = path.path.removeprefix(route)
+    if not path.path.startswith(route) or not state.signer.valid(name, parse_qs(path.query)):
+        handler.send_empty(403)
+        return
+    with state.lock:
+        data = state.files.get(name)
+        cut = state.drop_downloads > 0
+        state.drop_downloads -= int(cut)
+    if data is None:
+        handler.send_empty(404)
+        return
+    handler.send_file(data, "model/gltf-binary" if name.endswith(".glb") else "image/png", cut=cut)
+
+
 def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseHTTPRequestHandler]:
     """The API's handler; `asset_base()` gives the asset host's base URL (known once it listens)."""
 
     class Handler(QuietHandler):
+        @property
+        def assets(self) -> str:
+            """The URL prefix of asset links: the asset host's, or the API host's `asset_route`."""
+            return self.base + state.asset_route if state.asset_route else asset_base() + ASSET_ROUTE
+
         def _error(self, status: int, message: str) -> None:
             self.send_json(status, {"message": message})
 
@@ -491,6 +520,9 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
             return allowed
 
         def do_GET(self) -> None:
+            if state.asset_route and self.path.startswith(state.asset_route):
+                serve_asset(self, state, state.asset_route)
+                return
             family, task_id, suffix = self._route("GET")
             if not self._authorised():
                 return
@@ -507,7 +539,7 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
                     task = state.visible(task_id, self.bearer, family)
                     if task is not None:
                         state.polls[task_id] += 1
-                        body = state.task_json(task, asset_base())
+                        body = state.task_json(task, self.assets)
                 if task is None:
                     self._error(404, "Task not found")
                 else:
@@ -530,7 +562,7 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
                 state.advance()
                 mine = sorted((t for t in state.tasks.values() if state.visible(t.id, self.bearer, family)),
                               key=lambda t: t.created, reverse=newest_first)
-                body = [state.task_json(t, asset_base()) for t in mine[(page - 1) * size : page * size]]
+                body = [state.task_json(t, self.assets) for t in mine[(page - 1) * size : page * size]]
             self.send_json(200, body)
 
         def _stream(self, family: str, task_id: str) -> None:
@@ -557,7 +589,7 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
                         gone = self._wait_for_change(task, last)
                         terminal = task.status in TERMINAL
                         last = (task.status, task.progress)
-                        body = state.task_json(task, asset_base(), full=terminal)
+                        body = state.task_json(task, self.assets, full=terminal)
                     if gone:
                         self._event("error", {"status_code": 404, "message": "Task not found"})
                         self._end_chunks()
@@ -732,25 +764,9 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
 
 
 def make_asset_handler(state: MeshyState) -> type[BaseHTTPRequestHandler]:
-    """The asset host: signed links only, no key needed (any Authorization header is recorded)."""
-
     class AssetHandler(QuietHandler):
         def do_GET(self) -> None:
-            path = urlsplit(self.path)
-            with state.lock:
-                state.asset_requests.append((path.path, self.headers.get("Authorization", "")))
-            name = path.path.removeprefix(ASSET_ROUTE)
-            if not path.path.startswith(ASSET_ROUTE) or not state.signer.valid(name, parse_qs(path.query)):
-                self.send_empty(403)
-                return
-            with state.lock:
-                data = state.files.get(name)
-                cut = state.drop_downloads > 0
-                state.drop_downloads -= int(cut)
-            if data is None:
-                self.send_empty(404)
-                return
-            self.send_file(data, "model/gltf-binary" if name.endswith(".glb") else "image/png", cut=cut)
+            serve_asset(self, state, ASSET_ROUTE)
 
     return AssetHandler
 

@@ -362,6 +362,18 @@ def test_asset_links_expire_never_need_the_key_and_go_with_a_deleted_task() -> N
         assert get(server, f"{TEXT}/{task_id}").status_code == 404
 
 
+def test_assets_can_sit_on_the_api_host_and_downloads_can_be_cut() -> None:
+    with MeshySandbox(state(asset_route="/openapi/v1/assets/", drop_downloads=1)) as server:
+        task_id = create(server, TEXT, {"mode": "preview", "prompt": "wooden crate"})
+        link = finished(server, TEXT, task_id)["model_urls"]["glb"]
+        assert link.startswith(server.url + "/openapi/v1/assets/")
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            requests.get(link, timeout=5)
+        assert requests.get(link, timeout=5).content.startswith(b"glTF")
+        assert [path for path, _ in server.state.asset_requests] == [link.split("?")[0][len(server.url):]] * 2
+        assert server.state.asset_auth_headers == []
+
+
 def test_delete_cancels_a_running_task_and_refunds_it() -> None:
     with MeshySandbox(state(latency_s={PREVIEW: 5.0})) as server:
         before = balance(server)
