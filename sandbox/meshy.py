@@ -182,7 +182,9 @@ class MeshyState:
     # -- machinery ----------------------------------------------------------------------------------
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)
-    """Notified on every change a stream could report (a result made, a cancel)."""
+    """Notified on every change a stream could report (a result made, a cancel, the server stopping)."""
+    serving: bool = False
+    """Set while a MeshySandbox serves this state: open streams end when it stops."""
     signer: UrlSigner = field(default_factory=lambda: UrlSigner(resolution_s=0.001))
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="meshy-sandbox-")))
     _rate_window: RateWindow = field(default_factory=RateWindow)
@@ -612,14 +614,15 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
             """Wait (the lock held) until the task's status or progress differs from `last`; True if the
             task was deleted meanwhile."""
             while True:
+                if not state.serving:
+                    raise ConnectionAbortedError("the sandbox stopped")  # an OSError: ends the stream quietly
                 if task.id not in state.tasks:
                     return True
                 state._advance(task, time.time())
                 if (task.status, task.progress) != last:
                     return False
                 following = state.next_change(task)
-                # At most a second: a stopped server's streams notice and end.
-                state.changed.wait(1.0 if following is None else min(1.0, max(0.0, following - time.time())))
+                state.changed.wait(None if following is None else max(0.0, following - time.time()))
 
         def _event(self, name: str, data: dict[str, Any]) -> None:
             frame = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
@@ -784,9 +787,14 @@ class MeshySandbox(BackgroundServer):
     def asset_url(self) -> str:
         return self.assets.url
 
+    def start(self) -> None:
+        self.state.serving = True
+        super().start()
+
     def stop(self) -> None:
         with self.state.lock:
-            self.state.changed.notify_all()  # open streams notice the provider is gone sooner
+            self.state.serving = False
+            self.state.changed.notify_all()  # open streams end with the provider
         super().stop()
 
 

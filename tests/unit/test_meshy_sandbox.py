@@ -233,6 +233,18 @@ def test_a_stream_can_drop_mid_way_and_the_task_is_still_found_by_polling() -> N
         assert finished(server, TEXT, task_id)["status"] == "SUCCEEDED"
 
 
+def test_a_stopped_sandbox_ends_its_open_streams() -> None:
+    server = MeshySandbox(state(make_results=False))
+    with server:
+        task_id = create(server, TEXT, {"mode": "preview", "prompt": "wooden crate"})
+        response = stream(server, TEXT, task_id)
+        events = sse_events(response)
+        next(events)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        list(events)
+    wait_for(lambda: server.state.open_streams == 0, timeout=5)
+
+
 def test_many_streams_are_open_at_once() -> None:
     with MeshySandbox(state(queue_limit=30, latency_s={PREVIEW: 30.0})) as server:
         ids = [create(server, TEXT, {"mode": "preview", "prompt": "wooden crate"}) for _ in range(24)]
