@@ -19,21 +19,17 @@ each status request answered) let tests count who waited for whom without readin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import email
-import hashlib
-import hmac
 import json
 import random
-import socket
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,13 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-
-from addon.backends import registry  # noqa: E402
-from addon.backends.base import BackendError, TaskStatus  # noqa: E402
-from addon.imaging.png import decode_own_png  # noqa: E402
 from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
-from addon.modes import PREPARED_IMAGES  # noqa: E402
+from sandbox._http import BackgroundServer, QuietHandler, RateWindow, UrlSigner  # noqa: E402
+from sandbox._results import ResultCache, image_spec, retextured, run_local_engine  # noqa: E402
 
 CREDIT_TABLE = {"text": (10, 20), "image": (20, 30), "multiview": (20, 30), "texture": (10, 10),
                 "decimate": (30, 30)}
@@ -124,29 +116,11 @@ class SandboxState:
     reuse_results: bool = True
     """Serve one generated result per (kind, prompt, texture) instead of generating per seed: the
     sandbox shares two cores with Kiln, and a real provider's GPUs would not slow Kiln down."""
-    _result_cache: dict[tuple[str, str, bool], tuple[bytes, bytes]] = field(default_factory=dict)
+    _result_cache: ResultCache = field(default_factory=ResultCache)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    secret: bytes = field(default_factory=lambda: uuid.uuid4().bytes)
+    signer: UrlSigner = field(default_factory=UrlSigner)
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tripo-sandbox-")))
-    _rate_window: list[float] = field(default_factory=list)
-    connections: set[Any] = field(default_factory=set)
-    """Open client connections, so stopping the server drops them too (the provider is gone)."""
-
-    def generate(self, spec: JobSpec, folder: Path) -> dict[str, str]:
-        """Run `spec` on Kiln's local engine, the (simulated) provider's GPUs; returns role → file in
-        `folder` ("model", "preview"). One engine per task: a provider's GPUs do not queue behind each
-        other the way the add-on's own two local workers do."""
-        engine = registry.build("local", scratch_dir=self.work / f"engine_{folder.name}")
-        try:
-            task_id = engine.submit(spec, folder.name)
-            while True:
-                update = next((u for u in engine.watch([task_id], 60.0) if u.task_id == task_id), None)
-                if update is not None and update.status is TaskStatus.SUCCESS:
-                    return engine.download(task_id, folder)
-                if update is not None and update.status.is_terminal:
-                    raise BackendError(update.error_code, update.error_message)
-        finally:
-            engine.close()
+    _rate_window: RateWindow = field(default_factory=RateWindow)
 
     def hold_slots(self, slots: int, seconds: float) -> None:
         """Another client of the same account takes `slots` of the concurrency limit for `seconds`."""
@@ -194,17 +168,8 @@ class SandboxState:
 
         threading.Thread(target=work, name=f"sandbox-gen-{task.task_id[:8]}", daemon=True).start()
 
-    def _make_result(self, task: SandboxTask) -> dict[str, Any]:
-        folder = self.work / task.task_id
+    def _make_result(self, task: SandboxTask) -> None:
         textured = bool(task.request.get("texture", True) or task.request.get("pbr", True))
-        cache_key = (task.kind, str(task.request.get("prompt", task.request.get("input", ""))), textured)
-        if task.kind not in ("texture", "decimate") and self.reuse_results and cache_key in self._result_cache:
-            model, preview = self._result_cache[cache_key]
-            with self.lock:
-                self.files[f"{task.task_id}_model"] = model
-                self.files[f"{task.task_id}_preview"] = preview
-            return {}
-        mode = Mode.PRODUCTION if textured else Mode.DRAFT
         if task.kind in ("texture", "decimate"):
             source = source_task(task.request)
             source_task_done = self.tasks[source].result_ready
@@ -215,34 +180,28 @@ class SandboxState:
                     model = retextured(model, str(task.request.get("texture_prompt", {}).get("text", "")))
                 self.files[f"{task.task_id}_model"] = model
                 self.files[f"{task.task_id}_preview"] = self.files[f"{source}_preview"]
-            return {}
-        if task.kind == "text":
-            spec = JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=task.request.get("prompt", "x"),
-                           seed=int(task.request.get("model_seed", 1) or 1))
-        else:
-            token = task.request.get("input") or next(t for t in task.request["inputs"] if t)
-            try:
-                rgb = decode_own_png(self.files[token])
-            except (KeyError, ValueError):
-                rgb = np.zeros((64, 64, 3), np.uint8)
-            rgba = np.concatenate([rgb[:, :, :3], np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2) \
-                if rgb.shape[2] == 3 else rgb
-            prepared = self.work / f"{task.task_id}_input.npy"
-            np.save(prepared, rgba)  # the engine reads the arrays Kiln prepares, as in the add-on
-            spec = JobSpec(kind=JobKind.IMAGE, backend="local", mode=mode,
-                           params=JobSpec.make_params({PREPARED_IMAGES: (str(prepared),)}))
-        files = self.generate(spec, folder)
-        model, preview = (Path(files[role]).read_bytes() for role in ("model", "preview"))
+            return
+
+        def make() -> tuple[bytes, bytes]:
+            mode = Mode.PRODUCTION if textured else Mode.DRAFT
+            if task.kind == "text":
+                spec = JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=task.request.get("prompt", "x"),
+                               seed=int(task.request.get("model_seed", 1) or 1))
+            else:
+                token = task.request.get("input") or next(t for t in task.request["inputs"] if t)
+                spec = image_spec(self.files.get(token), self.work / f"{task.task_id}_input.npy", mode)
+            files = run_local_engine(spec, self.work / task.task_id, self.work / f"engine_{task.task_id}")
+            model, preview = (Path(files[role]).read_bytes() for role in ("model", "preview"))
+            return model, preview
+
+        cache_key = (task.kind, str(task.request.get("prompt", task.request.get("input", ""))), textured)
+        model, preview = self._result_cache.made(cache_key, make) if self.reuse_results else make()
         with self.lock:
             self.files[f"{task.task_id}_model"] = model
             self.files[f"{task.task_id}_preview"] = preview
-            self._result_cache[cache_key] = (model, preview)
-        return {}
 
     def signed_url(self, base: str, name: str) -> str:
-        expires = int(time.time() + self.url_lifetime_s)
-        signature = hmac.new(self.secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
-        return f"{base}{self.result_route}{name}?expires={expires}&sig={signature}"
+        return self.signer.sign(f"{base}{self.result_route}", name, self.url_lifetime_s)
 
     def task_json(self, task: SandboxTask, base: str) -> dict[str, Any]:
         body: dict[str, Any] = {"task_id": task.task_id, "type": f"{task.kind}_to_model", "status": task.status,
@@ -271,40 +230,8 @@ class SandboxState:
 
 
 def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in separate writes; with Nagle's algorithm the body would wait for the
-        # client's delayed ACK (40 ms per answer), a cost no real provider's server adds.
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: tests count requests through `state`
-
-        def setup(self) -> None:
-            super().setup()
-            with state.lock:
-                state.connections.add(self.connection)
-
-        def finish(self) -> None:
-            with state.lock:
-                state.connections.discard(self.connection)
-            with contextlib.suppress(OSError):
-                super().finish()
-
-        @property
-        def base(self) -> str:
-            host, port = self.server.server_address[:2]
-            return f"http://{host}:{port}"
-
-        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(payload)
+    class Handler(QuietHandler):
+        _send = QuietHandler.send_json
 
         def _error(self, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> None:
             self._send(status, {"code": code, "status": "error", "message": message, "suggestion": "",
@@ -315,24 +242,18 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
 
         @property
         def _key(self) -> str:
-            return str(self.headers.get("Authorization", "")).removeprefix("Bearer ").strip()
+            return self.bearer
 
         def _authorised(self) -> bool:
             key = self._key
             if not key.startswith("tsk_") or (state.valid_keys is not None and key not in state.valid_keys):
                 self._error(401, 1002, "Authentication failed")
                 return False
-            if state.rate_limit_per_s:
-                now = time.time()
-                state._rate_window[:] = [t for t in state._rate_window if now - t < 1.0] + [now]
-                if len(state._rate_window) > state.rate_limit_per_s:
-                    self._error(429, 1007, "Too many requests", {"Retry-After": "1"})
-                    return False
+            state._rate_window.per_s = state.rate_limit_per_s
+            if not state._rate_window.allow(time.time()):
+                self._error(429, 1007, "Too many requests", {"Retry-After": "1"})
+                return False
             return True
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length", "0") or 0)
-            return self.rfile.read(length) if length else b""
 
         def do_GET(self) -> None:
             path = urlsplit(self.path)
@@ -359,7 +280,7 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
-            body = self._body()
+            body = self.read_body()
             created: dict[str, Any] | None = None
             with state.lock:
                 state.requests_seen.append(("POST", path, self.headers.get("Authorization", "")))
@@ -467,13 +388,8 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
             return {"task_id": task.task_id, "type": f"{kind}_to_model", "status": "queued"}
 
         def _cdn(self, name: str, query: dict[str, list[str]]) -> None:
-            expires = int(query.get("expires", ["0"])[0])
-            signature = query.get("sig", [""])[0]
-            expected = hmac.new(state.secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
-            if not hmac.compare_digest(signature, expected) or time.time() > expires:
-                self.send_response(403)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+            if not state.signer.valid(name, query):
+                self.send_empty(403)
                 return
             with state.lock:
                 data = state.files.get(name)
@@ -482,20 +398,9 @@ def make_handler(state: SandboxState) -> type[BaseHTTPRequestHandler]:
                 state.drop_connections -= int(drop)
                 state.truncate_downloads -= int(truncate and not drop)
             if data is None:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.send_empty(404)
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if drop or truncate:
-                self.wfile.write(data[: len(data) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                return
-            self.wfile.write(data)
+            self.send_file(data, "application/octet-stream", cut=drop or truncate)
 
     return Handler
 
@@ -510,57 +415,12 @@ def source_task(request: dict[str, Any]) -> str:
     return str(request.get("input") or request.get("original_model_task_id") or "")
 
 
-def retextured(glb: bytes, prompt: str) -> bytes:
-    """The model with its materials renamed after the texture prompt: what a texture task returns here,
-    so a test can tell the textured model from the geometry it was made on."""
-    json_length = int.from_bytes(glb[12:16], "little")
-    document = json.loads(glb[20 : 20 + json_length])
-    for material in document.get("materials", []):
-        material["name"] = f"{material.get('name', 'material')} textured: {prompt}"[:120]
-    chunk = json.dumps(document, separators=(",", ":")).encode()
-    chunk += b" " * (-len(chunk) % 4)
-    rest = glb[20 + json_length :]
-    total = 12 + 8 + len(chunk) + len(rest)
-    return (glb[:4] + glb[4:8] + total.to_bytes(4, "little") + len(chunk).to_bytes(4, "little") + b"JSON"
-            + chunk + rest)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A connection dropped on purpose (`drop_connections`, a stopped provider) is not news."""
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
-
-
-class TripoSandbox:
+class TripoSandbox(BackgroundServer):
     """The server in a background thread: `with TripoSandbox() as sandbox: sandbox.url …`."""
 
     def __init__(self, state: SandboxState | None = None, port: int = 0) -> None:
         self.state = state or SandboxState()
-        self.server = _Server(("127.0.0.1", port), make_handler(self.state))
-        self.thread = threading.Thread(target=self.server.serve_forever, name="tripo-sandbox", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> TripoSandbox:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Stop as a provider that went away: no new connections, and the open ones dropped."""
-        self.server.shutdown()
-        self.server.server_close()
-        with self.state.lock:
-            open_now = list(self.state.connections)
-        for connection in open_now:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+        super().__init__(make_handler(self.state), port, "tripo-sandbox")
 
 
 def main() -> None:
@@ -586,10 +446,7 @@ def main() -> None:
     if args.hold:
         slots, seconds = args.hold.split(":")
         state.hold_slots(int(slots), float(seconds))
-    sandbox = TripoSandbox(state, args.port)
-    print(sandbox.url, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        sandbox.server.serve_forever()
+    TripoSandbox(state, args.port).serve_from_command_line()
 
 
 if __name__ == "__main__":
