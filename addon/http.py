@@ -22,15 +22,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import requests
 
 from .backends.base import BackendError
 from .backends.registry import key_problem, origin
+from .imaging.png import encode_png
 from .retry import backoff_delay
 
 _log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 502, 503, 504}
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+"""Image files every provider's upload accepts as they are (by suffix)."""
 DOWNLOAD_CHUNK = 1 << 16
 DEFAULT_MAX_DOWNLOAD = 512 * 1024 * 1024
 
@@ -183,3 +187,21 @@ def retry_after(response: requests.Response) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None
+
+
+def image_part(path: str, *, limit_bytes: int, provider: str) -> tuple[bytes, str, str]:
+    """An input image as (bytes, file name, MIME type) for a multipart upload, within `limit_bytes`.
+    Kiln's prepared arrays (.npy) are encoded as PNG; files already in an accepted format go as they are.
+    Raises BackendError "unsupported_image" or "upload_too_large" (nothing was sent)."""
+    source = Path(path)
+    if source.suffix.lower() == ".npy":
+        data, name, mime = encode_png(np.load(source)), source.stem + ".png", "image/png"
+    else:
+        mime_type = IMAGE_TYPES.get(source.suffix.lower())
+        if mime_type is None:
+            raise BackendError("unsupported_image", f"'{source.name}' is not a PNG, JPEG or WebP image")
+        data, name, mime = source.read_bytes(), source.name, mime_type
+    if len(data) > limit_bytes:
+        raise BackendError("upload_too_large",
+                           f"'{source.name}' is over {provider}'s {limit_bytes / 2**20:g} MB upload limit")
+    return data, name, mime

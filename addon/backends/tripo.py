@@ -17,10 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..http import HttpClient, retry_after
-from ..imaging.png import encode_png
+from ..http import HttpClient, image_part, retry_after
 from ..jobs import THEME_PROMPT, JobKind, JobSpec, Mode
 from .base import (
     Backend,
@@ -475,16 +472,10 @@ class TripoBackend(Backend):
 
 
 def _upload_bytes(path: str) -> tuple[bytes, str, str]:
-    """The image as PNG/JPEG bytes within the upload limit. Kiln's prepared arrays (.npy) are encoded
-    as PNG; files already in an accepted format go as they are."""
-    source = Path(path)
-    if source.suffix.lower() == ".npy":
-        return encode_png(np.load(source)), source.stem + ".png", "image/png"
-    data = source.read_bytes()
-    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}.get(
-        source.suffix.lower())
-    if mime is None:
-        raise BackendError("2004", error_message(2004))
-    if len(data) > UPLOAD_LIMIT_BYTES:
-        raise BackendError("upload_too_large", f"'{source.name}' is over Tripo's 20 MB upload limit")
-    return data, source.name, mime
+    """The image within Tripo's upload limit (`http.image_part`), an unaccepted type as Tripo's code 2004."""
+    try:
+        return image_part(path, limit_bytes=UPLOAD_LIMIT_BYTES, provider="Tripo")
+    except BackendError as exc:
+        if exc.code == "unsupported_image":
+            raise BackendError("2004", error_message(2004)) from None
+        raise
