@@ -51,6 +51,9 @@ class Capabilities:
     """Tasks in flight (queued + running) the provider allows per task group."""
     typical_latency_s: Mapping[str, float] = field(default_factory=lambda: {"draft": 30.0, "production": 120.0})
     """Prior for ETAs until Kiln has observed this backend (`scheduling.eta.TASK_PRIORS_S` wins)."""
+    input_kinds: frozenset[str] | None = None
+    """The job kinds (`JobKind` values) the provider can start from; None: every kind. A request of
+    another kind is refused before anything is queued (`registry.input_problem`)."""
     paced_polling: bool = False
     """`watch` asks the provider once, at once, and the scheduler decides when to call it: each task is
     looked at when its own predicted finish is due (a polled provider). Otherwise `watch` paces itself

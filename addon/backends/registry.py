@@ -96,6 +96,31 @@ def _build_tripo(settings: BackendSettings, scratch_dir: Path | None, online: On
     return TripoBackend(settings.api_key, settings.base_url, online=online, timeout_s=settings.timeout_s)
 
 
+def _rodin_class() -> type[Backend]:
+    from .rodin import RodinBackend
+
+    return RodinBackend
+
+
+def _build_rodin(settings: BackendSettings, scratch_dir: Path | None, online: Online) -> Backend:
+    from .rodin import RodinBackend
+
+    return RodinBackend(settings.api_key, settings.base_url, online=online, timeout_s=settings.timeout_s)
+
+
+def _stability_class() -> type[Backend]:
+    from .stability import StabilityBackend
+
+    return StabilityBackend
+
+
+def _build_stability(settings: BackendSettings, scratch_dir: Path | None, online: Online) -> Backend:
+    from .stability import StabilityBackend
+
+    return StabilityBackend(settings.api_key, settings.base_url, scratch_dir=scratch_dir, online=online,
+                            timeout_s=settings.timeout_s)
+
+
 BACKENDS: tuple[BackendInfo, ...] = (
     BackendInfo("local", "Local (offline)", "Embedded engine: instant blockouts, no key, no network",
                 needs_network=False, load=_local_class, factory=_build_local),
@@ -104,6 +129,17 @@ BACKENDS: tuple[BackendInfo, ...] = (
                 key_variable="KILN_TRIPO_API_KEY", key_property="tripo_api_key",
                 url_variable="KILN_TRIPO_BASE_URL", url_property="tripo_base_url",
                 default_base_url="https://openapi.tripo3d.ai"),
+    BackendInfo("rodin", "Hyper3D Rodin", "Hyper3D Rodin: quality tiers from text or up to 5 images (needs a key "
+                "and online access)", needs_network=True, load=_rodin_class, factory=_build_rodin,
+                key_variable="KILN_RODIN_API_KEY", key_property="rodin_api_key",
+                url_variable="KILN_RODIN_BASE_URL", url_property="rodin_base_url",
+                default_base_url="https://api.hyper3d.com/api/v2"),
+    BackendInfo("stability", "Stability Fast 3D", "Stability AI Stable Fast 3D: a model from one image in "
+                "seconds, for drafts (image only; needs a key and online access)", needs_network=True,
+                load=_stability_class, factory=_build_stability,
+                key_variable="KILN_STABILITY_API_KEY", key_property="stability_api_key",
+                url_variable="KILN_STABILITY_BASE_URL", url_property="stability_base_url",
+                default_base_url="https://api.stability.ai"),
 )
 _BY_NAME = {info.name: info for info in BACKENDS}
 
@@ -126,6 +162,21 @@ def info(name: str) -> BackendInfo:
 def capabilities(name: str) -> Capabilities:
     """What the backend can do (concurrency, cancel, …) without building it."""
     return info(name).capabilities
+
+
+def input_problem(name: str, kind: str) -> str | None:
+    """Why backend `name` cannot start from input of this kind ("text", "image", …), naming the backends
+    that can, or None. Asked before anything is queued: no request is built, nothing is spent."""
+    entry = find(name)
+    kinds = entry.capabilities.input_kinds if entry is not None else None
+    if entry is None or kinds is None or kind in kinds:
+        return None
+    others = [e.label for e in BACKENDS if e.name != name and (e.capabilities.input_kinds is None
+                                                               or kind in e.capabilities.input_kinds)]
+    accepted = " or ".join(sorted(kinds))
+    what = {"text": "a text prompt", "parts": "a text prompt"}.get(kind, f"{kind} input")
+    return (f"{entry.label} makes models from {accepted} input only, not from {what}: choose another backend"
+            + (f" ({', '.join(others)})" if others else "") + " for it, or give an image")
 
 
 def resolve(name: str, *, api_key: str = "", base_url: str = "", timeout_s: float = 30.0,
