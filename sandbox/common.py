@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import email
 import hashlib
 import hmac
 import sys
@@ -63,3 +64,23 @@ def link_valid(secret: bytes, name: str, query: dict[str, list[str]]) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(query.get("sig", [""])[0], signature(secret, name, expires)) and time.time() <= expires
+
+
+def form_parts(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, list[bytes]]]:
+    """A multipart body: its plain fields, and its file parts by field name, in order."""
+    message = email.message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    fields: dict[str, str] = {}
+    files: dict[str, list[bytes]] = {}
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if not isinstance(name, str):
+            continue
+        if part.get_filename() is not None:
+            files.setdefault(name, []).append(data)
+        else:
+            fields[name] = data.decode("utf-8", "replace")
+    return fields, files
