@@ -347,6 +347,12 @@ def manifest_from_data(data: dict[str, Any], path: Path, known_backends: set[str
     start_at = _start_time(batch["start_at"], "[batch] start_at") if "start_at" in batch else None
 
     assets = _assets(data, path.parent, options)
+    if known_backends is not None:
+        # A backend that cannot start from an asset's input (Stability: images only) is refused now.
+        for asset in assets:
+            problem = registry.input_problem(backend, "text" if asset.kind == "parts" else asset.kind)
+            if problem:
+                raise ManifestError("[batch] backend", f"asset '{asset.label}': {problem}")
     finish = None
     if "finish" in data:
         table = _table(data["finish"], "[finish]", 'preset = "game"')

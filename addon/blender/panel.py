@@ -62,7 +62,11 @@ def taken_names() -> set[str]:
 
 
 def queue(request: Request) -> list[str]:
-    """Hand a built request to the engine; returns the error messages of jobs that could not be queued."""
+    """Hand a built request to the engine; returns the error messages of jobs that could not be queued.
+    Input the backend cannot start from (a text prompt on an image-only backend) queues nothing."""
+    refused = next(filter(None, (registry.input_problem(s.backend, s.kind.value) for s in request.specs)), None)
+    if refused is not None:
+        return [refused]
     scheduler = runtime.scheduler()
     if request.batch is not None:
         scheduler.add_batch(request.batch)
