@@ -288,7 +288,8 @@ class RodinSandbox:
     def __init__(self, state: RodinState | None = None, port: int = 0) -> None:
         self.state = state or RodinState()
         self.server = QuietServer(("127.0.0.1", port), make_handler(self.state))
-        self.thread = threading.Thread(target=self.server.serve_forever, name="rodin-sandbox", daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name="rodin-sandbox", daemon=True)  # a quick shutdown
 
     @property
     def url(self) -> str:

@@ -197,7 +197,8 @@ class StabilitySandbox:
     def __init__(self, state: StabilityState | None = None, port: int = 0) -> None:
         self.state = state or StabilityState()
         self.server = QuietServer(("127.0.0.1", port), make_handler(self.state))
-        self.thread = threading.Thread(target=self.server.serve_forever, name="stability-sandbox", daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name="stability-sandbox", daemon=True)  # a quick shutdown
 
     @property
     def url(self) -> str:

@@ -136,7 +136,7 @@ class RodinBackend(Backend):
         # A 4xx, or a 2xx carrying an error, is Rodin refusing the request: a refused create made nothing.
         # A 5xx says nothing certain about a create, so it stays uncertain.
         server = response.status_code >= 500
-        raise BackendError(str(response.status_code if not error else "rodin_error"),
+        raise BackendError("rodin_error" if 200 <= response.status_code < 300 else str(response.status_code),
                            error_message(text or f"HTTP {response.status_code}"),
                            retryable=server, nothing_created=not server)
 
