@@ -55,13 +55,14 @@ class StabilityState:
     calls: list[dict[str, str]] = field(default_factory=list)
     requests_seen: list[tuple[str, str, str]] = field(default_factory=list)
     reuse_results: bool = True
-    """One model per (image, texture resolution): the sandbox shares the cores with Kiln."""
+    """One model per (image, draft or not): the sandbox shares the cores with Kiln."""
     _cache: dict[tuple[str, str], bytes] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="stability-sandbox-")))
 
     def model(self, image: bytes, fields: dict[str, str]) -> bytes:
-        key = (hashlib.sha256(image).hexdigest(), fields.get("texture_resolution", "1024"))
+        look = "draft" if fields.get("texture_resolution") == "512" else "production"
+        key = (hashlib.sha256(image).hexdigest(), look)
         with self.lock:
             cached = self._cache.get(key) if self.reuse_results else None
         if cached is not None:
@@ -75,7 +76,7 @@ class StabilityState:
         name = uuid.uuid4().hex
         prepared = self.work / f"{name}.npy"
         np.save(prepared, rgba)
-        mode = Mode.DRAFT if key[1] == "512" else Mode.PRODUCTION
+        mode = Mode.DRAFT if key[1] == "draft" else Mode.PRODUCTION
         spec = JobSpec(kind=JobKind.IMAGE, backend="local", mode=mode,
                        params=JobSpec.make_params({PREPARED_IMAGES: (str(prepared),)}))
         data = Path(local_result(spec, self.work, self.work / name)["model"]).read_bytes()

@@ -65,7 +65,7 @@ MODERATION_MESSAGE = ("refused by Stability's content moderation: the image was 
 
 def image_only_message(kind: str) -> str:
     what = "a text prompt" if kind == "text" else f"{kind} input"
-    return (f"Stable Fast 3D makes models from one image only, not from {what}: choose another backend for "
+    return (f"Stable Fast 3D makes models from image input only, not from {what}: choose another backend for "
             "it, or generate from an image")
 
 
