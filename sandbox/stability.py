@@ -6,9 +6,9 @@ shape, and `GET /v1/user/balance`. Standard library only.
 
 prints its base URL. Point Kiln at it with KILN_STABILITY_BASE_URL=<url> and any key starting with sk-.
 Knobs (attributes of `StabilityState` in tests): the simulated model time, errors the next calls answer
-with (`next_errors`: "content_moderation", or an HTTP status), starting balance. Each answer carries
-`X-Sandbox-Model-Ms`, the time the server spent making the model, so a benchmark can tell Kiln's
-overhead from the model's time. `calls` records each call's form fields.
+with (`next_errors`: "content_moderation", or an HTTP status), starting balance. `served` records when
+each call arrived and was answered, so a benchmark can tell Kiln's overhead from the server's time;
+`calls` records each call's form fields.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class StabilityState:
     balance: float = 1000.0
     valid_keys: set[str] | None = None
     calls: list[dict[str, str]] = field(default_factory=list)
+    served: list[tuple[float, float]] = field(default_factory=list)
+    """(received, answered) wall times of each successful call: the server's own share of a request."""
     requests_seen: list[tuple[str, str, str]] = field(default_factory=list)
     reuse_results: bool = True
     """One model per (image, draft or not): the sandbox shares the cores with Kiln."""
@@ -148,7 +150,7 @@ def make_handler(state: StabilityState) -> type[BaseHTTPRequestHandler]:
                 self._error(404, [f"{path}: not found"], "not_found")
 
         def do_POST(self) -> None:
-            started = time.perf_counter()
+            received = time.time()
             path = urlsplit(self.path).path
             body = self._body()
             with state.lock:
@@ -185,9 +187,10 @@ def make_handler(state: StabilityState) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "model/gltf-binary")
             self.send_header("Content-Length", str(len(model)))
-            self.send_header("X-Sandbox-Model-Ms", f"{(time.perf_counter() - started) * 1000:.3f}")
             self.end_headers()
             self.wfile.write(model)
+            with state.lock:
+                state.served.append((received, time.time()))
 
     return Handler
 
