@@ -5,6 +5,7 @@ entry that prints the base URL. Standard library only, like the sandboxes themse
 from __future__ import annotations
 
 import contextlib
+import email
 import hashlib
 import hmac
 import json
@@ -211,3 +212,21 @@ class BackgroundServer:
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
+
+
+def form_parts(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, list[bytes]]]:
+    """A multipart body: its plain fields, and its file parts by field name, in order."""
+    message = email.message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    fields: dict[str, str] = {}
+    files: dict[str, list[bytes]] = {}
+    for part in message.walk():
+        name = part.get_param("name", header="content-disposition")
+        if part.is_multipart() or not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if part.get_filename() is not None:
+            files.setdefault(name, []).append(data)
+        else:
+            fields[name] = data.decode("utf-8", "replace")
+    return fields, files

@@ -1,5 +1,5 @@
 """A Hyper3D Rodin API v2 sandbox: the routes and shapes Kiln uses, on 127.0.0.1 under /api/v2, with
-results made by Kiln's local engine (`common.local_result`). Standard library only.
+results made by Kiln's local engine (`_results.run_local_engine`). Standard library only.
 
     python -m sandbox.rodin --port 0 [--latency 2] [--jobs 2] [--url-lifetime 600] [--balance 100]
 
@@ -15,7 +15,6 @@ host with signed, expiring links; `requests_seen` records where the key went.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import tempfile
@@ -23,7 +22,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,12 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-
-from addon.imaging.png import decode_own_png  # noqa: E402
 from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
-from addon.modes import PREPARED_IMAGES  # noqa: E402
-from sandbox.common import QuietServer, form_parts, link_valid, local_result, signed_query  # noqa: E402
+from sandbox._http import BackgroundServer, QuietHandler, UrlSigner, form_parts  # noqa: E402
+from sandbox._results import ResultCache, image_spec, run_local_engine  # noqa: E402
 
 PREFIX = "/api/v2"
 CDN = "/cdn/"
@@ -87,9 +82,9 @@ class RodinState:
     """(method, path, Authorization header) of every request, to check where the key went."""
     reuse_results: bool = True
     """One generated result per (prompt or image, tier): the sandbox shares the cores with Kiln."""
-    _cache: dict[tuple[str, str], tuple[bytes, bytes]] = field(default_factory=dict)
+    results: ResultCache = field(default_factory=ResultCache)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    secret: bytes = field(default_factory=lambda: uuid.uuid4().bytes)
+    signer: UrlSigner = field(default_factory=lambda: UrlSigner(resolution_s=0.001))
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rodin-sandbox-")))
 
     def by_key(self, key: str, subscription_key: str) -> RodinTask | None:
@@ -109,65 +104,36 @@ class RodinState:
     def _make(self, task: RodinTask) -> None:
         tier = task.fields.get("tier", "Regular")
         source = task.fields.get("prompt", "") if not task.images else str(hash(task.images[0]))
+        mode = Mode.DRAFT if tier == "Sketch" else Mode.PRODUCTION
+
+        def make() -> tuple[bytes, bytes]:
+            spec = image_spec(task.images[0], self.work / f"{task.uuid}_input.npy", mode) if task.images else \
+                JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=source or "crate",
+                        seed=int(task.fields.get("seed", "1") or 1))
+            made = run_local_engine(spec, self.work / task.uuid, self.work / f"engine_{task.uuid}")
+            return Path(made["model"]).read_bytes(), Path(made["preview"]).read_bytes()
+
         cache_key = (source, tier)
-        if not (self.reuse_results and cache_key in self._cache):
-            mode = Mode.DRAFT if tier == "Sketch" else Mode.PRODUCTION
-            if task.images:
-                try:
-                    rgb = decode_own_png(task.images[0])
-                except ValueError:
-                    rgb = np.zeros((64, 64, 3), np.uint8)
-                rgba = rgb if rgb.shape[2] == 4 else np.concatenate(
-                    [rgb[:, :, :3], np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2)
-                prepared = self.work / f"{task.uuid}_input.npy"
-                np.save(prepared, rgba)
-                spec = JobSpec(kind=JobKind.IMAGE, backend="local", mode=mode,
-                               params=JobSpec.make_params({PREPARED_IMAGES: (str(prepared),)}))
-            else:
-                spec = JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=source or "crate",
-                               seed=int(task.fields.get("seed", "1") or 1))
-            made = local_result(spec, self.work, self.work / task.uuid)
-            self._cache[cache_key] = (Path(made["model"]).read_bytes(), Path(made["preview"]).read_bytes())
-        model, preview = self._cache[cache_key]
+        model, preview = self.results.made(cache_key, make) if self.reuse_results else make()
         with self.lock:
             self.files[f"{task.uuid}/base_basic_pbr.glb"] = model
             self.files[f"{task.uuid}/preview.png"] = preview
 
 
-def make_handler(state: RodinState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        @property
-        def base(self) -> str:
-            host, port = self.server.server_address[:2]
-            return f"http://{host}:{port}"
-
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
+def make_handler(state: RodinState) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         @property
         def _key(self) -> str:
-            return str(self.headers.get("Authorization", "")).removeprefix("Bearer ").strip()
+            return self.bearer
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            self.send_json(status, body)
 
         def _authorised(self) -> bool:
             if not self._key or (state.valid_keys is not None and self._key not in state.valid_keys):
                 self._send(401, {"detail": "Not authenticated"})
                 return False
             return True
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length", "0") or 0)
-            return self.rfile.read(length) if length else b""
 
         def do_GET(self) -> None:
             path = urlsplit(self.path)
@@ -184,7 +150,7 @@ def make_handler(state: RodinState) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
-            body = self._body()
+            body = self.read_body()
             with state.lock:
                 state.requests_seen.append(("POST", path, self.headers.get("Authorization", "")))
             if not self._authorised():
@@ -267,42 +233,29 @@ def make_handler(state: RodinState) -> type[BaseHTTPRequestHandler]:
                 return
             names = [n for n in state.files if n.startswith(f"{task.uuid}/")]
             self._send(201, {"error": None, "list": [
-                {"url": f"{self.base}{CDN}{n}?{signed_query(state.secret, n, state.url_lifetime_s)}",
+                {"url": state.signer.sign(f"{self.base}{CDN}", n, state.url_lifetime_s),
                  "name": n.split("/", 1)[1]} for n in names]})
 
         def _cdn(self, name: str, query: dict[str, list[str]]) -> None:
-            data = state.files.get(name) if link_valid(state.secret, name, query) else None
-            status = 200 if data is not None else 403
-            self.send_response(status)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data or b"")))
-            self.end_headers()
-            self.wfile.write(data or b"")
+            data = state.files.get(name) if state.signer.valid(name, query) else None
+            if data is None:
+                self.send_empty(403)
+            else:
+                self.send_file(data, "application/octet-stream")
 
     return Handler
 
 
-class RodinSandbox:
+class RodinSandbox(BackgroundServer):
     """The server in a background thread: `with RodinSandbox() as sandbox: sandbox.url …` (…/api/v2)."""
 
     def __init__(self, state: RodinState | None = None, port: int = 0) -> None:
         self.state = state or RodinState()
-        self.server = QuietServer(("127.0.0.1", port), make_handler(self.state))
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       name="rodin-sandbox", daemon=True)  # a quick shutdown
+        super().__init__(make_handler(self.state), port, name="rodin-sandbox")
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}{PREFIX}"
-
-    def __enter__(self) -> RodinSandbox:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.server.url}{PREFIX}"
 
 
 def main() -> None:
@@ -315,10 +268,7 @@ def main() -> None:
     args = parser.parse_args()
     state = RodinState(latency_s={"Sketch": args.latency / 2, "default": args.latency}, jobs_per_task=args.jobs,
                        url_lifetime_s=args.url_lifetime, balance=args.balance)
-    sandbox = RodinSandbox(state, args.port)
-    print(sandbox.url, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        sandbox.server.serve_forever()
+    RodinSandbox(state, args.port).serve_from_command_line()
 
 
 if __name__ == "__main__":

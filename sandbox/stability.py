@@ -14,16 +14,13 @@ each call arrived and was answered, so a benchmark can tell Kiln's overhead from
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import json
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,12 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-
-from addon.imaging.png import decode_own_png  # noqa: E402
-from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
-from addon.modes import PREPARED_IMAGES  # noqa: E402
-from sandbox.common import QuietServer, form_parts, local_result  # noqa: E402
+from addon.jobs import Mode  # noqa: E402
+from sandbox._http import BackgroundServer, QuietHandler, form_parts  # noqa: E402
+from sandbox._results import ResultCache, image_spec, run_local_engine  # noqa: E402
 
 ROUTE = "/v2beta/3d/stable-fast-3d"
 CREDITS = 10.0
@@ -58,33 +52,21 @@ class StabilityState:
     requests_seen: list[tuple[str, str, str]] = field(default_factory=list)
     reuse_results: bool = True
     """One model per (image, draft or not): the sandbox shares the cores with Kiln."""
-    _cache: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    results: ResultCache = field(default_factory=ResultCache)
     lock: threading.Lock = field(default_factory=threading.Lock)
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="stability-sandbox-")))
 
     def model(self, image: bytes, fields: dict[str, str]) -> bytes:
         look = "draft" if fields.get("texture_resolution") == "512" else "production"
-        key = (hashlib.sha256(image).hexdigest(), look)
-        with self.lock:
-            cached = self._cache.get(key) if self.reuse_results else None
-        if cached is not None:
-            return cached
-        try:
-            rgb = decode_own_png(image)
-        except ValueError:
-            rgb = np.zeros((64, 64, 3), np.uint8)
-        rgba = rgb if rgb.shape[2] == 4 else np.concatenate(
-            [rgb[:, :, :3], np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2)
         name = uuid.uuid4().hex
-        prepared = self.work / f"{name}.npy"
-        np.save(prepared, rgba)
-        mode = Mode.DRAFT if key[1] == "draft" else Mode.PRODUCTION
-        spec = JobSpec(kind=JobKind.IMAGE, backend="local", mode=mode,
-                       params=JobSpec.make_params({PREPARED_IMAGES: (str(prepared),)}))
-        data = Path(local_result(spec, self.work, self.work / name)["model"]).read_bytes()
-        with self.lock:
-            self._cache[key] = data
-        return data
+
+        def make() -> tuple[bytes, bytes]:
+            spec = image_spec(image, self.work / f"{name}.npy", Mode.DRAFT if look == "draft" else Mode.PRODUCTION)
+            made = run_local_engine(spec, self.work / name, self.work / f"engine_{name}")
+            return Path(made["model"]).read_bytes(), b""
+
+        key = (hashlib.sha256(image).hexdigest(), look)
+        return (self.results.made(key, make) if self.reuse_results else make())[0]
 
 
 def problems(fields: dict[str, str], images: list[bytes]) -> list[str]:
@@ -104,23 +86,10 @@ def problems(fields: dict[str, str], images: list[bytes]) -> list[str]:
     return found
 
 
-def make_handler(state: StabilityState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+def make_handler(state: StabilityState) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send_json(status, body, headers)
 
         def _error(self, status: int, errors: list[str], name: str = "") -> None:
             headers = {"Retry-After": "0.2"} if status == 429 else None
@@ -128,15 +97,11 @@ def make_handler(state: StabilityState) -> type[BaseHTTPRequestHandler]:
                                 "errors": errors}, headers)
 
         def _authorised(self) -> bool:
-            key = str(self.headers.get("Authorization", "")).removeprefix("Bearer ").strip()
+            key = self.bearer
             if not key.startswith("sk-") or (state.valid_keys is not None and key not in state.valid_keys):
                 self._error(401, ["authorization: missing or invalid API key"])
                 return False
             return True
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length", "0") or 0)
-            return self.rfile.read(length) if length else b""
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
@@ -152,7 +117,7 @@ def make_handler(state: StabilityState) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             received = time.time()
             path = urlsplit(self.path).path
-            body = self._body()
+            body = self.read_body()
             with state.lock:
                 state.requests_seen.append(("POST", path, self.headers.get("Authorization", "")))
             if not self._authorised():
@@ -184,38 +149,19 @@ def make_handler(state: StabilityState) -> type[BaseHTTPRequestHandler]:
                 time.sleep(state.model_time_s)
             with state.lock:
                 state.balance -= CREDITS
-            self.send_response(200)
-            self.send_header("Content-Type", "model/gltf-binary")
-            self.send_header("Content-Length", str(len(model)))
-            self.end_headers()
-            self.wfile.write(model)
+            self.send_file(model, "model/gltf-binary")
             with state.lock:
                 state.served.append((received, time.time()))
 
     return Handler
 
 
-class StabilitySandbox:
+class StabilitySandbox(BackgroundServer):
     """The server in a background thread: `with StabilitySandbox() as sandbox: sandbox.url …`."""
 
     def __init__(self, state: StabilityState | None = None, port: int = 0) -> None:
         self.state = state or StabilityState()
-        self.server = QuietServer(("127.0.0.1", port), make_handler(self.state))
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       name="stability-sandbox", daemon=True)  # a quick shutdown
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> StabilitySandbox:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(make_handler(self.state), port, name="stability-sandbox")
 
 
 def main() -> None:
@@ -224,10 +170,8 @@ def main() -> None:
     parser.add_argument("--model-time", type=float, default=0.0, help="extra seconds per call (a GPU's time)")
     parser.add_argument("--balance", type=float, default=1000.0)
     args = parser.parse_args()
-    sandbox = StabilitySandbox(StabilityState(model_time_s=args.model_time, balance=args.balance), args.port)
-    print(sandbox.url, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        sandbox.server.serve_forever()
+    StabilitySandbox(StabilityState(model_time_s=args.model_time, balance=args.balance),
+                     args.port).serve_from_command_line()
 
 
 if __name__ == "__main__":
