@@ -24,14 +24,16 @@ def sandbox() -> Iterator[TripoSandbox]:
 
 
 def test_every_backend_is_listed_once_with_what_the_ui_needs() -> None:
-    assert registry.names() == ["local", "tripo"]
+    assert registry.names()[:3] == ["local", "tripo", "meshy"]
     local, tripo = registry.info("local"), registry.info("tripo")
     assert not local.needs_network and not local.needs_key
     assert tripo.needs_network and tripo.needs_key and tripo.key_variable == "KILN_TRIPO_API_KEY"
     assert tripo.key_property == "tripo_api_key" and tripo.default_base_url.startswith("https://")
-    assert registry.find("meshy") is None
-    with pytest.raises(KeyError, match="unknown backend 'meshy'"):
-        registry.build("meshy")
+    meshy = registry.info("meshy")
+    assert meshy.key_variable == "KILN_MESHY_API_KEY" and meshy.url_variable == "KILN_MESHY_BASE_URL"
+    assert meshy.key_property == "meshy_api_key" and meshy.default_base_url == "https://api.meshy.ai"
+    with pytest.raises(KeyError, match="unknown backend 'nosuch'"):
+        registry.build("nosuch")
 
 
 def test_capabilities_are_known_without_building() -> None:
@@ -50,7 +52,7 @@ def test_the_environment_wins_then_the_given_value_then_the_default() -> None:
     # The embedded engine has nothing to reach, so no preference edit can change how it is built.
     assert registry.resolve("local", api_key="x", timeout_s=5, environ=env) == BackendSettings()
     everything = registry.resolve_all({"tripo": {"api_key": "tsk_pref"}}, environ={})
-    assert everything["tripo"].api_key == "tsk_pref" and set(everything) == {"local", "tripo"}
+    assert everything["tripo"].api_key == "tsk_pref" and set(everything) == set(registry.names())
 
 
 def test_a_manifest_endpoint_applies_unless_the_environment_names_one() -> None:
