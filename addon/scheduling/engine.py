@@ -216,6 +216,10 @@ class Scheduler:
         """Tasks whose stream just dropped: the next status request asks about them at once."""
         self.stream_drops = 0
         """Streams that ended without a terminal status (each one fell back to polling)."""
+        self._stepping: set[str] = set()
+        """Jobs whose next chained step is being created: their finished task is not watched again (a
+        second "done" would look like a step sent before a crash)."""
+        """Streams that ended without a terminal status (each one fell back to polling)."""
         self._dispatcher: threading.Thread | None = None
         self.threads_peak = 0
         for backend in self.backends.values():
@@ -895,7 +899,8 @@ class Scheduler:
             if len(self._streams) >= self.config.max_streams or mine >= backend.capabilities.streams:
                 return
             if (job.state is not JobState.RUNNING or job.spec.backend != backend.name or not task_id
-                    or task_id in self._streams or self._stream_retry_at.get(task_id, 0.0) > now):
+                    or job.job_id in self._stepping or task_id in self._streams
+                    or self._stream_retry_at.get(task_id, 0.0) > now):
                 continue
             self._stream_retry_at.pop(task_id, None)
             thread = threading.Thread(target=self._stream_loop, args=(backend, task_id), daemon=True,
@@ -1092,7 +1097,7 @@ class Scheduler:
                  and j.state is JobState.RUNNING),
                 None,
             )
-            if job is None:
+            if job is None or job.job_id in self._stepping:
                 return
             if update.status is TaskStatus.UNKNOWN:
                 self._unreachable(backend, [job.job_id],
@@ -1163,11 +1168,17 @@ class Scheduler:
         assert job.task_id is not None
         previous = job.task_id
         job.metadata[PENDING_STEP] = step
+        self._stepping.add(job.job_id)
         self._record(job, durable=True)  # the intent, before the create goes out
         future = self._submit_pool.submit(self._step_worker, job, backend, step, previous)
         self._creates.add(future)
         future.add_done_callback(self._creates.discard)
+        future.add_done_callback(lambda _: self._stepped(job.job_id))  # however the worker ended
         self._changed()
+
+    def _stepped(self, job_id: str) -> None:
+        with self._lock:
+            self._stepping.discard(job_id)
 
     def _step_worker(self, job: Job, backend: Backend, step: int, previous: str) -> None:
         """Create a chained step. A refusal that created nothing is sent again (concurrency: as often as
@@ -1196,6 +1207,7 @@ class Scheduler:
         else:
             return  # stopping: the journal's pending step makes the next start say so
         with self._lock:
+            self._stepping.discard(job.job_id)
             job.metadata.pop(PENDING_STEP, None)
             job.task_id = task_id
             job.task_ids.append(task_id)
