@@ -75,7 +75,7 @@ class SchedulerConfig:
     slot kept for drafts would be believed free on a smaller plan. A backend not named, or 0, keeps the
     documented limit; refusals still lower it at run time."""
     watch_timeout_s: float = 0.25
-    max_streams: int = 8
+    max_streams: int = 16
     """Status streams open at once over all push backends (a thread each); past it, tasks are polled."""
     stream_retry_s: float = 2.0
     """After a stream drops: its task is polled at once, and its stream reconnects this long after."""
