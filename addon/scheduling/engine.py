@@ -939,8 +939,9 @@ class Scheduler:
                     self._stream_retry_at[task_id] = time.monotonic() + self.config.stream_retry_s
                 else:
                     self._stream_retry_at.pop(task_id, None)
-                if not self._stop.is_set():
-                    self._ensure_watcher(backend)  # polls the dropped task; a freed slot streams a waiting one
+                current = self.backends.get(backend.name)  # a key change may have replaced (and closed) it
+                if current is not None and not self._stop.is_set():
+                    self._ensure_watcher(current)  # polls the dropped task; a freed slot streams a waiting one
                     self._wake.notify_all()
 
     def _pushed(self, backend: Backend, update: TaskUpdate) -> None:
