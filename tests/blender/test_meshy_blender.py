@@ -3,9 +3,8 @@ promoted (the refine of that very preview lands in its place), and a headless ma
 
 from __future__ import annotations
 
+import importlib
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +49,7 @@ def test_a_promoted_meshy_draft_is_refined_from_its_own_preview(runtime: ModuleT
     prefs.meshy_base_url = sandbox.url  # type: ignore[attr-defined]
     prefs.meshy_api_key = KEY  # type: ignore[attr-defined]
     bpy.context.scene.kiln.backend = "meshy"
+    bpy.context.scene.kiln.finish_preset = "keep"  # what is tested is the refine, not finishing
     assert bpy.ops.kiln.generate(prompt="stone pillar") == {"FINISHED"}
     assert runtime.run_until_done(timeout=60)
     draft = next(o for o in bpy.data.objects if o.get("kiln_backend") == "meshy")
@@ -70,22 +70,24 @@ def test_a_promoted_meshy_draft_is_refined_from_its_own_preview(runtime: ModuleT
     assert sandbox.state.asset_auth_headers == []
 
 
-def test_a_manifest_runs_on_meshy_headless(sandbox: MeshySandbox, tmp_path: Path) -> None:
+def test_a_manifest_runs_on_meshy_headless(kiln: ModuleType, sandbox: MeshySandbox, online: None, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The batch command in this Blender (as `blender -c kiln batch` runs it), keys from the environment."""
+    cli = importlib.import_module(f"{ADDON_MODULE}.addon.batch.cli")
+    runner = importlib.import_module(f"{ADDON_MODULE}.addon.blender.batch_run")
+    monkeypatch.setenv("KILN_MESHY_API_KEY", KEY)
+    monkeypatch.setenv("KILN_MESHY_BASE_URL", sandbox.url)
     manifest = tmp_path / "meshy.toml"
     manifest.write_text('[batch]\nname = "env_meshy_01"\nbackend = "meshy"\nmode = "draft"\n\n'
                         '[[asset]]\nprompt = "wooden barrel"\n\n[[asset]]\nprompt = "crate"\n\n'
                         '[backends.meshy]\nconcurrency = 1\n')
-    env = {k: v for k, v in os.environ.items() if k != "BLENDER_USER_RESOURCES"}
-    env.update(KILN_MESHY_API_KEY=KEY, KILN_MESHY_BASE_URL=sandbox.url)
-    offline = subprocess.run([sys.executable, str(REPO / "scripts/kiln_batch.py"), str(manifest), "--out",
-                              str(tmp_path / "offline"), "--quiet"], capture_output=True, text=True, timeout=300,
-                             env=env)
-    assert offline.returncode == 2 and "--online-mode" in offline.stderr and not sandbox.state.tasks
-    run = subprocess.run([sys.executable, str(REPO / "scripts/kiln_batch.py"), str(manifest), "--out",
-                          str(tmp_path / "out"), "--online-mode", "--quiet"], capture_output=True, text=True,
-                         timeout=300, env=env)
-    assert run.returncode == 0, run.stderr[-2000:]
+    arguments = [str(manifest), "--out", str(tmp_path / "out"), "--quiet"]
+    assert cli.main(arguments, runner=runner) == 2, "no online access: refused, as for every remote backend"
+    assert "--online-mode" in capsys.readouterr().err and not sandbox.state.tasks
+    assert cli.main(arguments, runner=runner, online_access=True) == 0
     report = json.loads((tmp_path / "out/env_meshy_01/report.json").read_text())
     assert report["totals"]["finished"] == 2 and report["totals"]["credits"] == 10.0
     assert max(queued for *_, queued in sandbox.state.timeline) == 1, "[backends.meshy] concurrency = 1 held"
-    assert KEY not in run.stdout + run.stderr
+    output = capsys.readouterr()
+    assert KEY not in output.out + output.err
