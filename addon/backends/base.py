@@ -36,9 +36,10 @@ class TaskStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a provider can do; the scheduler adapts to it instead of asking by name. (How a backend
-    watches, push or polling, is its own business inside `watch`; whether it needs the network or a
-    key is the registry's to say, before any backend is built.)"""
+    """What a provider can do; the scheduler adapts to it instead of asking by name. (How a backend is
+    watched is said here too: polled through `watch`, paced by the scheduler or by itself, and pushed
+    through `stream` where it has one; whether it needs the network or a key is the registry's to say,
+    before any backend is built.)"""
 
     cancel: bool = False
     """`cancel` stops a started task on the provider (without it, a cancelled task may still charge)."""

@@ -177,7 +177,7 @@ class MeshyBackend(Backend):
         concurrency={"tasks": PRO_QUEUE_LIMIT},
         typical_latency_s={},  # Meshy's priors are in scheduling/eta.py, TASK_PRIORS_S
         paced_polling=True,
-        streams=PRO_QUEUE_LIMIT,
+        streams=50,  # Meshy documents no limit on open streams; SchedulerConfig.max_streams bounds Kiln's
     )
 
     def __init__(self, api_key: str, base_url: str, *, online: Callable[[], bool] = lambda: True,
@@ -199,14 +199,10 @@ class MeshyBackend(Backend):
         except ValueError:
             raise BackendError("bad_response", "Meshy sent an answer Kiln cannot read", retryable=True) from None
 
-    @staticmethod
-    def _params(spec: JobSpec) -> dict[str, Any]:
-        return spec.params_dict
-
     def _preview_fields(self, spec: JobSpec) -> dict[str, Any]:
         """The options a preview (and an image route) shares: model, topology and polycount. A game
         target's face budget becomes the polycount."""
-        params = self._params(spec)
+        params = spec.params_dict
         fields: dict[str, Any] = {"ai_model": str(params.get("ai_model", PRODUCTION_MODEL)),
                                   "target_formats": ["glb"]}
         polycount = params.get("target_polycount") or params.get("face_limit")
@@ -221,7 +217,7 @@ class MeshyBackend(Backend):
         return fields
 
     def _refine_fields(self, spec: JobSpec, preview_task_id: str) -> dict[str, Any]:
-        params = self._params(spec)
+        params = spec.params_dict
         fields: dict[str, Any] = {"mode": "refine", "preview_task_id": meshy_id(preview_task_id),
                                   "enable_pbr": bool(params.get("enable_pbr", True)),
                                   "texture_resolution": str(params.get("texture_resolution", "2k")),
@@ -238,7 +234,7 @@ class MeshyBackend(Backend):
 
     def request_fields(self, spec: JobSpec, step: int = 0, previous_task_id: str = "") -> tuple[str, dict[str, Any]]:
         """(Task family, JSON body) of the create for step `step` of `spec`."""
-        params = self._params(spec)
+        params = spec.params_dict
         steps = self.steps(spec)
         if steps[step] == "refine":
             preview = previous_task_id or str(params.get(PREVIEW_TASK_ID) or "")
@@ -295,7 +291,7 @@ class MeshyBackend(Backend):
         return float(sum(self._step_credits(spec, step) for step in self.steps(spec)))
 
     def _step_credits(self, spec: JobSpec, step: str) -> int:
-        params = self._params(spec)
+        params = spec.params_dict
         model = str(params.get("ai_model", PRODUCTION_MODEL))
         fast = model in FAST_MODELS or params.get("model_type") == "smart-topology"
         if step == "refine":
@@ -319,6 +315,8 @@ class MeshyBackend(Backend):
     def submit_step(self, spec: JobSpec, step: int, previous_task_id: str, client_ref: str) -> str:
         if step != 1 or len(self.steps(spec)) < 2:
             raise BackendError("unsupported_input", f"Meshy has no step {step} for this job")
+        with self._lock:
+            self._tasks.pop(previous_task_id, None)  # the preview is refined, never downloaded: forget its links
         return self._create(*self.request_fields(spec, step, previous_task_id))
 
     def _create(self, family: str, fields: dict[str, Any]) -> str:
@@ -345,7 +343,7 @@ class MeshyBackend(Backend):
         data = self._call("GET", "/openapi/v1/balance")
         return _number(data.get("balance") if isinstance(data, dict) else None)
 
-    def update(self, task_id: str, task: Any) -> TaskUpdate:
+    def task_update(self, task_id: str, task: Any) -> TaskUpdate:
         """One task object (polled or pushed), read defensively: what cannot be read is UNKNOWN."""
         if not isinstance(task, dict):
             return TaskUpdate(task_id, TaskStatus.UNKNOWN, error_message="an unreadable task object")
@@ -370,7 +368,7 @@ class MeshyBackend(Backend):
         updates = []
         for task_id in task_ids:
             try:
-                updates.append(self.update(task_id, self._call("GET", _family_route(task_id))))
+                updates.append(self.task_update(task_id, self._call("GET", _family_route(task_id))))
             except BackendError as exc:
                 if exc.code not in ("404", "unknown_task"):
                     raise
@@ -398,7 +396,7 @@ class MeshyBackend(Backend):
                 raise BackendError("stream_error", f"Meshy's status stream failed: {message}", retryable=True)
             if event.event != "message":
                 continue
-            update = self.update(task_id, payload)
+            update = self.task_update(task_id, payload)
             yield update
             if update.status.is_terminal:
                 return
@@ -450,7 +448,7 @@ class MeshyBackend(Backend):
         return files
 
     def describe(self, spec: JobSpec) -> dict[str, Any]:
-        return {"model_version": str(self._params(spec).get("ai_model", PRODUCTION_MODEL))}
+        return {"model_version": str(spec.params_dict.get("ai_model", PRODUCTION_MODEL))}
 
     def close(self) -> None:
         self.http.close()
