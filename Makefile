@@ -76,6 +76,7 @@ bench: venv
 	$(PY) bench/pipeline_bench.py
 	$(PY) bench/ui_bench.py
 	$(PY) bench/tripo_bench.py
+	$(PY) bench/meshy_bench.py
 	$(PY) bench/backends_bench.py
 	$(PY) bench/soak_bench.py
 	$(PY) bench/finish_bench.py

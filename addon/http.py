@@ -10,14 +10,21 @@ the API key kept where it belongs.
   provider's answer whether a resend is safe (DESIGN invariant 3).
 - The key never reaches logs or error messages: a logging filter masks it everywhere.
 - No request is made while Blender's online access is off.
+- One streaming call, `events`, reads a Server-Sent Events stream (Meshy's live task status) with
+  the same key rule, TLS and redaction; `close` ends the streams still open, so no reader outlives
+  its backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +44,37 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
 """Image files every provider's upload accepts as they are (by suffix)."""
 DOWNLOAD_CHUNK = 1 << 16
 DEFAULT_MAX_DOWNLOAD = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    """One Server-Sent Event: its `event:` name ("message" when the server named none) and its data
+    lines joined by newlines."""
+
+    event: str
+    data: str
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[SseEvent]:
+    """text/event-stream framing (WHATWG HTML, "Server-sent events"): `field: value` lines, one leading
+    space stripped from the value, `:` comment lines ignored, an event dispatched at each blank line
+    (and none for a block without data). Fields other than event and data (id, retry) are not needed."""
+    name, data = "", list[str]()
+    for raw in lines:
+        line = raw.rstrip("\r")
+        if not line:
+            if data:
+                yield SseEvent(name or "message", "\n".join(data))
+            name, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        field_name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field_name == "event":
+            name = value
+        elif field_name == "data":
+            data.append(value)
 
 
 class KeyRedactor(logging.Filter):
@@ -90,6 +128,9 @@ class HttpClient:
         self.online = online
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
+        self._streams: set[requests.Response] = set()
+        self._streams_lock = threading.Lock()
+        self._closed = False
         protect_secret(api_key)
 
     def _check_online(self) -> None:
@@ -179,6 +220,64 @@ class HttpClient:
             raise
         os.replace(tmp, dest)
         return received
+
+
+    def events(self, path: str, error: Callable[[requests.Response], BackendError], *,
+               read_timeout_s: float | None = None) -> Iterator[SseEvent]:
+        """Read the Server-Sent Events stream at `path` (an API route: it carries the key) until the
+        server ends it or the caller stops iterating. An answer other than 200 is turned into the
+        backend's own error by `error`; a connection that breaks (before or during the stream) raises
+        BackendError "stream_dropped", retryable: the caller polls instead and may connect again.
+        `read_timeout_s` bounds the silence between two lines (the server's heartbeat)."""
+        self._check_online()
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        headers = {**self._auth(url), "Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        try:
+            response = self.session.get(url, headers=headers, stream=True, allow_redirects=False,
+                                        timeout=(self.timeout_s, read_timeout_s or self.timeout_s))
+        except (requests.ConnectionError, requests.Timeout):
+            raise BackendError("stream_dropped", f"could not open a status stream on {self.api_host}",
+                               retryable=True) from None
+        with self._streams_lock:
+            if self._closed:
+                response.close()
+                raise BackendError("stream_dropped", "the backend was closed", retryable=True)
+            self._streams.add(response)
+        try:
+            if response.status_code != 200:
+                raise error(response)
+            lines = response.iter_lines(chunk_size=1, decode_unicode=False)
+            yield from parse_sse(line.decode("utf-8", "replace") for line in lines)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                AttributeError, OSError, ValueError):
+            # AttributeError / ValueError: urllib3 reading a response that `close` shut from another thread.
+            raise BackendError("stream_dropped", f"the status stream from {self.api_host} broke",
+                               retryable=True) from None
+        finally:
+            with self._streams_lock:
+                self._streams.discard(response)
+            response.close()
+
+    def close(self) -> None:
+        """End every open stream (a reader blocked on one wakes with "stream_dropped") and the session."""
+        with self._streams_lock:
+            self._closed = True
+            streams = list(self._streams)
+        for response in streams:
+            _shut(response)
+        self.session.close()
+
+
+def _shut(response: requests.Response) -> None:
+    """Wake a thread blocked reading `response`: shut its socket down (closing alone may not wake a
+    blocked recv), then close it."""
+    with contextlib.suppress(Exception):
+        connection: Any = response.raw._connection  # urllib3's connection of a streamed response
+        sock = connection.sock if connection is not None else None
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(Exception):
+        response.close()
 
 
 def retry_after(response: requests.Response) -> float | None:

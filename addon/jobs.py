@@ -163,6 +163,9 @@ class JobSpec:
 THEME_PROMPT = "theme_prompt"
 """Spec parameter: a batch's shared theme, for a backend that applies it with its own texturing (Tripo's
 texture route after geometry; `modes.PROVIDER_THEMES`). The request builder sets it, the backend reads it."""
+PREVIEW_TASK_ID = "preview_task_id"
+"""Spec parameter: the finished preview a promoted job refines (the draft's Kiln task id; `modes.REFINE_PROMOTES`).
+The request builder sets it from the draft object, the backend reads it."""
 
 
 def _freeze(value: Any) -> Any:

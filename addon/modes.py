@@ -11,16 +11,27 @@ MODE_PARAMS: dict[str, dict[Mode, dict[str, object]]] = {
         Mode.DRAFT: {"detail": "coarse"},
         Mode.PRODUCTION: {"detail": "fine"},
     },
+    # Meshy: Draft is the cheap, fast preview (meshy-5, 5 credits, a low polycount); Production is the
+    # newest model's preview, then a PBR refine of it (backends/meshy.py chains the two).
+    "meshy": {
+        Mode.DRAFT: {"ai_model": "meshy-5", "target_polycount": 10000, "topology": "triangle"},
+        Mode.PRODUCTION: {"ai_model": "latest", "enable_pbr": True, "texture_resolution": "2k"},
+    },
 }
 
+REFINE_PROMOTES = frozenset({"meshy"})
+"""Backends whose Promote is the provider's refine of the draft's own preview (its task id is kept on the
+result), not the same request again in Production."""
 
-PROVIDER_THEMES = frozenset({"tripo"})
+
+PROVIDER_THEMES = frozenset({"tripo", "meshy"})
 """Backends whose Production applies a batch's theme with the provider's own AI texturing (one shared
 texture prompt on every model, a paid step after geometry). Elsewhere the theme is a Blender material."""
 
 
 def theme_params(backend: str, mode: Mode, theme_prompt: str) -> dict[str, object]:
-    """What a batch's theme asks of the generator: Tripo textures every Production model with it."""
+    """What a batch's theme asks of the generator: Tripo textures every Production model with it, Meshy
+    refines every preview with it as the texture prompt."""
     if mode is Mode.PRODUCTION and backend in PROVIDER_THEMES and theme_prompt.strip():
         return {THEME_PROMPT: theme_prompt.strip()}
     return {}

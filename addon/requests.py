@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .jobs import TITLE, BatchSpec, JobKind, JobSpec, Mode, Priority
-from .modes import PREPARED_IMAGES, VIEWS, mode_params, target_params, theme_params
+from .jobs import PREVIEW_TASK_ID, TITLE, BatchSpec, JobKind, JobSpec, Mode, Priority
+from .modes import PREPARED_IMAGES, REFINE_PROMOTES, VIEWS, mode_params, target_params, theme_params
 from .naming import asset_name, draft_name, next_batch_name, slug
 from .presets import PRESETS, FinishPreset, Theme
 
@@ -310,9 +310,11 @@ def _parts_specs(prefix: str, parts: Sequence[str], *, mode: Mode, backend: str,
 
 
 def promote_request(panel: PanelRequest, draft_spec: dict[str, Any], draft_object: str,
-                    taken: Iterable[str]) -> Request:
+                    taken: Iterable[str], draft_task_id: str = "") -> Request:
     """Promote: the draft's own request (stored on the object as `kiln_spec`) with only the mode changed,
-    as a Production batch of its own that the panel's target, budget and preset finish."""
+    as a Production batch of its own that the panel's target, budget and preset finish. Where the
+    provider refines a preview (`REFINE_PROMOTES`: Meshy), the job is that refine of the draft's own task
+    (`draft_task_id`, stored on the object as `kiln_task_id`), so the shape the artist chose is kept."""
     spec = JobSpec.from_json(draft_spec)
     production = replace(panel, mode=Mode.PRODUCTION, backend=spec.backend)
     subject = spec.prompt or (spec.name.removeprefix("draft_").rsplit("_", 1)[0] if spec.name else "draft")
@@ -323,6 +325,8 @@ def promote_request(panel: PanelRequest, draft_spec: dict[str, Any], draft_objec
     # Keep what the artist chose (images, views, capture, parts), change what the mode means.
     kept = {k: v for k, v in spec.params_dict.items()
             if k in (PREPARED_IMAGES, VIEWS, CAPTURE, TITLE, "part_name", "part_index")}
+    if spec.backend in REFINE_PROMOTES and draft_task_id and spec.kind is JobKind.TEXT:
+        kept[PREVIEW_TASK_ID] = draft_task_id
     params = JobSpec.make_params(_panel_params(production, spec.backend, {**kept, REPLACES: draft_object}))
     promoted = replace(spec, mode=Mode.PRODUCTION, params=params, batch=batch.name, index=0, option=0, name=label)
     return Request(batch, [promoted])

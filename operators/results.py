@@ -55,7 +55,7 @@ class KILN_OT_promote(bpy.types.Operator):
         for draft in drafts:
             try:
                 stored = json.loads(str(draft.get("kiln_spec", "")))
-                request = promote_request(panel, stored, draft.name, taken)
+                request = promote_request(panel, stored, draft.name, taken, str(draft.get("kiln_task_id", "")))
             except (ValueError, KeyError, TypeError):
                 self.report({"WARNING"}, f"'{draft.name}' does not carry its request (made by an older Kiln); "
                                          "generate it again to promote it")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,10 @@ class TaskStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a provider can do; the scheduler adapts to it instead of asking by name. (How a backend
-    watches, push or polling, is its own business inside `watch`; whether it needs the network or a
-    key is the registry's to say, before any backend is built.)"""
+    """What a provider can do; the scheduler adapts to it instead of asking by name. (How a backend is
+    watched is said here too: polled through `watch`, paced by the scheduler or by itself, and pushed
+    through `stream` where it has one; whether it needs the network or a key is the registry's to say,
+    before any backend is built.)"""
 
     cancel: bool = False
     """`cancel` stops a started task on the provider (without it, a cancelled task may still charge)."""
@@ -57,7 +58,12 @@ class Capabilities:
     paced_polling: bool = False
     """`watch` asks the provider once, at once, and the scheduler decides when to call it: each task is
     looked at when its own predicted finish is due (a polled provider). Otherwise `watch` paces itself
-    (a push stream, an in-process engine) and may block up to its timeout."""
+    (an in-process engine) and may block up to its timeout."""
+    streams: int = 0
+    """Push: how many status streams (`stream`) the provider lets one account hold open; 0 when it has
+    none. The scheduler's own stream threads read them (at most `SchedulerConfig.max_streams` in all);
+    a task without a stream, past the bound or while its dropped stream waits to reconnect, is polled
+    through `watch` as any other."""
 
 
 @dataclass
@@ -141,6 +147,13 @@ class Backend(abc.ABC):
         provider denies knowing is MISSING, and one whose answer cannot be read is UNKNOWN: one odd
         task never makes this raise (raising means the provider could not be asked at all).
         """
+
+    def stream(self, task_id: str) -> Iterator[TaskUpdate]:
+        """Push (`Capabilities.streams` > 0): this task's status changes as the provider reports them,
+        ending after a terminal (or MISSING) one. Raises BackendError when the stream cannot be opened or
+        breaks; ending without a terminal status is a drop too. Either way the scheduler polls the task
+        and connects again later, so a dropped stream never loses a job."""
+        raise BackendError("unsupported", f"{self.name} has no status stream")
 
     def steps(self, spec: JobSpec) -> tuple[str, ...]:
         """The provider tasks one job runs, in order, as latency keys: usually one (its mode); a chain

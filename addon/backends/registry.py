@@ -96,6 +96,18 @@ def _build_tripo(settings: BackendSettings, scratch_dir: Path | None, online: On
     return TripoBackend(settings.api_key, settings.base_url, online=online, timeout_s=settings.timeout_s)
 
 
+def _meshy_class() -> type[Backend]:
+    from .meshy import MeshyBackend
+
+    return MeshyBackend
+
+
+def _build_meshy(settings: BackendSettings, scratch_dir: Path | None, online: Online) -> Backend:
+    from .meshy import MeshyBackend
+
+    return MeshyBackend(settings.api_key, settings.base_url, online=online, timeout_s=settings.timeout_s)
+
+
 def _rodin_class() -> type[Backend]:
     from .rodin import RodinBackend
 
@@ -129,6 +141,12 @@ BACKENDS: tuple[BackendInfo, ...] = (
                 key_variable="KILN_TRIPO_API_KEY", key_property="tripo_api_key",
                 url_variable="KILN_TRIPO_BASE_URL", url_property="tripo_base_url",
                 default_base_url="https://openapi.tripo3d.ai"),
+    BackendInfo("meshy", "Meshy", "Meshy: a fast preview as the Draft, refined into a textured Production "
+                "model, status pushed live (needs a key and online access)", needs_network=True,
+                load=_meshy_class, factory=_build_meshy,
+                key_variable="KILN_MESHY_API_KEY", key_property="meshy_api_key",
+                url_variable="KILN_MESHY_BASE_URL", url_property="meshy_base_url",
+                default_base_url="https://api.meshy.ai"),
     BackendInfo("rodin", "Hyper3D Rodin", "Hyper3D Rodin: quality tiers from text or up to 5 images (needs a key "
                 "and online access)", needs_network=True, load=_rodin_class, factory=_build_rodin,
                 key_variable="KILN_RODIN_API_KEY", key_property="rodin_api_key",

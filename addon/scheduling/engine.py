@@ -2,7 +2,10 @@
 
 Threads:
 - one dispatcher thread asks the policy what to submit next (it never does network I/O itself);
-- one watcher thread per backend with tasks in flight calls `Backend.watch`;
+- one watcher thread per backend with tasks in flight calls `Backend.watch` (polling);
+- for a push provider (`Capabilities.streams`), one stream thread per task reads its status stream,
+  at most `max_streams` of them in all: the scheduler hears of a finish when it is pushed, with no poll.
+  A task past that bound is polled, and so is one whose stream dropped, until its stream reconnects;
 - a small pool runs creates, so a freed slot is refilled at once, and a bounded pool runs downloads,
   cancels and balance requests.
 So the thread count depends on the number of backends, never on the number of jobs. All job state
@@ -72,6 +75,10 @@ class SchedulerConfig:
     slot kept for drafts would be believed free on a smaller plan. A backend not named, or 0, keeps the
     documented limit; refusals still lower it at run time."""
     watch_timeout_s: float = 0.25
+    max_streams: int = 16
+    """Status streams open at once over all push backends (a thread each); past it, tasks are polled."""
+    stream_retry_s: float = 2.0
+    """After a stream drops: its task is polled at once, and its stream reconnects this long after."""
     max_submit_retries: int = 8
     """Resends of a create refused with nothing created, other than for concurrency (a concurrency
     refusal only means "wait for a slot", so it is sent again as often as it takes)."""
@@ -201,6 +208,18 @@ class Scheduler:
             max_workers=max(1, self.config.workers - 2), thread_name_prefix=f"{self._thread_prefix}-work"
         )
         self._watchers: dict[str, threading.Thread] = {}
+        self._streams: dict[str, threading.Thread] = {}
+        """Task id → the thread reading its status stream (push backends)."""
+        self._stream_retry_at: dict[str, float] = {}
+        """Task id → monotonic time its dropped stream may reconnect; until then it is polled."""
+        self._poll_now: set[str] = set()
+        """Tasks whose stream just dropped: the next status request asks about them at once."""
+        self.stream_drops = 0
+        """Streams that ended without a terminal status (each one fell back to polling)."""
+        self._stepping: set[str] = set()
+        """Jobs whose next chained step is being created: their finished task is not watched again (a
+        second "done" would look like a step sent before a crash)."""
+        """Streams that ended without a terminal status (each one fell back to polling)."""
         self._dispatcher: threading.Thread | None = None
         self.threads_peak = 0
         for backend in self.backends.values():
@@ -248,7 +267,10 @@ class Scheduler:
         with self._wake:
             self._wake.notify_all()
         deadline = time.monotonic() + timeout_s
-        threads = [self._dispatcher, *self._watchers.values()]
+        for backend in self.backends.values():
+            if backend.capabilities.streams:
+                backend.close()  # wakes the stream threads blocked on a read; closed again below, harmlessly
+        threads = [self._dispatcher, *self._watchers.values(), *self._streams.values()]
         for thread in threads:
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -855,6 +877,9 @@ class Scheduler:
             self._changed()
 
     def _ensure_watcher(self, backend: Backend) -> None:
+        """Lock held: open the status streams a push backend's running tasks may have, and make sure the
+        backend's watcher (which polls whatever has no stream) runs."""
+        self._open_streams(backend)
         thread = self._watchers.get(backend.name)
         if thread is None or not thread.is_alive():
             name = f"{self._thread_prefix}-watch-{backend.name}"
@@ -862,16 +887,95 @@ class Scheduler:
             self._watchers[backend.name] = thread
             thread.start()
 
+    def _open_streams(self, backend: Backend) -> None:
+        """Lock held: a stream thread for each running task of `backend` that has none, is not waiting to
+        reconnect, and fits under both bounds (the provider's and `max_streams`)."""
+        if not backend.capabilities.streams or self._stop.is_set():
+            return
+        now = time.monotonic()
+        mine = sum(1 for t in self._streams if self._stream_owner(t) == backend.name)
+        for job in self.jobs.values():
+            task_id = job.task_id
+            if len(self._streams) >= self.config.max_streams or mine >= backend.capabilities.streams:
+                return
+            if (job.state is not JobState.RUNNING or job.spec.backend != backend.name or not task_id
+                    or job.job_id in self._stepping or task_id in self._streams
+                    or self._stream_retry_at.get(task_id, 0.0) > now):
+                continue
+            self._stream_retry_at.pop(task_id, None)
+            thread = threading.Thread(target=self._stream_loop, args=(backend, task_id), daemon=True,
+                                      name=f"{self._thread_prefix}-stream-{backend.name}-{task_id[-8:]}")
+            self._streams[task_id] = thread
+            mine += 1
+            thread.start()
+
+    def _stream_owner(self, task_id: str) -> str:
+        return next((j.spec.backend for j in self.jobs.values() if j.task_id == task_id), "")
+
+    def _stream_loop(self, backend: Backend, task_id: str) -> None:
+        """Read one task's status stream into the queue until a terminal status. Anything else (the
+        stream broke, the server ended it early, a bug) is a drop: the task is polled at once and its
+        stream reconnects after `stream_retry_s`, so a dropped stream never loses a job."""
+        ended = False
+        try:
+            for update in backend.stream(task_id):
+                if self._stop.is_set():
+                    return
+                self._pushed(backend, update)
+                if update.status.is_terminal or update.status is TaskStatus.MISSING:
+                    ended = True
+                    break
+        except BackendError as exc:
+            _log.info("%s: status stream of %s dropped (%s); polling it", backend.name, task_id, exc.message)
+        except Exception:
+            _log.exception("%s: status stream of %s crashed; polling it", backend.name, task_id)
+        finally:
+            with self._lock:
+                if self._streams.get(task_id) is threading.current_thread():
+                    del self._streams[task_id]
+                if not ended and not self._stop.is_set():
+                    self.stream_drops += 1
+                    self._poll_now.add(task_id)
+                    self._stream_retry_at[task_id] = time.monotonic() + self.config.stream_retry_s
+                else:
+                    self._stream_retry_at.pop(task_id, None)
+                current = self.backends.get(backend.name)  # a key change may have replaced (and closed) it
+                if current is not None and not self._stop.is_set():
+                    self._ensure_watcher(current)  # polls the dropped task; a freed slot streams a waiting one
+                    self._wake.notify_all()
+
+    def _pushed(self, backend: Backend, update: TaskUpdate) -> None:
+        """A status a stream pushed: applied as a polled one is, and a finish teaches the task times (the
+        provider's own duration when it gives one, else since the create returned)."""
+        with self._lock:
+            job = next((j for j in self.jobs.values() if j.task_id == update.task_id
+                        and j.state is JobState.RUNNING), None)
+            started = self._task_started.get(update.task_id)
+            self._apply_update(backend, update)
+            if job is None or update.status is not TaskStatus.SUCCESS:
+                return
+            steps = backend.steps(job.spec)
+            took = update.duration_s if update.duration_s is not None else \
+                time.monotonic() - started if started is not None else None
+            if took is not None and took > 0:
+                self.task_latency.observe(backend.name, steps[min(job.step, len(steps) - 1)], took)
+
     def _watch_loop(self, backend: Backend) -> None:
         failures = 0
         idle_since: float | None = None
         paced = backend.capabilities.paced_polling
         while not self._stop.is_set():
             with self._lock:
+                self._open_streams(backend)  # reconnects dropped streams that are due, fills freed slots
                 running = [j for j in self.jobs.values()
-                           if j.spec.backend == backend.name and j.state is JobState.RUNNING and j.task_id]
+                           if j.spec.backend == backend.name and j.state is JobState.RUNNING and j.task_id
+                           and j.task_id not in self._streams]
                 watched = {j.task_id: j.job_id for j in running if j.task_id}
+                urgent = next((t for t in watched if t in self._poll_now), None)
+                self._poll_now.intersection_update(watched)
                 due = self._poll_due(backend, running) if paced and running else None
+                if urgent is not None:
+                    due = (time.monotonic(), urgent)  # a stream just dropped: ask about its task now
             if due is not None:
                 # A polled provider is asked when the earliest predicted finish of its tasks is due (each
                 # task paces itself, so a draft is never paced by the Production tasks around it); one
@@ -881,6 +985,8 @@ class Scheduler:
                     self._stop.wait(min(wait_s, self.config.watch_timeout_s))
                     continue
                 self.polls.append((time.monotonic(), due[1], len(watched)))
+                with self._lock:
+                    self._poll_now.difference_update(watched)
             if not watched:
                 # Linger briefly so a steady stream of jobs does not start a thread per job.
                 idle_since = idle_since or time.monotonic()
@@ -992,7 +1098,7 @@ class Scheduler:
                  and j.state is JobState.RUNNING),
                 None,
             )
-            if job is None:
+            if job is None or job.job_id in self._stepping:
                 return
             if update.status is TaskStatus.UNKNOWN:
                 self._unreachable(backend, [job.job_id],
@@ -1063,11 +1169,17 @@ class Scheduler:
         assert job.task_id is not None
         previous = job.task_id
         job.metadata[PENDING_STEP] = step
+        self._stepping.add(job.job_id)
         self._record(job, durable=True)  # the intent, before the create goes out
         future = self._submit_pool.submit(self._step_worker, job, backend, step, previous)
         self._creates.add(future)
         future.add_done_callback(self._creates.discard)
+        future.add_done_callback(lambda _: self._stepped(job.job_id))  # however the worker ended
         self._changed()
+
+    def _stepped(self, job_id: str) -> None:
+        with self._lock:
+            self._stepping.discard(job_id)
 
     def _step_worker(self, job: Job, backend: Backend, step: int, previous: str) -> None:
         """Create a chained step. A refusal that created nothing is sent again (concurrency: as often as
@@ -1096,11 +1208,13 @@ class Scheduler:
         else:
             return  # stopping: the journal's pending step makes the next start say so
         with self._lock:
+            self._stepping.discard(job.job_id)
             job.metadata.pop(PENDING_STEP, None)
             job.task_id = task_id
             job.task_ids.append(task_id)
             self._task_started[task_id] = time.monotonic()
             self._record(job, durable=True)  # this id is what stops a double charge
+            self._ensure_watcher(backend)  # a push backend opens this task's stream now
             self._changed()
 
     def _step_failed(self, job: Job, backend: Backend, code: str, message: str, *, charged: bool) -> None:

@@ -31,6 +31,16 @@ TASK_PRIORS_S: dict[tuple[str, str], float] = {
     # Tripo's texture step on an existing model (/v3/models/texture): no published figure; assumed like
     # the other post-processing steps ComfyUI lists (convert ~30 s, retarget ~30 s).
     ("tripo", "texture"): 30.0,
+    # Meshy: no published task times. Assumed from its docs' guidance (a preview in about a minute, a
+    # refine in a few): a meshy-5 Draft preview 45 s, the newest model's preview 60 s, a refine 120 s,
+    # image-to-3d untextured / textured 60 / 120 s, remesh and retexture 60 s. Pushed status replaces
+    # them for the finish itself; they only pace polling past the stream cap and the panel's ETA.
+    ("meshy", "draft"): 45.0,
+    ("meshy", "preview"): 60.0,
+    ("meshy", "refine"): 120.0,
+    ("meshy", "production"): 120.0,
+    ("meshy", "remesh"): 60.0,
+    ("meshy", "retexture"): 60.0,
 }
 """Typical task time per (backend, step) before Kiln has seen one finish: the one table of priors, with
 where each figure comes from. Steps are the modes ("draft", "production") and chained steps ("texture")."""

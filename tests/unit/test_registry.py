@@ -25,12 +25,16 @@ def sandbox() -> Iterator[TripoSandbox]:
 
 def test_every_backend_is_listed_once_with_what_the_ui_needs() -> None:
     names = registry.names()
-    assert names[:2] == ["local", "tripo"] and len(names) == len(set(names)) and {"rodin", "stability"} <= set(names)
+    assert names[:3] == ["local", "tripo", "meshy"] and len(names) == len(set(names))
+    assert {"rodin", "stability"} <= set(names)
     local, tripo = registry.info("local"), registry.info("tripo")
     assert not local.needs_network and not local.needs_key
     assert tripo.needs_network and tripo.needs_key and tripo.key_variable == "KILN_TRIPO_API_KEY"
     assert tripo.key_property == "tripo_api_key" and tripo.default_base_url.startswith("https://")
     assert registry.find("nosuch") is None
+    meshy = registry.info("meshy")
+    assert meshy.key_variable == "KILN_MESHY_API_KEY" and meshy.url_variable == "KILN_MESHY_BASE_URL"
+    assert meshy.key_property == "meshy_api_key" and meshy.default_base_url == "https://api.meshy.ai"
     with pytest.raises(KeyError, match="unknown backend 'nosuch'"):
         registry.build("nosuch")
 

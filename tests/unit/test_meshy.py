@@ -1,0 +1,240 @@
+"""The Meshy backend over real HTTP against the Meshy sandbox on 127.0.0.1 (no mocks): each route, the
+pushed status (SSE) the scheduler hears with no poll, dropped streams, the stream cap, both 429s, the
+preview → refine chain and Promote, refunds, and where the key goes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import drain
+
+from addon.backends.meshy import MeshyBackend, meshy_id
+from addon.http import SseEvent, parse_sse
+from addon.imaging.glb import read_glb_json
+from addon.imaging.png import encode_png
+from addon.jobs import THEME_PROMPT, BatchSpec, Job, JobKind, JobSpec, JobState, Mode
+from addon.journal import Journal
+from addon.modes import mode_params
+from addon.requests import PanelRequest, promote_request
+from addon.scheduling import Scheduler, SchedulerConfig
+from sandbox.meshy import MeshySandbox, MeshyState
+
+KEY = "msy_test_key_do_not_log_0123456789"
+FAST = {"text-to-3d-preview": 0.3, "text-to-3d-refine": 0.3, "image-to-3d": 0.3, "multi-image-to-3d": 0.3,
+        "remesh": 0.2, "retexture": 0.3}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[MeshySandbox]:
+    with MeshySandbox(MeshyState(latency_s=dict(FAST))) as server:
+        yield server
+
+
+def make_scheduler(server: MeshySandbox, tmp_path: Path, **config: int) -> Scheduler:
+    scheduler = Scheduler([MeshyBackend(KEY, server.url, timeout_s=5)], journal=Journal(tmp_path / "journal"),
+                          config=SchedulerConfig(draft_reserved_slots=0, **config))
+    scheduler.start()
+    scheduler.add_batch(BatchSpec("b", backend="meshy"))
+    return scheduler
+
+
+@pytest.fixture
+def scheduler(sandbox: MeshySandbox, tmp_path: Path) -> Iterator[Scheduler]:
+    scheduler = make_scheduler(sandbox, tmp_path)
+    yield scheduler
+    scheduler.shutdown()
+
+
+def text(mode: Mode = Mode.DRAFT, index: int = 0, **extra: object) -> JobSpec:
+    return JobSpec(kind=JobKind.TEXT, backend="meshy", mode=mode, prompt=f"wooden crate {index}", seed=7,
+                   index=index, batch="b", params=JobSpec.make_params({**mode_params("meshy", mode), **extra}))
+
+
+def created(server: MeshySandbox, job: Job, step: int = 0) -> dict[str, object]:
+    """The request body the sandbox received for the job's task of `step`."""
+    return dict(server.state.tasks[meshy_id(job.task_ids[step])].request)
+
+
+def polls(server: MeshySandbox) -> int:
+    return sum(server.state.polls.values())
+
+
+def test_draft_pushed_production_chained_and_promote_refines(scheduler: Scheduler, sandbox: MeshySandbox) -> None:
+    draft = scheduler.add(text())
+    drain(scheduler)
+    assert draft.state is JobState.FINISHED and len(draft.task_ids) == 1
+    assert read_glb_json(Path(draft.files["model"]))["asset"]["version"] == "2.0"
+    assert Path(draft.files["preview"]).read_bytes().startswith(b"\x89PNG")
+    request = created(sandbox, draft)
+    assert request["mode"] == "preview" and request["ai_model"] == "meshy-5" and request["target_polycount"] == 10000
+    assert draft.credits_spent == 5, "a meshy-5 preview costs 5 credits"
+    assert polls(sandbox) == 0, "the finish arrived over the task's stream: no status request was sent"
+    assert sandbox.state.route_counts["GET /openapi/v2/text-to-3d/:id/stream"] == 1
+
+    # Production: a preview, then a refine of it with the batch's theme; both ids journaled on the job.
+    production = scheduler.add(text(Mode.PRODUCTION, index=1, **{THEME_PROMPT: "mossy stone"}))
+    drain(scheduler)
+    assert production.state is JobState.FINISHED and len(production.task_ids) == 2
+    preview, refine = created(sandbox, production, 0), created(sandbox, production, 1)
+    assert preview["mode"] == "preview" and preview["ai_model"] == "latest"
+    assert refine["mode"] == "refine" and refine["preview_task_id"] == meshy_id(production.task_ids[0])
+    assert refine["texture_prompt"] == "mossy stone" and refine["enable_pbr"] is True
+    assert production.credits_estimated == 30 and production.credits_spent == 30, "20 preview + 10 refine"
+
+    # Promote of the draft: only the refine of that very preview, paid alone.
+    promoted_request = promote_request(PanelRequest(backend="meshy"), draft.spec.to_json(), "draft_wooden_crate_001",
+                                       set(), draft_task_id=draft.task_id or "")
+    assert promoted_request.batch is not None
+    scheduler.add_batch(promoted_request.batch)
+    promoted = scheduler.add(promoted_request.specs[0])
+    assert promoted.credits_estimated == 10, "only the refine is paid"
+    drain(scheduler)
+    assert promoted.state is JobState.FINISHED and len(promoted.task_ids) == 1
+    refine = created(sandbox, promoted)
+    assert refine["mode"] == "refine" and refine["preview_task_id"] == meshy_id(draft.task_ids[0])
+    assert len(sandbox.state.tasks) == 4, "draft, production preview and refine, the promoted refine"
+    assert polls(sandbox) == 0
+
+
+def test_image_multi_image_remesh_and_retexture_routes(scheduler: Scheduler, sandbox: MeshySandbox,
+                                                       tmp_path: Path) -> None:
+    pictures = []
+    for number in range(2):
+        picture = np.zeros((64, 64, 4), np.uint8)
+        picture[16:48, 16 + number * 4:48, :] = (200, 120, 40, 255)
+        path = tmp_path / f"view{number}.png"
+        path.write_bytes(encode_png(picture))
+        pictures.append(str(path))
+    draft_params = JobSpec.make_params(mode_params("meshy", Mode.DRAFT))
+    single = scheduler.add(JobSpec(kind=JobKind.IMAGE, backend="meshy", mode=Mode.DRAFT, image_paths=(pictures[0],),
+                                   batch="b", params=draft_params))
+    multi = scheduler.add(JobSpec(kind=JobKind.MULTIVIEW, backend="meshy", mode=Mode.DRAFT, batch="b", index=1,
+                                  image_paths=tuple(pictures), params=draft_params))
+    drain(scheduler)
+    assert single.state is JobState.FINISHED and multi.state is JobState.FINISHED
+    assert single.task_ids[0].startswith("image-to-3d:") and multi.task_ids[0].startswith("multi-image-to-3d:")
+    one, two = created(sandbox, single), created(sandbox, multi)
+    assert str(one["image_url"]).startswith("data:image/png;base64,") and one["should_texture"] is False
+    assert len(two["image_urls"]) == 2  # type: ignore[arg-type]
+    assert single.credits_spent == 5 and multi.credits_spent == 5
+    production = JobSpec(kind=JobKind.MULTIVIEW, backend="meshy", mode=Mode.PRODUCTION, image_paths=tuple(pictures),
+                         params=JobSpec.make_params(mode_params("meshy", Mode.PRODUCTION)))
+    backend = scheduler.backends["meshy"]
+    assert backend.estimate_credits(production) == 30
+    assert isinstance(backend, MeshyBackend) and backend.request_fields(production)[1]["should_texture"] is True
+
+    remesh = scheduler.add(JobSpec(kind=JobKind.REFINE, backend="meshy", mode=Mode.PRODUCTION, batch="b", index=2,
+                                   params=JobSpec.make_params({"operation": "remesh", "face_limit": 2000,
+                                                               "topology": "quad",
+                                                               "original_task_id": single.task_id})))
+    retexture = scheduler.add(JobSpec(kind=JobKind.TEXTURE, backend="meshy", mode=Mode.PRODUCTION, batch="b",
+                                      index=3, params=JobSpec.make_params({"original_task_id": single.task_id,
+                                                                           "texture_prompt": "rusty iron"})))
+    drain(scheduler)
+    assert remesh.state is JobState.FINISHED and retexture.state is JobState.FINISHED
+    fields = created(sandbox, remesh)
+    assert fields["input_task_id"] == meshy_id(single.task_ids[0]) and fields["target_polycount"] == 2000
+    assert fields["topology"] == "quad"
+    assert created(sandbox, retexture)["text_style_prompt"] == "rusty iron"
+    assert (remesh.credits_spent, retexture.credits_spent) == (5, 10)
+
+
+def test_a_dropped_stream_is_recovered_by_polling_and_loses_no_job(sandbox: MeshySandbox, tmp_path: Path) -> None:
+    sandbox.state.drop_streams = [1, 1]
+    scheduler = make_scheduler(sandbox, tmp_path)
+    try:
+        jobs = [scheduler.add(text(index=i)) for i in range(2)]
+        drain(scheduler)
+        assert all(j.state is JobState.FINISHED and Path(j.files["model"]).is_file() for j in jobs)
+        assert scheduler.stream_drops == 2 and sandbox.state.streams_dropped == 2
+        dropped = [meshy_id(j.task_ids[0]) for j in jobs]
+        assert all(sandbox.state.polls[task] >= 1 for task in dropped), "each dropped task was polled at once"
+    finally:
+        scheduler.shutdown()
+
+
+def test_open_streams_are_bounded_and_the_rest_are_polled(sandbox: MeshySandbox, tmp_path: Path) -> None:
+    scheduler = make_scheduler(sandbox, tmp_path, max_streams=2)
+    try:
+        sandbox.state.latency_s["text-to-3d-preview"] = 1.5  # long enough for the tasks past the cap to be polled
+        jobs = [scheduler.add(text(index=i)) for i in range(5)]
+        drain(scheduler)
+        assert all(j.state is JobState.FINISHED for j in jobs)
+        assert sandbox.state.peak_open_streams == 2
+        assert polls(sandbox) > 0, "tasks past the cap were polled"
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_full_queue_waits_for_a_slot_and_a_rate_limit_backs_off(sandbox: MeshySandbox, tmp_path: Path) -> None:
+    sandbox.state.queue_limit = 2
+    scheduler = make_scheduler(sandbox, tmp_path)
+    try:
+        jobs = [scheduler.add(text(index=i)) for i in range(4)]
+        drain(scheduler)
+        assert all(j.state is JobState.FINISHED and j.error is None for j in jobs), "a full queue is no error"
+        assert sandbox.state.refusals["NoMoreConcurrentTasks"] >= 1
+        assert max(queued for *_, queued in sandbox.state.timeline) <= 2
+        assert scheduler.in_flight("meshy") == 0
+
+        sandbox.state.queue_limit, sandbox.state.rate_limit_per_s = 10, 5
+        jobs = [scheduler.add(text(index=10 + i)) for i in range(3)]
+        drain(scheduler)
+        assert all(j.state is JobState.FINISHED and j.error is None for j in jobs)
+        assert sandbox.state.refusals["RateLimitExceeded"] >= 1
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_failed_task_spends_nothing_and_http_errors_read_clearly(scheduler: Scheduler,
+                                                                     sandbox: MeshySandbox) -> None:
+    sandbox.state.task_failures = [{"type": "server_error", "message": "GPU lost"}]
+    job = scheduler.add(text())
+    drain(scheduler)
+    assert job.state is JobState.FAILED and job.error is not None
+    assert job.error.message == "Meshy had a server error: GPU lost"
+    assert job.credits_spent == 0 and scheduler.session_spent == 0
+    assert sandbox.state.balance == 1000, "Meshy refunded it"
+
+    sandbox.state.create_errors = [402, (422, "pose estimation failed")]
+    short, bad = scheduler.add(text(index=1)), scheduler.add(text(index=2))
+    drain(scheduler)
+    messages = {short.error.message if short.error else "", bad.error.message if bad.error else ""}
+    assert "not enough Meshy credits (balance: 1000)" in messages
+    assert "Meshy could not process this input: pose estimation failed" in messages
+    assert short.state is JobState.FAILED and bad.state is JobState.FAILED and len(sandbox.state.tasks) == 1
+
+
+def test_the_key_is_redacted_and_never_reaches_the_asset_host(sandbox: MeshySandbox, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    sandbox.state.drop_streams = [1]
+    scheduler = make_scheduler(sandbox, tmp_path)
+    try:
+        job = scheduler.add(text())
+        drain(scheduler)
+        assert job.state is JobState.FINISHED
+        logging.getLogger("kiln.test").warning("key in a message: %s", KEY)
+    finally:
+        scheduler.shutdown()
+    assert sandbox.state.asset_requests and sandbox.state.asset_auth_headers == []
+    assert all(auth == f"Bearer {KEY}" for _, _, auth in sandbox.state.requests_seen)
+    assert KEY not in caplog.text and "***" in caplog.text
+
+    wrong = MeshyBackend("msy_wrong", sandbox.url, timeout_s=5)
+    sandbox.state.valid_keys = {KEY}
+    with pytest.raises(Exception, match="API key rejected") as raised:
+        wrong.balance()
+    assert "msy_wrong" not in str(raised.value)
+    assert MeshyBackend(KEY, sandbox.url).balance() == 1000 - 5
+
+
+def test_sse_framing() -> None:
+    lines = [": keep-alive", "event: message", "data: {\"a\":", "data: 1}", "", "id: 3", "", "data:x\r", "",
+             "event: error", "data: {}", ""]
+    assert list(parse_sse(lines)) == [SseEvent("message", "{\"a\":\n1}"), SseEvent("message", "x"),
+                                      SseEvent("error", "{}")]
