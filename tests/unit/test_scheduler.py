@@ -147,8 +147,9 @@ def test_high_priority_batch_goes_first_and_start_time_is_respected(make) -> Non
 
 
 def test_cancel_in_each_state(make) -> None:
-    # Each state lasts about a second: long enough to be seen and cancelled on a loaded machine.
-    fake = FakeBackend(latency_s=1.2, limit=4)
+    # Each state lasts a second or more: long enough to be seen, and cancelled on the provider before the
+    # task would end, on a loaded machine (at 1.2 s a cancel queued behind a busy pool came too late).
+    fake = FakeBackend(latency_s=2.5, limit=4)
     scheduler = make(fake, draft_reserved_slots=0)
     scheduler.pause_production()
     queued = scheduler.add(spec(index=0))
