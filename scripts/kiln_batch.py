@@ -10,6 +10,9 @@ folder (removed at exit), so your own preferences are never touched.
 Remote backends need network access: `--online-mode` (Blender's own flag) allows it. Keys are found
 as `blender -c kiln batch` finds them: the KILN_<BACKEND>_API_KEY variables first, then the enabled
 add-on's preferences (under plain Python those are private and empty, so only the environment counts).
+
+    python scripts/kiln_batch.py --merge out/<batch>       (after `--shard I/N` runs: one result)
+
 Exit codes: 0 every asset finished, 1 some failed (or an export did), 2 bad manifest, flags or setup
 (one line on stderr; nothing was submitted), 130 interrupted.
 """
@@ -86,7 +89,11 @@ def main() -> int:
         print("kiln batch: interrupted before the run started; nothing was submitted", file=sys.stderr)
         return 130
     with contextlib.redirect_stdout(report_stream) if report_stream else contextlib.nullcontext():
-        code = int(cli.main(arguments, runner=runner, online_access=online, backends=backends))
+        if "--merge" in arguments or any(a.startswith("--merge=") for a in arguments):
+            merger = importlib.import_module(runner.__name__.rsplit(".", 1)[0] + ".merge")
+            code = int(cli.merge_main(arguments, merger=merger))
+        else:
+            code = int(cli.main(arguments, runner=runner, online_access=online, backends=backends))
     if report_stream is not None:
         report_stream.close()
     return code

@@ -397,6 +397,35 @@ def _check_and_prepare(options: BatchOptions, runner: Runner, online_access: boo
     return manifest, assets, plan
 
 
+def merge_main(argv: list[str], *, merger: Any) -> int:
+    """`kiln_batch.py --merge OUT/<batch> [--json] [--quiet]`: the shards of a batch made one result.
+    `merger` is the Blender half (`addon.blender.merge`: `merge(folder)` and `MergeError`), injected
+    as the runner is. Exit codes as a run's: 0 every job finished, 1 some failed, 2 cannot merge (yet)."""
+    _forgiving_streams()
+    parser = _Parser(prog=f"{PROG} --merge", allow_abbrev=False,
+                     description="Merge the shard outputs in OUT/<batch>/ into one .blend, report and contact sheet.")
+    parser.add_argument("--merge", type=_folder, required=True, metavar="OUT/BATCH", help="the batch folder")
+    parser.add_argument("--quiet", action="store_true", help="print only errors and the summary")
+    parser.add_argument("--json", action="store_true", help="print the merged report as JSON on stdout")
+    try:
+        args = parser.parse_args(argv)
+    except ManifestError as exc:
+        return _fail(exc)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_BAD_INPUT
+    with _stdout_for_json(args.json):
+        try:
+            document = merger.merge(args.merge)
+        except merger.MergeError as exc:
+            return _fail(ManifestError("--merge", str(exc)))
+        if not args.json:
+            print("\n".join(summary(document)))
+    if args.json:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        sys.stdout.flush()
+    return exit_code(document)
+
+
 def cli_command(argv: list[str], *, runner: Runner, online_access: bool = False,
                 backends: Mapping[str, BackendSettings] | None = None) -> int:
     """`blender -c kiln batch …` (registered with bpy.utils.register_cli_command in the add-on)."""
