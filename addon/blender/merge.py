@@ -15,6 +15,7 @@ interrupted), so it never hides a shard that still has to run or resume.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -26,10 +27,11 @@ from typing import Any
 import bpy
 
 from ..batch import report as batch_report
+from ..naming import slug
 from .assets import batches_in_file, write_catalogs_beside_blend
 from .batch_run import _meshes_of  # what a contact-sheet tile shows: one rule for runs and merges
 from .contact_sheet import render_contact_sheet
-from .exporter import ExportError, export, slug
+from .exporter import ExportError, export
 from .quiet import quiet_stdout
 
 _log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ def merge(folder: Path) -> dict[str, Any]:
     bpy.ops.wm.read_homefile(use_empty=True)
     for shard in shards:
         _append_collections(shard.blend)
-    missing = [e["asset"] for e in entries if e["status"] == "finished" and bpy.data.objects.get(e["asset"]) is None]
+    missing = [e["asset"] for e in entries if e["status"] == "finished" and _object(e["asset"]) is None]
     if missing:
         raise MergeError(f"the shard files lack finished assets their reports list ({', '.join(missing[:5])}): "
                          "resume those shards, then merge")
@@ -154,16 +156,21 @@ def _entries(shards: list[Shard]) -> list[dict[str, Any]]:
 def _append_collections(path: Path) -> None:
     """Append a shard's collections (objects, LODs, materials follow). A collection another shard
     already brought (the batch's own, by name) receives this shard's objects instead of a `.001` twin."""
-    with bpy.data.libraries.load(str(path), link=False) as (source, target):
+    libraries: Any = bpy.data.libraries  # the stubs miss that load() is a context manager
+    with libraries.load(str(path), link=False) as (source, target):
         names = list(source.collections)
         target.collections = list(names)
+    for library in [lib for lib in bpy.data.libraries if bpy.path.abspath(lib.filepath) == str(path)]:
+        bpy.data.libraries.remove(library)  # appended, not linked: nothing uses it
     appended = [c for c in target.collections if c is not None]
     children = {child for c in appended for child in c.children}
     scene = bpy.context.scene
+    if scene is None:
+        raise MergeError("Blender has no scene to merge into")
     for name, collection in zip(names, target.collections, strict=True):
         if collection is None:
             continue
-        existing = bpy.data.collections.get(name)
+        existing: bpy.types.Collection | None = bpy.data.collections.get(name)
         if existing is not None and existing != collection:
             for obj in list(collection.objects):
                 existing.objects.link(obj)
@@ -175,10 +182,15 @@ def _append_collections(path: Path) -> None:
             scene.collection.children.link(collection)
 
 
+def _object(name: str) -> bpy.types.Object | None:
+    found: bpy.types.Object | None = bpy.data.objects.get(name)  # the stubs miss that get() may find nothing
+    return found
+
+
 def _finished_roots(entries: list[dict[str, Any]]) -> list[bpy.types.Object]:
     roots: list[bpy.types.Object] = []
     for entry in entries:
-        obj = bpy.data.objects.get(entry["asset"]) if entry["status"] == "finished" else None
+        obj = _object(entry["asset"]) if entry["status"] == "finished" else None
         while obj is not None and obj.parent is not None:
             obj = obj.parent
         if obj is not None and obj not in roots:
@@ -206,10 +218,8 @@ def _batch_wide_export(shards: list[Shard], roots: list[bpy.types.Object], batch
     manifest = folder / "export_manifest.json"
     preset = "unity"
     if manifest.is_file():
-        try:
+        with contextlib.suppress(ValueError):  # a damaged manifest: the default preset
             preset = str(json.loads(manifest.read_text(encoding="utf-8")).get("preset") or preset)
-        except ValueError:
-            pass
     for path in wide:
         path.unlink(missing_ok=True)
     try:
