@@ -61,7 +61,13 @@ def find_shards(folder: Path) -> tuple[str, list[Shard]]:
         match = _SHARD_BLEND.fullmatch(path.name)
         if match:
             found.setdefault((match["batch"], int(match["count"])), {})[int(match["index"])] = path
-    if not found:
+    if not found:  # OUT itself (a farm job knows OUT, not the batch name): its one batch folder with shards
+        inside = sorted({p.parent for p in folder.glob("*/*.shard-*-of-*.blend")})
+        if len(inside) == 1:
+            return find_shards(inside[0])
+        if len(inside) > 1:
+            raise MergeError(f"{folder} holds several batches ({', '.join(p.name for p in inside)}): "
+                             "give one, OUT/<batch>")
         raise MergeError(f"{folder} holds no shard files (<batch>.shard-I-of-N.blend): run the shards first")
     if len(found) > 1:
         sets = ", ".join(f"{name} in {count} shards" for name, count in sorted(found))
@@ -87,7 +93,11 @@ def find_shards(folder: Path) -> tuple[str, list[Shard]]:
 def merge(folder: Path) -> dict[str, Any]:
     """Merge the shards in `folder` (out/<batch>/); returns the merged report, also written to report.json."""
     started = time.monotonic()
+    whole = _unsharded(folder)
+    if whole is not None:
+        return whole
     batch, shards = find_shards(folder)
+    folder = shards[0].blend.parent  # OUT/<batch>/, also when `folder` was OUT
     entries = _entries(shards)
     bpy.ops.wm.read_homefile(use_empty=True)
     for shard in shards:
@@ -136,6 +146,22 @@ def merge(folder: Path) -> dict[str, Any]:
     tmp.write_text(json.dumps(document, indent=2), encoding="utf-8")
     tmp.replace(folder / "report.json")
     return document
+
+
+def _unsharded(folder: Path) -> dict[str, Any] | None:
+    """A run in one shard (`--shard 1/1`, a farm job of one task) wrote the whole result already: its
+    report, or None when `folder` (OUT/<batch>, or OUT with one batch) holds shard files to merge."""
+    for candidate in (folder, *sorted(p.parent for p in folder.glob("*/report.json"))):
+        report_file = candidate / "report.json"
+        if not report_file.is_file() or any(candidate.glob("*.shard-*-of-*.blend")):
+            continue
+        try:
+            document: dict[str, Any] = json.loads(report_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if document.get("shard") == "1/1" and not document.get("interrupted"):
+            return document
+    return None
 
 
 def _entries(shards: list[Shard]) -> list[dict[str, Any]]:
