@@ -13,6 +13,7 @@ bpy 5.0.1 only (it exercises Ray and the shard protocol, not Blender's API). Ray
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -136,11 +137,18 @@ def assert_same_result(bpy: ModuleType, merged: Path, single: Path) -> dict[str,
 
 def test_two_shards_on_ray_merge_into_the_single_machine_result(
         bpy_module: ModuleType, manifest: Path, single: Path, tmp_path: Path) -> None:
-    summary = kiln_ray.run(manifest, tmp_path, shards=2)
+    terminal = io.StringIO()
+    summary = kiln_ray.run(manifest, tmp_path, shards=2, stream=terminal)
     assert summary["exit"] == 0, summary
     assert [(s["shard"], s["exit"], s["attempt"]) for s in summary["shards"]] == [("1/2", 0, 1), ("2/2", 0, 1)]
     report = assert_same_result(bpy_module, tmp_path / "ray_env", single)
     assert [s["attempt"] for s in report["ray"]["shards"]] == [1, 1]
+    # Progress per shard and in total, as the user saw it (one line per change off a terminal).
+    jobs = report["totals"]["jobs"]
+    per_shard = [s["jobs"] for s in report["shards"]]
+    last = terminal.getvalue().splitlines()[-1]
+    assert last.startswith(f"kiln ray: {jobs}/{jobs} done · shards 1: {per_shard[0]}/{per_shard[0]} ✓ · "
+                           f"2: {per_shard[1]}/{per_shard[1]} ✓"), last
 
 
 def journal_jobs(path: Path) -> dict[str, dict[str, Any]]:
