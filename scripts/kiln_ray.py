@@ -120,11 +120,11 @@ def run_shard(spec: ShardSpec, board: Any = None) -> dict[str, Any]:
     started = time.monotonic()
     jobs: dict[str, str] = {}
 
-    def publish(running: bool) -> None:
+    def publish(running: bool) -> Any:
         if board is None:
-            return
+            return None
         states = list(jobs.values())
-        board.update.remote(spec.index, {
+        return board.update.remote(spec.index, {
             "attempt": attempt, "running": running, "total": len(states),
             "done": states.count("finished"), "failed": sum(s in ("failed", "cancelled") for s in states)})
 
@@ -153,7 +153,11 @@ def run_shard(spec: ShardSpec, board: Any = None) -> dict[str, Any]:
         code = process.wait()
         reader.join()
     seconds = round(time.monotonic() - started, 2)
-    publish(False)
+    final = publish(False)
+    if final is not None:  # before the task returns: the driver's last progress line shows the shard done
+        import ray
+
+        ray.get(final)
     if code < 0 or code == 130:
         raise ShardCrashed(f"shard {spec.index}/{spec.count} (attempt {attempt}) ended by "
                            f"{'signal ' + str(-code) if code < 0 else 'an interrupt'}; its log: "
