@@ -49,6 +49,18 @@ _EVENT = re.compile(r"^kiln: (?P<job>\S+#[0-9]+ .*) → (?P<state>[a-z_]+)")
 """A shard's progress line (kiln batch's non-terminal progress: one line per job state change)."""
 
 
+class RayUnavailable(Exception):
+    """Ray could not be started here, or the cluster at --address could not be joined."""
+
+
+def connect(ray: Any, address: str | None) -> None:
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise RayUnavailable(f"cannot start or join {where}: {' '.join(str(exc).split())[:300]}") from exc
+
+
 class ShardCrashed(RuntimeError):
     """The shard's process ended by a signal (or was interrupted): Ray retries the task."""
 
@@ -258,7 +270,7 @@ def run(manifest: Path, out: Path, *, shards: int = 2, address: str | None = Non
     started = time.monotonic()
     owned = not ray.is_initialized()
     if owned:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        connect(ray, address)
     ray_start_s = round(time.monotonic() - started, 2)
     try:
         shard_task, merge_task, board_actor = _remote_functions(ray)
@@ -343,12 +355,16 @@ def main(argv: list[str]) -> int:
         print('kiln ray: error: Ray is not installed: pip install "ray[default]" (in this Python)', file=sys.stderr)
         return EXIT_BAD_INPUT
     shards = args.shards
-    if shards is None:  # as many shards as the cluster runs at once
-        ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
-        shards = max(1, int(ray.cluster_resources().get("CPU", 1) // args.cpus_per_shard))
-    summary = run(args.manifest, args.out, shards=shards, address=args.address, blender=args.blender,
-                  cpus_per_shard=args.cpus_per_shard, gpus_per_shard=args.gpus_per_shard,
-                  max_retries=args.max_retries, resume=args.resume, extra=args.extra)
+    try:
+        if shards is None:  # as many shards as the cluster runs at once
+            connect(ray, args.address)
+            shards = max(1, int(ray.cluster_resources().get("CPU", 1) // args.cpus_per_shard))
+        summary = run(args.manifest, args.out, shards=shards, address=args.address, blender=args.blender,
+                      cpus_per_shard=args.cpus_per_shard, gpus_per_shard=args.gpus_per_shard,
+                      max_retries=args.max_retries, resume=args.resume, extra=args.extra)
+    except RayUnavailable as exc:
+        print(f"kiln ray: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     for error in summary.get("errors", []):
         print(f"kiln ray: error: {error}", file=sys.stderr)
     merged = summary.get("merge")

@@ -13,6 +13,7 @@ bpy 5.0.1 only (it exercises Ray and the shard protocol, not Blender's API). Ray
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -32,6 +33,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -r re
                                         "there)")
 
 import kiln_ray  # noqa: E402  (scripts/ is on sys.path: tests/blender/conftest.py)
+from conftest import ADDON_MODULE  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.timeout(600), pytest.mark.bpy50_only]
@@ -149,6 +151,11 @@ def test_two_shards_on_ray_merge_into_the_single_machine_result(
     last = terminal.getvalue().splitlines()[-1]
     assert last.startswith(f"kiln ray: {jobs}/{jobs} done · shards 1: {per_shard[0]}/{per_shard[0]} ✓ · "
                            f"2: {per_shard[1]}/{per_shard[1]} ✓"), last
+    # A merge never hides a shard that has yet to run: without shard 2's report it refuses, naming it.
+    (tmp_path / "ray_env/report.shard-2-of-2.json").unlink()
+    merge = importlib.import_module(f"{ADDON_MODULE}.addon.blender.merge")
+    with pytest.raises(merge.MergeError, match=r"shard 2/2 has not completed .* run it, or --resume it"):
+        merge.merge(tmp_path / "ray_env")
 
 
 def journal_jobs(path: Path) -> dict[str, dict[str, Any]]:
