@@ -53,7 +53,14 @@ class RayUnavailable(Exception):
     """Ray could not be started here, or the cluster at --address could not be joined."""
 
 
+def patient_start() -> None:
+    """Ray gives its node a minute to register; a machine busy with Blender processes can take longer.
+    (Ray reads its settings from RAY_* variables when it starts; one already set is kept.)"""
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
+
+
 def connect(ray: Any, address: str | None) -> None:
+    patient_start()
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -77,6 +84,7 @@ class ShardSpec:
     blender: str | None = None
     resume: bool = False
     extra: tuple[str, ...] = ()
+    cpus: float = 1.0
 
     @property
     def name(self) -> str:
@@ -92,6 +100,12 @@ def shard_command(spec: ShardSpec, resume: bool, python: str) -> list[str]:
     shard's report alone on stdout (Blender's own prints go to stderr with the progress lines)."""
     arguments = [spec.manifest, "--out", spec.out, "--shard", f"{spec.index}/{spec.count}", "--json",
                  *(["--resume"] if resume else []), *spec.extra]
+    if not any(a.split("=")[0] == "--finish-workers" for a in spec.extra):
+        # A shard finishes on the CPUs Ray reserved for it, not on every core of its node (kiln batch's
+        # default), which several shards on one node would oversubscribe. One CPU: finishing in the shard's
+        # own Blender, which saves starting a worker Blender.
+        workers = int(spec.cpus) if spec.cpus >= 2 else 0
+        arguments += ["--finish-workers", str(workers)]
     if spec.blender:
         return [spec.blender, "-b", "--python-exit-code", "1", "--python", str(KILN_BATCH), "--", *arguments]
     return [python, str(KILN_BATCH), *arguments]
@@ -276,8 +290,8 @@ def run(manifest: Path, out: Path, *, shards: int = 2, address: str | None = Non
         shard_task, merge_task, board_actor = _remote_functions(ray)
         board = board_actor.remote()
         run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        specs = [ShardSpec(i, shards, str(manifest.resolve()), str(out.resolve()), run_id, blender, resume, extra)
-                 for i in range(1, shards + 1)]
+        specs = [ShardSpec(i, shards, str(manifest.resolve()), str(out.resolve()), run_id, blender, resume, extra,
+                           cpus_per_shard) for i in range(1, shards + 1)]
         terminal = Terminal(shards, stream or sys.stderr)
         pending = {shard_task.options(num_cpus=cpus_per_shard, num_gpus=gpus_per_shard, max_retries=max_retries,
                                       retry_exceptions=[ShardCrashed], name=f"kiln {spec.name}").remote(spec, board):

@@ -97,6 +97,7 @@ def single(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     process = subprocess.Popen([sys.executable, str(REPO / "scripts/kiln_batch.py"), str(manifest), "--out", str(out),
                                 "--quiet"], env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
+    kiln_ray.patient_start()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         _, errors = process.communicate(timeout=300)
