@@ -9,6 +9,8 @@
   Kiln's load, the run, export, contact sheet, save: `process_s`) next to the run itself as the shard's
   report times it (`run_s`; process_s - run_s is the start-up and teardown of Blender in that shard),
   and the merge (append, contact sheet render, save: `merge_process_s`, of which `merge_s` in Blender).
+- `ray_speedup_2_joined`: the same, less Ray's start-up (computed from the same runs): a farm whose
+  cluster is already up (`ray start --head` once, then `--address auto`) pays no start-up per batch.
 - The machine's load average before each run: other processes take cores from both runs alike.
 Needs Ray (`pip install -r requirements-dev.txt`).
 """
@@ -85,6 +87,8 @@ def main() -> None:
         "benchmark": "ray", "manifest": str(args.manifest.relative_to(REPO) if args.manifest.is_relative_to(REPO)
                                             else args.manifest),
         "cores": os.cpu_count(), "ray_speedup_2": round(single["wall_s"] / ray["wall_s"], 2),
+        # The same runs less Ray's start-up: what joining a cluster that is already up (--address) costs.
+        "ray_speedup_2_joined": round(single["wall_s"] / (ray["wall_s"] - ray["ray_start_s"]), 2),
         "one_process": single, "ray_2_workers": ray,
     }
     write_result(args.out, result)
