@@ -191,9 +191,12 @@ def run_shard(spec: ShardSpec, board: Any = None) -> dict[str, Any]:
     report: dict[str, Any] = {}
     with contextlib.suppress(ValueError):
         report = json.loads("".join(stdout)) if code in (0, 1) else {}
+    error = last_line if code not in (0, 1) else ""
+    if code in (0, 1) and not report:  # a Blender binary ends with 1 on a Python error: not a completed shard
+        error = f"ended without its report: {last_line}"
     return {"shard": f"{spec.index}/{spec.count}", "index": spec.index, "exit": code, "attempt": attempt,
-            "seconds": seconds, "error": last_line if code not in (0, 1) else "",
-            "folder": report.get("output", {}).get("folder"), "totals": report.get("totals", {})}
+            "seconds": seconds, "error": error, "folder": report.get("output", {}).get("folder"),
+            "totals": report.get("totals", {})}
 
 
 def run_merge(batch_folder: str, blender: str | None, ray_section: dict[str, Any]) -> dict[str, Any]:
@@ -312,12 +315,15 @@ def run(manifest: Path, out: Path, *, shards: int = 2, address: str | None = Non
         shards_s = round(time.monotonic() - started - ray_start_s, 2)
         summary: dict[str, Any] = {"run_id": run_id, "shards": [results[i] for i in sorted(results)],
                                    "ray_start_s": ray_start_s, "shards_s": shards_s}
-        refused = [r for r in results.values() if r["exit"] not in (0, 1)]
+        refused = [r for r in results.values() if r["exit"] not in (0, 1) or r["error"]]
         if refused or crashed:
             summary["errors"] = [f"shard {r['shard']} exit {r['exit']}: {r['error']}" for r in refused] + crashed
             summary["exit"] = EXIT_BAD_INPUT if refused else EXIT_CRASHED
             return summary
-        folder = next(r["folder"] for r in results.values() if r["folder"])
+        folder = next((r["folder"] for r in results.values() if r["folder"]), None)
+        if folder is None:  # more shards than assets, and every shard was empty: nothing to merge
+            summary["exit"] = EXIT_OK
+            return summary
         ray_section = {"run_id": run_id, "ray_start_s": ray_start_s, "shards_s": shards_s,
                        "shards": [{k: r[k] for k in ("shard", "exit", "attempt", "seconds")}
                                   for r in summary["shards"]]}

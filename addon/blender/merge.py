@@ -26,7 +26,9 @@ from typing import Any
 
 import bpy
 
+from ..backends import registry
 from ..batch import report as batch_report
+from ..batch.manifest import ManifestError, load_manifest
 from ..naming import slug
 from .assets import batches_in_file, write_catalogs_beside_blend
 from .batch_run import _meshes_of  # what a contact-sheet tile shows: one rule for runs and merges
@@ -77,6 +79,8 @@ def find_shards(folder: Path) -> tuple[str, list[Shard]]:
     for index in range(1, count + 1):
         suffix = f"shard-{index}-of-{count}"
         report_file = folder / f"report.{suffix}.json"
+        if (index not in blends or not report_file.is_file()) and _empty_slice(folder, index, count):
+            continue  # more shards than assets: this one had nothing to do, and wrote nothing
         if index not in blends or not report_file.is_file():
             raise MergeError(f"shard {index}/{count} has not completed (no {batch}.{suffix}.blend or "
                              f"report.{suffix}.json): run it, or --resume it, then merge")
@@ -88,6 +92,17 @@ def find_shards(folder: Path) -> tuple[str, list[Shard]]:
             raise MergeError(f"shard {index}/{count} was interrupted: run it again with --resume, then merge")
         shards.append(Shard(index, count, blends[index], report))
     return batch, shards
+
+
+def _empty_slice(folder: Path, index: int, count: int) -> bool:
+    """Whether shard `index` of `count` has no assets, by the manifest another shard's report names."""
+    for report_file in folder.glob(f"report.shard-*-of-{count}.json"):
+        try:
+            path = Path(json.loads(report_file.read_text(encoding="utf-8"))["manifest"])
+            return not load_manifest(path, set(registry.names())).shard(index, count)
+        except (OSError, ValueError, KeyError, ManifestError):
+            continue
+    return False
 
 
 def merge(folder: Path) -> dict[str, Any]:
