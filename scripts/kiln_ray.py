@@ -53,17 +53,11 @@ class RayUnavailable(Exception):
     """Ray could not be started here, or the cluster at --address could not be joined."""
 
 
-def patient_start() -> None:
-    """Ray gives its node a minute to register; a machine busy with Blender processes can take longer.
-    (Ray reads its settings from RAY_* variables when it starts; one already set is kept.)"""
-    os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
-
-
 def connect(ray: Any, address: str | None) -> None:
-    patient_start()
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray raises a bare Exception when its node is slow to start (30 s, fixed)
+        ray.shutdown()
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise RayUnavailable(f"cannot start or join {where}: {' '.join(str(exc).split())[:300]}") from exc
 
