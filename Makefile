@@ -10,7 +10,7 @@ STAMP_42 := $(VENV_42)/.installed
 
 NODE_TOOLS := tests/tools/node_modules/.installed
 
-.PHONY: venv venv-42 tools test lint unit blender blender-42 demo zip bench clean
+.PHONY: venv venv-42 tools test lint unit blender blender-42 unit-then-42 demo zip bench clean
 
 venv: $(STAMP)
 venv-42: $(STAMP_42)
@@ -62,7 +62,15 @@ blender: venv tools
 blender-42: venv-42 tools
 	$(PY_42) -m pytest tests/blender
 
-test: lint unit blender blender-42
+# The long Blender 5.0.1 run goes side by side with the unit tests followed by the 4.2 run: much of
+# their time is waiting on sandbox latencies and subprocesses, so two at once fit a 2-core machine.
+# Each run's output is printed whole when it ends (--output-sync), never interleaved.
+test: lint venv venv-42 tools
+	$(MAKE) --no-print-directory --output-sync=target -j2 blender unit-then-42
+
+unit-then-42: venv venv-42 tools
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory blender-42
 
 demo: venv
 	$(PY) scripts/kiln_batch.py examples/demo.toml --out out
