@@ -35,6 +35,23 @@ class TaskStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class InputLimits:
+    """What a provider accepts and what it can use, read by the pre-flight checks (`addon/preflight.py`):
+    every finding's severity follows from these, so a backend's author fills in data, never a check."""
+
+    prompt_max_chars: int = 1024
+    """The provider refuses a longer prompt (Tripo 1024, Meshy 600)."""
+    negative_prompt_max_chars: int = 255
+    """0: the provider has no negative prompt (one typed is ignored, and the artist is told)."""
+    image_min_px: int = 256
+    """Below this on the short side a reference loses the detail the provider needs (a warning)."""
+    needs_separable_subject: bool = False
+    """The backend cannot cut a subject out of a busy photo itself (the local engine): a reference without
+    a plain background or transparency is a hard error. Providers that segment the subject themselves
+    (Tripo, Meshy) get a warning and the artist decides."""
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What a provider can do; the scheduler adapts to it instead of asking by name. (How a backend is
     watched is said here too: polled through `watch`, paced by the scheduler or by itself, and pushed
@@ -55,6 +72,8 @@ class Capabilities:
     input_kinds: frozenset[str] | None = None
     """The job kinds (`JobKind` values) the provider can start from; None: every kind. A request of
     another kind is refused before anything is queued (`registry.input_problem`)."""
+    limits: InputLimits = field(default_factory=InputLimits)
+    """Input limits for the pre-flight checks (prompt length, image size, subject separation)."""
     paced_polling: bool = False
     """`watch` asks the provider once, at once, and the scheduler decides when to call it: each task is
     looked at when its own predicted finish is due (a polled provider). Otherwise `watch` paces itself

@@ -24,6 +24,7 @@ from .base import (
     BackendError,
     Capabilities,
     ConcurrencyRefused,
+    InputLimits,
     TaskStatus,
     TaskUpdate,
     unknown_task_message,
@@ -154,6 +155,7 @@ class TripoBackend(Backend):
         concurrency={"generation": 10, "p1": 5},
         typical_latency_s={},  # Tripo's priors are in scheduling/eta.py, TASK_PRIORS_S, with their sources
         paced_polling=True,
+        limits=InputLimits(prompt_max_chars=1024, negative_prompt_max_chars=255, image_min_px=256),
     )
 
     def __init__(self, api_key: str, base_url: str, *, online: Callable[[], bool] = lambda: True,

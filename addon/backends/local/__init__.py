@@ -30,7 +30,7 @@ from ...imaging.silhouette import NoSubject, Silhouette, extract
 from ...jobs import JobKind, JobSpec, Mode
 from ...modes import PREPARED_IMAGES
 from ...modes import VIEWS as VIEWS_PARAM
-from ..base import Backend, BackendError, Capabilities, TaskStatus, TaskUpdate
+from ..base import Backend, BackendError, Capabilities, InputLimits, TaskStatus, TaskUpdate
 from . import text
 from .hull import VIEWS, carve, surface
 from .inflate import inflate
@@ -184,6 +184,9 @@ class LocalBackend(Backend):
         durable_tasks=False,
         concurrency={"cpu": max(1, min(2, os.cpu_count() or 1))},
         typical_latency_s={"draft": 0.05, "production": 0.3},
+        # The engine inflates the subject's silhouette: it needs a subject it can separate. Text has no
+        # provider-side limit; Kiln keeps Tripo's so a prompt that works here works there.
+        limits=InputLimits(needs_separable_subject=True, negative_prompt_max_chars=0, image_min_px=64),
     )
 
     def __init__(self, scratch_dir: Path | None = None, workers: int | None = None) -> None:
