@@ -15,10 +15,12 @@ the odds. Nothing here imports bpy: the panel, the operators and the headless ba
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -77,24 +79,29 @@ def worst(findings: Sequence[Finding]) -> Finding | None:
 # ============================================================================================== prompts
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 
-MATERIALS = frozenset("""
+
+def _vocabulary(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+MATERIALS = _vocabulary("""
 wood wooden oak pine timber bamboo metal metallic iron steel bronze brass copper gold golden silver chrome
 rusty rusted stone marble granite rock concrete brick clay ceramic porcelain glass crystal plastic rubber
 leather fabric cloth cotton wool silk velvet paper cardboard bone ivory ice jade obsidian fur feathered
-scaled wicker rope mossy weathered painted lacquered polished enamel resin carbon""".split())
-STYLES = frozenset("""
-low-poly lowpoly low poly stylized stylised realistic photorealistic cartoon cartoony toon anime chibi voxel
+scaled wicker rope mossy weathered painted lacquered polished enamel resin carbon""")
+STYLES = _vocabulary("""
+low-poly lowpoly stylized stylised realistic photorealistic cartoon cartoony toon anime chibi voxel
 pixel hand-painted handpainted pbr fantasy sci-fi scifi cyberpunk steampunk medieval victorian gothic modern
 futuristic retro vintage art-deco baroque rustic minimalist ornate cel-shaded clay claymation miniature
-isometric ghibli pixar""".split())
-VIEWS = frozenset("""
+isometric ghibli pixar""") | {"low poly"}
+VIEWS = _vocabulary("""
 front side back top isometric three-quarter profile view closed open standing sitting t-pose a-pose upright
-lying facing angle orthographic""".split())
-VAGUE = frozenset("cool nice awesome good great beautiful amazing epic something thing things stuff object "
-                  "random interesting pretty fancy".split())
-FILLER = frozenset("""
+lying facing angle orthographic""")
+VAGUE = _vocabulary("cool nice awesome good great beautiful amazing epic something thing things stuff object "
+                  "random interesting pretty fancy")
+FILLER = _vocabulary("""
 a an the of with and or in on at for from to by as is are be its it this that some very really
-game games asset assets model 3d render""".split())
+game games asset assets model 3d render""")
 SPECIFIC_ENOUGH = 60
 """Specificity below this yields a tip with the missing pieces."""
 
@@ -123,7 +130,7 @@ def specificity(prompt: str) -> Specificity:
     closed, isometric view" scores 100; "a cool chest from a game" names an object and nothing else."""
     text = " ".join(prompt.lower().split())
     words = _words(text)
-    joined = set(words) | {f"{a} {b}" for a, b in zip(words, words[1:], strict=False)}
+    joined = set(words) | {f"{a} {b}" for a, b in itertools.pairwise(words)}
     material = bool(joined & MATERIALS)
     style = bool(joined & STYLES)
     view = bool(joined & VIEWS)
@@ -246,14 +253,14 @@ def downscaled(rgba: npt.NDArray[np.uint8], limit: int = CHECK_SIZE) -> npt.NDAr
         return rgba.astype(np.float32) / 255.0
     h, w = height // factor, width // factor
     channels = rgba.shape[2]
-    wide = np.uint16 if factor * factor * 255 <= np.iinfo(np.uint16).max else np.uint32
+    wide: type[np.unsignedinteger[Any]] = np.uint16 if factor * factor * 255 <= 65535 else np.uint32
     # Rows first (each slice is whole contiguous rows), then columns: summing strided slices in place is
     # ~10x faster in numpy than a reduction over reshaped block axes.
-    rows = rgba[0 : h * factor : factor, : w * factor].astype(wide)
+    rows: npt.NDArray[np.unsignedinteger[Any]] = rgba[0 : h * factor : factor, : w * factor].astype(wide)
     for row in range(1, factor):
         rows += rgba[row : h * factor : factor, : w * factor]
     blocks = rows.reshape(h, w, factor, channels)
-    summed = blocks[:, :, 0].copy()
+    summed: npt.NDArray[np.unsignedinteger[Any]] = blocks[:, :, 0].copy()
     for col in range(1, factor):
         summed += blocks[:, :, col]
     return summed.astype(np.float32) * np.float32(1.0 / (255.0 * factor * factor))
@@ -328,10 +335,11 @@ def measure_image(rgba: npt.NDArray[np.uint8], small: npt.NDArray[np.float32] | 
     strong = near & edges
     energy = float((grad[strong] ** 2).mean()) if strong.any() else 0.0
     sharpness = float(lap[strong].var() / (4.0 * energy)) if energy > 0 else 1.0
-    labels, sizes = label_components(mask)
-    largest = max(sizes[1:], default=0)
-    components = sum(1 for s in sizes[1:] if largest and s >= COMPONENT_SHARE * largest and s >= 16)
-    del labels
+    components = 0
+    if plain_border:  # a busy background's "mask" is noise: labelling it costs much and says nothing
+        _, sizes = label_components(mask)
+        largest = max(sizes[1:], default=0)
+        components = sum(1 for s in sizes[1:] if largest and s >= COMPONENT_SHARE * largest and s >= 16)
     return ImageMeasures(width, height, alpha_state, float(mask.mean()), background_edges, contrast, sharpness,
                          components), mask
 

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -84,6 +84,9 @@ class SchedulerConfig:
     refusal only means "wait for a slot", so it is sent again as often as it takes)."""
     max_read_retries: int = 6
     read_backoff_cap_s: float = 10.0
+    credit_reserve: float = 0.0
+    """Credits production leaves on each account for drafts (the preference "Reserve for drafts",
+    `[batch] reserve`). Above 0, production waits for a backend's balance to be read before it spends."""
     give_up_after_s: float = 120.0
     """Per job: this long without a usable answer from the provider (status polls, downloads) fails it,
     recoverably (its task id is kept). The preference "Give up after", the batch's --give-up-after."""
@@ -163,6 +166,8 @@ class Scheduler:
         self.balances: dict[str, float | str | None] = {}
         self.session_spent = 0.0
         """Credits charged by tasks that ended since this engine started; clearing the queue keeps it."""
+        self._spent_since_balance: dict[str, float] = collections.defaultdict(float)
+        """Backend → credits charged since its balance was read: the balance does not show them yet."""
         self._balance_queued: set[str] = set()
         """Backends with a balance request waiting for a worker: a batch's charges share one, and never
         fill the pool that downloads run in."""
@@ -506,12 +511,15 @@ class Scheduler:
         def ask() -> None:
             with self._lock:
                 self._balance_queued.discard(backend_name)
+                charged_before = self._spent_since_balance[backend_name]
             try:
                 value: float | str | None = backend.balance()
             except BackendError as exc:
                 value = exc.message
             with self._lock:
                 self.balances[backend_name] = value
+                # Charges from before the read are in the balance now; later ones are not (yet).
+                self._spent_since_balance[backend_name] -= charged_before
                 self._changed()
 
         self._pool.submit(ask)
@@ -522,6 +530,7 @@ class Scheduler:
         if credits <= 0:
             return
         self.session_spent += credits
+        self._spent_since_balance[backend.name] += credits
         self.refresh_balance(backend.name)
 
     def clear_finished(self) -> int:
@@ -711,10 +720,39 @@ class Scheduler:
             (j.spec.batch, j.credits_estimated if j.state is JobState.UNCERTAIN else j.credits_spent,
              j.credits_estimated, j.state.is_in_flight)
             for j in self.jobs.values() if j.spec.batch in budgeted) if budgeted else {}
+        queued = tuple(self._queued_facts())
         return policy.QueueView(
-            queued=tuple(self._queued_facts()), slots=dict(self._slots), batches=dict(self._batch_policy),
+            queued=queued, slots=dict(self._slots), batches=dict(self._batch_policy),
             totals=totals, production_paused=self.production_paused,
-            draft_reserved_slots=self.config.draft_reserved_slots)
+            draft_reserved_slots=self.config.draft_reserved_slots,
+            credits=self._credit_pools({job.backend for job in queued if not job.draft}))
+
+    def _credit_pools(self, backends: Iterable[str]) -> dict[str, policy.CreditPool]:
+        """The accounts production spends from (lock held): every backend with a balance read, and, while a
+        reserve is set, those not read yet (asked now; production waits for the answer)."""
+        pools: dict[str, policy.CreditPool] = {}
+        for name in backends:
+            value = self.balances.get(name, "unread")
+            if value == "unread" and self.config.credit_reserve > 0:
+                self.refresh_balance(name)
+                pools[name] = policy.CreditPool(None, self.config.credit_reserve)
+            elif isinstance(value, int | float):
+                committed = sum(j.credits_estimated for j in self.jobs.values()
+                                if j.spec.backend == name and j.state.is_in_flight)
+                pools[name] = policy.CreditPool(float(value), self.config.credit_reserve,
+                                                self._spent_since_balance[name], committed)
+        return pools
+
+    def credit_pool(self, backend_name: str) -> policy.CreditPool | None:
+        """`backend_name`'s account as a new request may spend it (None: no balance known), counting the
+        jobs still queued as committed too: what the panel's Queue buttons and the operators check."""
+        with self._lock:
+            pool = self._credit_pools([backend_name]).get(backend_name) if backend_name in self.balances else None
+            if pool is None or pool.balance is None:
+                return None
+            queued = sum(j.credits_estimated for j in self.jobs.values()
+                         if j.spec.backend == backend_name and j.state is JobState.QUEUED)
+            return replace(pool, committed=pool.committed + queued)
 
     # ------------------------------------------------------------------ internals: dispatch
     def _dispatch_loop(self) -> None:

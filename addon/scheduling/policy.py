@@ -16,6 +16,10 @@ The rules:
   that once per `CEILING_PROBE_S`), so on a plan smaller than declared the slot kept for drafts is real;
 - budget: a job is sent only while the batch's spent plus committed credits stay within the budget;
   one that could never fit (spent alone leaves too little) is failed as over budget;
+- credit reserve: production never spends the account below the reserve kept for drafts (the preference
+  "Reserve for drafts", `[batch] reserve`): a job goes only while the balance, less what Kiln has in
+  flight or charged since it was read, less the reserve, still pays for it. One that could never fit
+  (nothing in flight, the balance fresh) is failed like an over-budget job; drafts may spend the reserve;
 - start time: nothing of a batch goes before its `start_at`;
 - unknown batch: a production job whose batch is not declared (its settings were not recovered) is
   never sent, since its budget, start time and finishing are unknown; it waits, and is reported.
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 SlotKey = tuple[str, str]
 """(backend name, the provider's concurrency group)."""
@@ -108,6 +112,27 @@ class SlotState:
 
 
 @dataclass(frozen=True)
+class CreditPool:
+    """One backend's account as production may spend it. `balance` None: not read yet (production waits
+    while the engine asks); a backend without a balance has no pool at all."""
+
+    balance: float | None
+    reserve: float = 0.0
+    spent_since_read: float = 0.0
+    """Charged since the balance was read (a refresh is on its way)."""
+    committed: float = 0.0
+    """Estimates of this backend's tasks in flight (any lane), not charged yet."""
+
+    @property
+    def available(self) -> float:
+        """What production may still commit: the balance as it is now, less the reserve, less work in flight.
+        (A provider that holds credits at create makes this cautious until the next read, never generous.)"""
+        if self.balance is None:
+            return 0.0
+        return self.balance - self.spent_since_read - self.reserve - self.committed
+
+
+@dataclass(frozen=True)
 class QueueView:
     """Everything `dispatch` needs, gathered by the engine at one moment."""
 
@@ -117,6 +142,8 @@ class QueueView:
     totals: Mapping[str, BatchTotals]
     production_paused: bool = False
     draft_reserved_slots: int = 1
+    credits: Mapping[str, CreditPool] = field(default_factory=dict)
+    """Backend name → its account, for backends that have a balance."""
 
 
 @dataclass(frozen=True)
@@ -128,9 +155,15 @@ class OverBudget:
     needed: float
     left: float
     budget: float
+    reserve: float | None = None
+    """Set when the account (less the reserve for drafts), not the batch's budget, is what is short."""
 
     @property
     def message(self) -> str:
+        if self.reserve is not None:
+            kept = f" ({self.reserve:g} reserved for drafts)" if self.reserve else ""
+            return (f"skipped: needs ~{self.needed:g} credits, the account has {self.left:g} available for "
+                    f"production{kept}")
         return (f"skipped: needs ~{self.needed:g} credits, batch '{self.batch}' has "
                 f"{self.left:g} of {self.budget:g} left")
 
@@ -260,6 +293,18 @@ def budget_verdict(needed: float, totals: BatchTotals, budget: float) -> BudgetV
     return BudgetVerdict.FITS
 
 
+def reserve_verdict(needed: float, pool: CreditPool) -> BudgetVerdict:
+    """Whether production may commit `needed` from this account now. NEVER only when the answer cannot
+    change without the artist (nothing in flight to refund, no charge the balance does not show yet)."""
+    if pool.balance is None:
+        return BudgetVerdict.WAIT
+    if needed <= pool.available + EPSILON:
+        return BudgetVerdict.FITS
+    if pool.committed > EPSILON or pool.spent_since_read > EPSILON:
+        return BudgetVerdict.WAIT
+    return BudgetVerdict.NEVER
+
+
 def batch_totals(members: Iterable[tuple[str, float, float, bool]]) -> dict[str, BatchTotals]:
     """Running totals per batch from (batch, credits spent, credits estimated, in flight), in one pass."""
     spent: dict[str, float] = {}
@@ -277,6 +322,7 @@ def dispatch(view: QueueView, *, now_mono: float, now_wall: float) -> Decision:
     credits at once, so later jobs in the same pass see it."""
     slots = dict(view.slots)
     totals = dict(view.totals)
+    credits = dict(view.credits)
     submit: list[str] = []
     over: list[OverBudget] = []
     held: list[str] = []
@@ -305,6 +351,15 @@ def dispatch(view: QueueView, *, now_mono: float, now_wall: float) -> Decision:
                     continue
                 if verdict is BudgetVerdict.WAIT:
                     continue
+            pool = credits.get(job.backend)
+            if pool is not None:
+                verdict = reserve_verdict(job.credits_estimated, pool)
+                if verdict is BudgetVerdict.NEVER:
+                    over.append(OverBudget(job.job_id, job.batch, job.credits_estimated,
+                                           max(0.0, pool.available), batch.budget or 0.0, reserve=pool.reserve))
+                    continue
+                if verdict is BudgetVerdict.WAIT:
+                    continue
         if group.in_flight >= allowance(group, draft=job.draft, draft_reserved_slots=view.draft_reserved_slots):
             group = slots[job.slot_key] = probe(group, now_mono, draft=job.draft)
             if group.in_flight >= allowance(group, draft=job.draft, draft_reserved_slots=view.draft_reserved_slots):
@@ -315,5 +370,8 @@ def dispatch(view: QueueView, *, now_mono: float, now_wall: float) -> Decision:
         slots[job.slot_key] = occupied(group)
         current = totals.get(job.batch, NO_CREDITS)
         totals[job.batch] = replace(current, committed=current.committed + job.credits_estimated)
+        pool = credits.get(job.backend)
+        if pool is not None:
+            credits[job.backend] = replace(pool, committed=pool.committed + job.credits_estimated)
         submit.append(job.job_id)
     return Decision(tuple(submit), tuple(over), max(0.0, sleep_s), slots, tuple(held))
