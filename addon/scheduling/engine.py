@@ -166,8 +166,11 @@ class Scheduler:
         self.balances: dict[str, float | str | None] = {}
         self.session_spent = 0.0
         """Credits charged by tasks that ended since this engine started; clearing the queue keeps it."""
-        self._spent_since_balance: dict[str, float] = collections.defaultdict(float)
-        """Backend → credits charged since its balance was read: the balance does not show them yet."""
+        self._charged_total: dict[str, float] = collections.defaultdict(float)
+        """Backend → credits charged since this engine started."""
+        self._charged_at_read: dict[str, float] = collections.defaultdict(float)
+        """Backend → `_charged_total` when the balance in `balances` was asked for: charges since then are
+        not in that balance yet."""
         self._balance_queued: set[str] = set()
         """Backends with a balance request waiting for a worker: a batch's charges share one, and never
         fill the pool that downloads run in."""
@@ -511,16 +514,18 @@ class Scheduler:
         def ask() -> None:
             with self._lock:
                 self._balance_queued.discard(backend_name)
-                charged_before = self._spent_since_balance[backend_name]
+                charged_before = self._charged_total[backend_name]
             try:
                 value: float | str | None = backend.balance()
             except BackendError as exc:
                 value = exc.message
             with self._lock:
-                self.balances[backend_name] = value
-                # Charges from before the read are in the balance now; later ones are not (yet).
-                self._spent_since_balance[backend_name] -= charged_before
-                self._changed()
+                # Two reads may overlap: an answer older than the one already kept is dropped. Charges from
+                # before this read are in its balance; later ones are not (yet).
+                if charged_before >= self._charged_at_read[backend_name] or backend_name not in self.balances:
+                    self.balances[backend_name] = value
+                    self._charged_at_read[backend_name] = charged_before
+                    self._changed()
 
         self._pool.submit(ask)
 
@@ -530,7 +535,7 @@ class Scheduler:
         if credits <= 0:
             return
         self.session_spent += credits
-        self._spent_since_balance[backend.name] += credits
+        self._charged_total[backend.name] += credits
         self.refresh_balance(backend.name)
 
     def clear_finished(self) -> int:
@@ -739,8 +744,8 @@ class Scheduler:
             elif isinstance(value, int | float):
                 committed = sum(j.credits_estimated for j in self.jobs.values()
                                 if j.spec.backend == name and j.state.is_in_flight)
-                pools[name] = policy.CreditPool(float(value), self.config.credit_reserve,
-                                                self._spent_since_balance[name], committed)
+                spent_since = self._charged_total[name] - self._charged_at_read[name]
+                pools[name] = policy.CreditPool(float(value), self.config.credit_reserve, spent_since, committed)
         return pools
 
     def credit_pool(self, backend_name: str) -> policy.CreditPool | None:
