@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .backends import registry
 from .backends.base import InputLimits
 from .imaging.raster import label_components
 from .imaging.silhouette import NoSubject, extract
@@ -74,6 +75,14 @@ def worst(findings: Sequence[Finding]) -> Finding | None:
     """The finding to show first: errors, then warnings, then tips."""
     order = (Severity.ERROR, Severity.WARNING, Severity.TIP)
     return min(findings, key=lambda f: order.index(f.severity), default=None)
+
+
+def limits_for(backend: str) -> tuple[InputLimits, str]:
+    """The backend's input limits and the name the artist knows it by (defaults for an unknown name)."""
+    info = registry.find(backend)
+    if info is None:
+        return InputLimits(), backend or "this backend"
+    return info.capabilities.limits, info.label
 
 
 # ============================================================================================== prompts
@@ -166,13 +175,13 @@ def check_prompt(prompt: str, limits: InputLimits, *, mode: str = "draft", targe
     text = " ".join(prompt.split())
     negative = " ".join(negative_prompt.split())
     if not text:
-        findings.append(Finding(Severity.ERROR, "prompt_empty", "The prompt is empty",
-                                "type what to generate, e.g. 'wooden crate with iron bands'"))
+        findings.append(Finding(Severity.ERROR, "prompt_empty", "Type a prompt first: it is empty",
+                                "say what to generate, e.g. 'wooden crate with iron bands'"))
     elif len(text) > limits.prompt_max_chars:
         findings.append(Finding(Severity.ERROR, "prompt_too_long",
-                                f"The prompt is {len(text)} characters; {backend_label} takes at most "
-                                f"{limits.prompt_max_chars}",
-                                f"shorten it by {len(text) - limits.prompt_max_chars} characters"))
+                                f"The prompt is {len(text)} characters long; the limit is {limits.prompt_max_chars}",
+                                f"{backend_label} takes no more: shorten it by "
+                                f"{len(text) - limits.prompt_max_chars} characters"))
     if negative:
         if limits.negative_prompt_max_chars <= 0:
             findings.append(Finding(Severity.TIP, "negative_ignored",
@@ -180,10 +189,10 @@ def check_prompt(prompt: str, limits: InputLimits, *, mode: str = "draft", targe
                                     "choose a backend that takes one"))
         elif len(negative) > limits.negative_prompt_max_chars:
             findings.append(Finding(Severity.ERROR, "negative_too_long",
-                                    f"The negative prompt is {len(negative)} characters; {backend_label} takes "
-                                    f"at most {limits.negative_prompt_max_chars}",
-                                    f"shorten it by {len(negative) - limits.negative_prompt_max_chars} "
-                                    "characters"))
+                                    f"The negative prompt is {len(negative)} characters long; the limit is "
+                                    f"{limits.negative_prompt_max_chars}",
+                                    f"{backend_label} takes no more: shorten it by "
+                                    f"{len(negative) - limits.negative_prompt_max_chars} characters"))
     if not text:
         return findings
     lowered = text.lower()
@@ -385,7 +394,7 @@ def check_image(rgba: npt.NDArray[np.uint8], limits: InputLimits, *, name: str =
                                 f"{name}'s transparency is soft or fringed around the subject",
                                 "export a clean cut-out (hard alpha edge, no halo)"))
     if measures.subject_share < 0.002:
-        findings.append(Finding(Severity.WARNING, "no_subject", f"no subject stands out in {name}",
+        findings.append(Finding(Severity.ERROR, "no_subject", f"no subject stands out in {name}",
                                 "frame one object on a plain, contrasting background"))
         return _sorted(findings), measures
     touching = _touching(mask)

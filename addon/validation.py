@@ -14,23 +14,25 @@ class InputError(ValueError):
     """Bad input from the artist: shown as is, and nothing was queued."""
 
 
-def clean_prompt(prompt: str) -> str:
+def clean_prompt(prompt: str, limit: int = MAX_PROMPT_CHARS) -> str:
+    """The prompt on one line; `limit` is the chosen backend's (`InputLimits.prompt_max_chars`) where
+    one is chosen. The pre-flight (`addon/preflight.py`) says the same before the click."""
     text = " ".join(prompt.split())
     if not text:
         raise InputError("Type a prompt first: it is empty")
-    if len(text) > MAX_PROMPT_CHARS:
-        raise InputError(f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}")
+    if len(text) > limit:
+        raise InputError(f"The prompt is {len(text)} characters long; the limit is {limit}")
     return text
 
 
 MAX_NEGATIVE_PROMPT_CHARS = 255
 
 
-def clean_negative_prompt(text: str) -> str:
+def clean_negative_prompt(text: str, limit: int = MAX_NEGATIVE_PROMPT_CHARS) -> str:
+    """A backend without a negative prompt (limit 0) ignores it, so any length passes there."""
     cleaned = " ".join(text.split())
-    if len(cleaned) > MAX_NEGATIVE_PROMPT_CHARS:
-        raise InputError(f"The negative prompt is {len(cleaned)} characters long; the limit is "
-                         f"{MAX_NEGATIVE_PROMPT_CHARS}")
+    if limit > 0 and len(cleaned) > limit:
+        raise InputError(f"The negative prompt is {len(cleaned)} characters long; the limit is {limit}")
     return cleaned
 
 

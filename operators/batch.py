@@ -8,14 +8,15 @@ from pathlib import Path
 
 import bpy
 
-from ..addon.blender import runtime
+from ..addon import preflight
 from ..addon.blender.capture import capture_camera, capture_folder
-from ..addon.blender.images import prepare_image
+from ..addon.blender.framing import framing_findings
 from ..addon.blender.panel import (
     camera_subjects,
     is_reference_image,
     panel_request,
     parts_problem,
+    prepare_for,
     prepare_reference,
     queue,
     reference_view,
@@ -32,7 +33,7 @@ from ..addon.requests import (
     prompt_batch_request,
 )
 from ..addon.validation import InputError, clean_prompt
-from .generate import engine_ready, report_queued, selected_backend
+from .generate import affordable_property, engine_ready, prompts_preflight, report_queued, selected_backend
 
 
 def _lists_ready(operator: type[bpy.types.Operator], problem: str | None) -> bool:
@@ -52,6 +53,8 @@ class KILN_OT_batch_prompts(bpy.types.Operator):
     bl_label = "Queue Variations"
     bl_options = {"REGISTER"}
 
+    only_affordable: affordable_property()  # type: ignore[valid-type]
+
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return _lists_ready(cls, variations_problem(scene_settings(context.scene)))
@@ -62,12 +65,15 @@ class KILN_OT_batch_prompts(bpy.types.Operator):
             base = clean_prompt(settings.batch_base)
             info = selected_backend(settings)
             variations = [clean_prompt(item.text) for item in settings.variations if item.text.strip()]
+            request = prompt_batch_request(panel_request(context.scene, backend=info.name), base, variations,
+                                           taken_names())
+            findings = prompts_preflight(settings, info.name, [spec.prompt for spec in request.specs],
+                                         settings.negative_prompt)
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        request = prompt_batch_request(panel_request(context.scene, backend=info.name), base, variations,
-                                       taken_names())
-        return report_queued(self, request, queue(request), f"'{base}' with {len(variations)} variation(s)")
+        return report_queued(self, request, queue(request, self.only_affordable),
+                             f"'{base}' with {len(variations)} variation(s)", findings)
 
 
 def _selected_references(context: bpy.types.Context) -> list[bpy.types.Object]:
@@ -93,6 +99,11 @@ class KILN_OT_batch_images(bpy.types.Operator):
         description="The selected references are views of one subject (front, side, back), placed as a "
                     "turnaround: make one multiview job, each view named by the way its reference faces",
         default=False)
+    skip_flagged: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Skip Images with Warnings",
+        description="Leave out the images the pre-flight warns about (busy background, cropped subject, blur …) "
+                    "instead of sending them anyway", default=False, options={"SKIP_SAVE"})
+    only_affordable: affordable_property()  # type: ignore[valid-type]
     filter_image: bpy.props.BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
     filter_folder: bpy.props.BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
 
@@ -111,10 +122,13 @@ class KILN_OT_batch_images(bpy.types.Operator):
             return [os.path.join(self.directory, f.name) for f in self.files if f.name]
         return [self.filepath] if self.filepath else []
 
-    def _gather(self, context: bpy.types.Context) -> tuple[list[PreparedInput], list[str]]:
-        """The chosen images, read and checked by Blender; unreadable ones are listed, not fatal."""
+    def _gather(self, context: bpy.types.Context, backend: str
+                ) -> tuple[list[PreparedInput], list[str], list[list[preflight.Finding]]]:
+        """The chosen images, read and pre-flighted for `backend`; unreadable ones (and those it cannot
+        use) are listed, not fatal. The third list holds each kept image's findings."""
         inputs: list[PreparedInput] = []
         skipped: list[str] = []
+        findings: list[list[preflight.Finding]] = []
         if self.image_names:
             for name in (n.strip() for n in self.image_names.split(",") if n.strip()):
                 image = bpy.data.images.get(name)
@@ -122,30 +136,34 @@ class KILN_OT_batch_images(bpy.types.Operator):
                     if image is None:
                         raise InputError(f"'{name}': there is no image data-block with that name")
                     path = bpy.path.abspath(image.filepath) if image.filepath else name
-                    prepared = prepare_image(path, runtime.inputs_folder())
+                    prepared = prepare_for(path, backend)
                     inputs.append(PreparedInput(prepared.source, prepared.prepared, label=name))
+                    findings.append(prepared.findings)
                 except InputError as exc:
                     skipped.append(str(exc))
-            return inputs, skipped
+            return inputs, skipped, findings
         paths = self._files()
         if paths:
             for path in paths:
                 try:
-                    prepared = prepare_image(path, runtime.inputs_folder())
+                    prepared = prepare_for(path, backend)
                     inputs.append(PreparedInput(prepared.source, prepared.prepared, label=Path(path).stem))
+                    findings.append(prepared.findings)
                 except InputError as exc:
                     skipped.append(str(exc))
-            return inputs, skipped
+            return inputs, skipped, findings
         for obj in _selected_references(context):
             view = (reference_view(obj) or "") if self.as_views else "image"
             if self.as_views and not view:
                 skipped.append(f"'{obj.name}' faces up or down, not front, side or back")
                 continue
             try:
-                inputs.append(prepare_reference(obj, view))
+                reference, found = prepare_reference(obj, view, backend)
+                inputs.append(reference)
+                findings.append(found)
             except InputError as exc:
                 skipped.append(f"'{obj.name}': {exc}")
-        return inputs, skipped
+        return inputs, skipped, findings
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
@@ -153,9 +171,18 @@ class KILN_OT_batch_images(bpy.types.Operator):
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        inputs, skipped = self._gather(context)
+        inputs, skipped, findings = self._gather(context, info.name)
         for message in skipped:
             self.report({"WARNING"}, f"Skipped {message}")
+        # The batch at a glance ("3 of 20 images: busy background"), then, if asked, without those images.
+        for line in preflight.summarize([(i.label, f) for i, f in zip(inputs, findings, strict=True)]):
+            self.report({"WARNING"}, f"Kiln: {line}")
+        if self.skip_flagged and not self.as_views:
+            flagged = [i.label for i, f in zip(inputs, findings, strict=True) if preflight.warnings(f)]
+            inputs = [i for i, f in zip(inputs, findings, strict=True) if not preflight.warnings(f)]
+            if flagged:
+                self.report({"WARNING"}, f"Kiln: skipped {len(flagged)} image(s) with warnings: {', '.join(flagged)}")
+                skipped += flagged
         if not inputs:
             hint = skipped[0] if skipped else ("select reference images in the viewport (Add ▸ Image ▸ Reference) "
                                                "or choose image files")
@@ -170,9 +197,10 @@ class KILN_OT_batch_images(bpy.types.Operator):
                                        f"side or back, each facing a different way; got {faced}")
                 return {"CANCELLED"}
             request = multiview_request(panel, inputs, taken_names())
-            return report_queued(self, request, queue(request), f"{len(inputs)} views of one subject")
+            return report_queued(self, request, queue(request, self.only_affordable),
+                                 f"{len(inputs)} views of one subject")
         request = image_request(panel, inputs, taken_names())
-        return report_queued(self, request, queue(request),
+        return report_queued(self, request, queue(request, self.only_affordable),
                              f"{len(inputs)} image(s)" + (f", skipped {len(skipped)}" if skipped else ""))
 
 
@@ -183,6 +211,8 @@ class KILN_OT_generate_parts(bpy.types.Operator):
     bl_idname = "kiln.generate_parts"
     bl_label = "Generate Parts"
     bl_options = {"REGISTER"}
+
+    only_affordable: affordable_property()  # type: ignore[valid-type]
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -196,11 +226,13 @@ class KILN_OT_generate_parts(bpy.types.Operator):
             # The base prompt of the same panel, shown there with what each part sends; never the main
             # prompt of another panel, which an artist would not expect to travel with the parts.
             prefix = " ".join(settings.batch_base.split())
+            request = parts_request(panel_request(context.scene, backend=info.name), prefix, parts, taken_names())
+            findings = prompts_preflight(settings, info.name, [spec.prompt for spec in request.specs])
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        request = parts_request(panel_request(context.scene, backend=info.name), prefix, parts, taken_names())
-        return report_queued(self, request, queue(request), f"{len(parts)} part(s)")
+        return report_queued(self, request, queue(request, self.only_affordable), f"{len(parts)} part(s)",
+                             findings)
 
 
 class KILN_OT_generate_from_camera(bpy.types.Operator):
@@ -227,8 +259,12 @@ class KILN_OT_generate_from_camera(bpy.types.Operator):
             if scene is None or scene.camera is None:
                 raise InputError("The scene has no active camera: add one, or set one with Ctrl+Numpad 0")
             camera = scene.camera
+            framing = framing_findings(scene)  # before rendering: an empty or distant view is said at once
+            hard = preflight.errors(framing)
+            if hard:
+                raise InputError(hard[0].line)
             path, seconds = capture_camera(scene, capture_folder(), settings.capture_engine)
-            prepared = prepare_image(path, runtime.inputs_folder())
+            prepared = prepare_for(path, info.name)
         except InputError as exc:
             message = str(exc)
             if "no subject" in message or "fills the whole frame" in message:
@@ -239,7 +275,7 @@ class KILN_OT_generate_from_camera(bpy.types.Operator):
                               beside=camera_subjects(scene))
         request = camera_request(panel_request(scene, backend=info.name), image, camera.name, taken_names())
         return report_queued(self, request, queue(request),
-                             f"the camera view (captured in {seconds * 1000:.0f} ms)")
+                             f"the camera view (captured in {seconds * 1000:.0f} ms)", framing + prepared.findings)
 
 
 class KILN_OT_list_edit(bpy.types.Operator):

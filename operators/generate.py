@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import bpy
 
+from ..addon import preflight
 from ..addon.backends import registry
 from ..addon.backends.registry import BackendInfo
 from ..addon.blender import runtime
@@ -14,8 +16,10 @@ from ..addon.blender.panel import (
     backend_problem,
     engine_problem,
     panel_request,
+    prompt_findings,
     prompt_problem,
     queue,
+    scene_prompt_findings,
     scene_settings,
     taken_names,
 )
@@ -74,6 +78,35 @@ def engine_ready(operator: type) -> bool:
     return True
 
 
+def affordable_property() -> Any:
+    """The option every queueing button has: queue only the leading jobs the balance pays for (the panel
+    sets it on the button that says "Queue N of M that fit"); without it a request that does not fit is
+    refused whole, with its shortfall."""
+    return bpy.props.BoolProperty(
+        name="Only What Fits", description="Queue only the jobs the credit balance (less the reserve for "
+        "drafts) pays for, instead of refusing the whole request", default=False, options={"SKIP_SAVE"})
+
+
+def report_findings(operator: bpy.types.Operator, findings: Any) -> None:
+    """Warnings from the pre-flight, reported after queueing (errors never get this far; tips stay in the
+    panel)."""
+    for finding in preflight.warnings(findings):
+        operator.report({"WARNING"}, f"Kiln: {finding.line}")
+
+
+def prompts_preflight(settings: Any, backend: str, prompts: Any, negative: str = "") -> list[preflight.Finding]:
+    """The pre-flight of every prompt a button sends: raises InputError on the first hard error, returns
+    the rest once per kind (ten variations with the same vague base say it once)."""
+    found: dict[str, preflight.Finding] = {}
+    for prompt in prompts:
+        for finding in prompt_findings(prompt, negative, backend, str(settings.mode).lower(),
+                                       str(settings.target).lower()):
+            if finding.severity is preflight.Severity.ERROR:
+                raise InputError(f"{finding.line} ('{prompt[:40]}')")
+            found.setdefault(finding.code, finding)
+    return list(found.values())
+
+
 class KILN_OT_generate(bpy.types.Operator):
     """Generate a 3D model from the prompt, in the current mode (Draft or Production)"""
 
@@ -84,6 +117,7 @@ class KILN_OT_generate(bpy.types.Operator):
     prompt: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Prompt", description="Overrides the panel's prompt when set", options={"SKIP_SAVE"}
     )
+    only_affordable: affordable_property()  # type: ignore[valid-type]
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -96,7 +130,7 @@ class KILN_OT_generate(bpy.types.Operator):
         text = str(cls.__doc__ or "")
         scene = context.scene
         if scene is not None and not getattr(properties, "prompt", ""):
-            problem = prompt_problem(scene.kiln.prompt, scene.kiln.negative_prompt)
+            problem = prompt_problem(scene.kiln.prompt, scene.kiln.negative_prompt, scene.kiln.backend)
             if problem is not None:
                 text += f".\nDisabled: {problem}"
         return text
@@ -104,22 +138,29 @@ class KILN_OT_generate(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = scene_settings(context.scene)
         try:
-            prompt = clean_prompt(self.prompt or settings.prompt)
-            negative = clean_negative_prompt(settings.negative_prompt)
             info = selected_backend(settings)
+            limits = info.capabilities.limits
+            prompt = clean_prompt(self.prompt or settings.prompt, limits.prompt_max_chars)
+            negative = clean_negative_prompt(settings.negative_prompt, limits.negative_prompt_max_chars)
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        findings = scene_prompt_findings(settings) if not self.prompt else prompt_findings(
+            prompt, negative, info.name, str(settings.mode).lower(), str(settings.target).lower())
         panel = panel_request(context.scene, backend=info.name, negative_prompt=negative)
         request = text_request(panel, prompt, taken_names())
-        return report_queued(self, request, queue(request), f"'{prompt}' on {info.label}")
+        return report_queued(self, request, queue(request, self.only_affordable), f"'{prompt}' on {info.label}",
+                             findings)
 
 
-def report_queued(operator: bpy.types.Operator, request: Request, errors: list[str], what: str) -> set[str]:
-    """One message for every generate button: what was queued, in which mode, and where it will land."""
+def report_queued(operator: bpy.types.Operator, request: Request, errors: list[str], what: str,
+                  findings: Any = ()) -> set[str]:
+    """One message for every generate button: what was queued, in which mode, and where it will land,
+    then the pre-flight's warnings (the artist chose to go ahead; they still read what to fix)."""
     if errors:
         operator.report({"ERROR"}, errors[0])
         return {"CANCELLED"}
+    report_findings(operator, findings)
     count = len(request.specs)
     noun = "job" if count == 1 else "jobs"
     if request.batch is not None:

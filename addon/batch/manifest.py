@@ -27,7 +27,7 @@ from ..validation import InputError, clean_prompt
 from ..validation import show_value as show
 
 BATCH_KEYS = {"name", "mode", "backend", "target", "priority", "budget", "options_per_prompt", "seed", "theme",
-              "start_at"}
+              "start_at", "reserve"}
 ASSET_KEYS = {"prompt", "image", "images", "parts", "count", "name", "options"}
 VARIATION_KEYS = {"base", "list", "count", "options"}
 EXPORT_KEYS = {"folder", "per", "preset", "gltf"}
@@ -110,6 +110,8 @@ class Manifest:
     """[backends.<name>] tables, e.g. {"tripo": {"base_url": "http://127.0.0.1:8000"}}."""
     plan_concurrency: dict[str, int] = field(default_factory=dict)
     """[backends.<name>] concurrency: the tasks in flight the account's plan allows, per backend."""
+    reserve: float = 0.0
+    """[batch] reserve: credits this run leaves on the account for drafts (DESIGN: plan limits)."""
     text: str = ""
     """The manifest as read (its hash tells a resume whether it was edited)."""
 
@@ -340,6 +342,7 @@ def manifest_from_data(data: dict[str, Any], path: Path, known_backends: set[str
     priority = Priority[_choice(batch.get("priority", "normal"), "[batch] priority",
                                 ("high", "normal", "low")).upper()]
     budget = _number(batch["budget"], "[batch] budget", "a number of credits") if "budget" in batch else None
+    reserve = _number(batch.get("reserve", 0), "[batch] reserve", "a number of credits")
     options = _whole(batch.get("options_per_prompt", 1), "[batch] options_per_prompt", 1, MAX_OPTIONS)
     # Any TOML integer: seeds derive from it by a hash (addon/requests.py), always inside 0..2^31-1.
     seed = _whole(batch.get("seed", 1), "[batch] seed", -INT64, INT64 - 1, "(any that fits in 64 bits)")
@@ -393,7 +396,7 @@ def manifest_from_data(data: dict[str, Any], path: Path, known_backends: set[str
     return Manifest(path=path, name=name, mode=mode, backend=backend, target=target, priority=priority,
                     budget=budget, options_per_prompt=options, seed=seed, theme=theme, start_at=start_at,
                     assets=assets, finish=finish, export=export, backend_settings=backend_settings,
-                    plan_concurrency=plan_concurrency, text=text)
+                    plan_concurrency=plan_concurrency, reserve=reserve, text=text)
 
 
 def _assets(data: dict[str, Any], base: Path, default_options: int) -> list[PlannedAsset]:

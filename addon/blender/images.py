@@ -2,7 +2,9 @@
 RGBA arrays the engine's worker threads can read without `bpy`.
 
 Every check happens here, before a job is queued, so a bad image costs nothing on any backend: a
-missing, empty, unreadable or corrupt file, or a picture with no separable subject. Large images are
+missing, empty, unreadable or corrupt file, or, after the pre-flight (`addon/preflight.py`) on the pixels
+the backend will receive, whatever the chosen backend cannot use (a busy photo for the local engine).
+What it could use but may regret comes back as findings, for the artist to decide. Large images are
 downscaled, and the note says so; images too large to decode safely (a 48 KB PNG may declare 20000 x
 20000 px) are refused from their header (`imaging.header`), before Blender allocates anything.
 """
@@ -17,8 +19,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from .. import preflight
+from ..backends.base import InputLimits
 from ..imaging.header import HeaderError, ImageTooLarge, check_image
-from ..imaging.silhouette import NoSubject, extract
 from ..validation import InputError
 
 _log = logging.getLogger(__name__)
@@ -60,11 +63,18 @@ class PreparedImage:
     width: int
     height: int
     notes: list[str] = field(default_factory=list)
+    findings: list[preflight.Finding] = field(default_factory=list)
+    """The pre-flight's warnings and tips for this image on the chosen backend (errors were raised)."""
+
+
+SEPARABLE = InputLimits(needs_separable_subject=True)
+"""The strictest limits (the local engine's): what an image is checked against when no backend is named."""
 
 
 def prepare_image(path: str | Path, cache_dir: Path, max_px: int = MAX_INPUT_PX,
-                  require_subject: bool = True) -> PreparedImage:
-    """Read `path` with Blender, downscale past `max_px`, check it has a subject, save it as `.npy`."""
+                  limits: InputLimits = SEPARABLE, backend_label: str = "Local") -> PreparedImage:
+    """Read `path` with Blender, downscale past `max_px`, run the pre-flight for a backend with `limits`
+    (a hard error raises InputError), save the pixels as `.npy`."""
     source = Path(path)
     name = source.name
     if not source.is_file():
@@ -97,12 +107,11 @@ def prepare_image(path: str | Path, cache_dir: Path, max_px: int = MAX_INPUT_PX,
         bpy.data.images.remove(image)
     # Blender stores the bottom row first; the engine works top row first, as image files do.
     rgba = np.clip(pixels.reshape(height, width, 4)[::-1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if require_subject:
-        try:
-            extract(rgba)
-        except NoSubject as exc:
-            raise InputError(f"'{name}': {exc}") from exc
+    findings, _ = preflight.check_image(rgba, limits, name=f"'{name}'", backend_label=backend_label)
+    hard = preflight.errors(findings)
+    if hard:
+        raise InputError(f"'{name}': {hard[0].line}")
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / f"{digest}.npy"
     np.save(target, rgba)
-    return PreparedImage(str(source), str(target), width, height, notes)
+    return PreparedImage(str(source), str(target), width, height, notes, findings)

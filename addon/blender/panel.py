@@ -4,6 +4,7 @@ now (the operators' poll() and the panel's reason labels read the same sentence)
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,13 @@ from typing import Any
 import bpy
 from mathutils import Vector
 
+from .. import preflight
 from ..backends import registry
 from ..jobs import Mode, Priority
 from ..requests import PanelRequest, PreparedInput, Request, view_facing
-from ..validation import InputError, clean_negative_prompt, clean_prompt
+from ..validation import InputError
 from . import runtime
-from .images import prepare_image
+from .images import PreparedImage, prepare_image
 from .results import other_options, result_of, results_of
 
 _log = logging.getLogger(__name__)
@@ -61,17 +63,54 @@ def taken_names() -> set[str]:
     return names
 
 
-def queue(request: Request) -> list[str]:
+def affordability(request: Request) -> preflight.Affordable | None:
+    """How much of `request` the account pays for now: its balance as last read, less what Kiln has queued
+    or in flight there, less the reserve for drafts when it is production. None: no balance is known
+    (a backend without one, or not read yet), so nothing is held back here; the scheduler still keeps the
+    reserve once it reads the balance."""
+    if not request.specs or not runtime.is_running():
+        return None
+    spec = request.specs[0]
+    scheduler = runtime.scheduler()
+    backend = scheduler.backends.get(spec.backend)
+    pool = scheduler.credit_pool(spec.backend)
+    if backend is None or pool is None or pool.balance is None:
+        return None
+    left = pool.balance - pool.spent_since_read - pool.committed
+    return preflight.affordable([backend.estimate_credits(s) for s in request.specs], left, pool.reserve,
+                                draft=spec.mode is Mode.DRAFT)
+
+
+def queue(request: Request, only_affordable: bool = False) -> list[str]:
     """Hand a built request to the engine; returns the error messages of jobs that could not be queued.
-    Input the backend cannot start from (a text prompt on an image-only backend) queues nothing."""
+    A request the balance cannot pay for is not queued at all (its shortfall is the message), or, with
+    `only_affordable`, only its leading jobs that fit are (`request.specs` is cut to them, so the caller
+    reports what was really queued). Input the backend cannot start from (a text prompt on an image-only
+    backend) queues nothing."""
     refused = next(filter(None, (registry.input_problem(s.backend, s.kind.value) for s in request.specs)), None)
     if refused is not None:
         return [refused]
+    fit = affordability(request)
+    if fit is not None and not fit.fits:
+        if not only_affordable or fit.count == 0:
+            return [f"Not queued: {fit.message()}"]
+        del request.specs[fit.count :]
     scheduler = runtime.scheduler()
     if request.batch is not None:
         scheduler.add_batch(request.batch)
     jobs = scheduler.add_many(request.specs)
     return [job.error.message for job in jobs if job.error is not None]
+
+
+def credit_text(backend: str) -> str:
+    """"Available for production: 40 / reserved for drafts: 20" while a reserve is set and a balance is
+    known; empty otherwise (the balance line says the rest)."""
+    if not runtime.is_running():
+        return ""
+    pool = runtime.scheduler().credit_pool(backend)
+    if pool is None or pool.balance is None or pool.reserve <= 0:
+        return ""
+    return f"Available for production: {max(0.0, pool.available):g} / reserved for drafts: {pool.reserve:g}"
 
 
 # ---------------------------------------------------------------------------------------------- why not
@@ -82,14 +121,27 @@ NO_BASE_PROMPT = "Type the base prompt that every variation adds to"
 NO_PARTS = "Add the parts to the list first (head, torso, legs …)"
 
 
-def prompt_problem(prompt: str, negative_prompt: str = "") -> str | None:
-    """What the operator's own check would refuse in these prompts (empty, too long), said before the click."""
-    try:
-        clean_prompt(prompt)
-        clean_negative_prompt(negative_prompt)
-    except InputError as exc:
-        return str(exc)
-    return None
+@functools.lru_cache(maxsize=64)
+def prompt_findings(prompt: str, negative_prompt: str = "", backend: str = "", mode: str = "draft",
+                    target: str = "game") -> tuple[preflight.Finding, ...]:
+    """The pre-flight of a prompt, cached by its input: draw() and poll() ask on every redraw, and only a
+    changed prompt, backend, mode or target costs a check (a few regular expressions)."""
+    limits, label = preflight.limits_for(backend)
+    return tuple(preflight.check_prompt(prompt, limits, mode=mode, target=target,
+                                        negative_prompt=negative_prompt, backend_label=label))
+
+
+def scene_prompt_findings(settings: Any) -> tuple[preflight.Finding, ...]:
+    """The Generate panel's prompt as the panel's settings would send it."""
+    return prompt_findings(str(settings.prompt), str(settings.negative_prompt), str(settings.backend),
+                           str(settings.mode).lower(), str(settings.target).lower())
+
+
+def prompt_problem(prompt: str, negative_prompt: str = "", backend: str = "") -> str | None:
+    """What the operator's own check would refuse in these prompts (empty, too long for the backend),
+    said before the click."""
+    hard = preflight.errors(prompt_findings(" ".join(prompt.split()), " ".join(negative_prompt.split()), backend))
+    return hard[0].reason if hard else None
 
 
 def variations_problem(settings: Any) -> str | None:
@@ -100,7 +152,8 @@ def variations_problem(settings: Any) -> str | None:
         return NO_VARIATIONS
     if not base:
         return NO_BASE_PROMPT
-    return next(filter(None, (prompt_problem(f"{base} {v}", settings.negative_prompt) for v in variations)), None)
+    return next(filter(None, (prompt_problem(f"{base} {v}", settings.negative_prompt, str(settings.backend))
+                              for v in variations)), None)
 
 
 def parts_problem(settings: Any) -> str | None:
@@ -109,7 +162,7 @@ def parts_problem(settings: Any) -> str | None:
     parts = [item.text for item in settings.parts if item.text.strip()]
     if not parts:
         return NO_PARTS
-    return next(filter(None, (prompt_problem(f"{base} {p}") for p in parts)), None)
+    return next(filter(None, (prompt_problem(f"{base} {p}", "", str(settings.backend)) for p in parts)), None)
 
 
 def engine_problem() -> str | None:
@@ -219,13 +272,21 @@ def image_file(image: bpy.types.Image) -> Path:
     return path
 
 
-def prepare_reference(obj: bpy.types.Object, view: str = "image") -> PreparedInput:
+def prepare_for(path: str | Path, backend: str) -> PreparedImage:
+    """An image read, downscaled and pre-flighted for `backend` (its hard errors raise InputError)."""
+    limits, label = preflight.limits_for(backend)
+    return prepare_image(path, runtime.inputs_folder(), limits=limits, backend_label=label)
+
+
+def prepare_reference(obj: bpy.types.Object, view: str = "image", backend: str = "local"
+                      ) -> tuple[PreparedInput, list[preflight.Finding]]:
     """A selected reference empty as a request input: read and checked by Blender, named after the empty."""
     image: Any = obj.data  # the stubs type Object.data without Image, which image empties hold
     if not isinstance(image, bpy.types.Image):
         raise InputError(f"'{obj.name}' shows no image")
-    prepared = prepare_image(image_file(image), runtime.inputs_folder())
-    return PreparedInput(prepared.source, prepared.prepared, view=view, label=obj.name, beside=(obj.name,))
+    prepared = prepare_for(image_file(image), backend)
+    return (PreparedInput(prepared.source, prepared.prepared, view=view, label=obj.name, beside=(obj.name,)),
+            prepared.findings)
 
 
 def camera_subjects(scene: bpy.types.Scene) -> tuple[str, ...]:

@@ -40,7 +40,7 @@ def test_a_batch_that_would_eat_the_reserve_stops_at_it_and_drafts_still_run(san
         drain(engine)
         finished = [job for job in batch if job.state is JobState.FINISHED]
         skipped = [job for job in batch if job.state is JobState.FAILED]
-        assert len(finished) == 2 and len(skipped) == 3, ([(j.state, j.error) for j in batch], sandbox.state.timeline, engine.balances)
+        assert len(finished) == 2 and len(skipped) == 3, [(j.state, j.error) for j in batch]
         assert sandbox.state.balance == 60.0, "production stopped before the reserve"
         assert "50 reserved for drafts" in skipped[0].error.message
         assert "available for production" in skipped[0].error.message
