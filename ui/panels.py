@@ -13,24 +13,28 @@ from typing import Any
 
 import bpy
 
+from ..addon import preflight
 from ..addon.backends import registry
 from ..addon.blender import runtime
 from ..addon.blender.assets import catalog_hint
 from ..addon.blender.panel import (
+    affordability,
     backend_problem,
+    credit_text,
     export_problem,
     keep_option_problem,
     panel_request,
     parts_problem,
     promote_problem,
     prompt_problem,
+    scene_prompt_findings,
     scene_settings,
     selection_problem,
     taken_names,
     variations_problem,
 )
 from ..addon.blender.results import result_of
-from ..addon.requests import estimate, named_batch, text_request
+from ..addon.requests import Request, estimate, named_batch, text_request
 from .layout import labelled, prop_with_placeholder, text_field, wrapped_label
 from .preferences import refresh_engine_settings
 
@@ -102,6 +106,43 @@ def _balance_text(backend: str) -> str:
     return f"Balance: {value:g} credits"
 
 
+FINDING_ICONS = {preflight.Severity.ERROR: "ERROR", preflight.Severity.WARNING: "ERROR",
+                 preflight.Severity.TIP: "INFO"}
+MAX_FINDINGS_SHOWN = 3
+
+
+def _findings(layout: Any, context: bpy.types.Context, findings: Any) -> None:
+    """The pre-flight under the prompt: warnings, then tips, one wrapped line each (errors are the
+    greyed button's reason, written once below it)."""
+    shown = [f for f in findings if f.severity is not preflight.Severity.ERROR][:MAX_FINDINGS_SHOWN]
+    for finding in shown:
+        wrapped_label(layout, context, finding.line, icon=FINDING_ICONS[finding.severity])
+
+
+def _fits(context: bpy.types.Context, jobs: int) -> preflight.Affordable | None:
+    """Whether `jobs` text jobs with the panel's settings fit the balance (less the reserve): what the
+    operators' own check will find, said on the button."""
+    if not runtime.is_running() or jobs <= 0:
+        return None
+    panel = panel_request(context.scene, options=1, seed=1)
+    sample = text_request(panel, "estimate", ())
+    return affordability(Request(sample.batch, sample.specs[:1] * jobs))
+
+
+def _queue_button(layout: Any, context: bpy.types.Context, problem: str | None, operator: str, icon: str,
+                  text: str, jobs: int) -> None:
+    """A queueing button that says, when the balance cannot pay for all of it, how many jobs fit; pressing
+    it then queues those (`only_affordable`), and the shortfall is written under it."""
+    fit = _fits(context, jobs)
+    if fit is not None and not fit.fits and problem is None:
+        row = _greyed(layout, None if fit.count else fit.message())
+        set_props(row.operator(operator, icon=icon, text=f"Queue {fit.count} of {jobs} That Fit"),
+                  only_affordable=True)
+        wrapped_label(layout, context, fit.message(), icon="ERROR")
+        return
+    _greyed(layout, problem).operator(operator, icon=icon, text=text)
+
+
 def _start_text(hours: float) -> str:
     """When a held batch starts, with units and the clock time."""
     if hours <= 0:
@@ -145,6 +186,9 @@ class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
         balance = _balance_text(settings.backend)
         if balance:
             wrapped_label(layout, context, balance)
+        reserved = credit_text(str(settings.backend))
+        if reserved:
+            wrapped_label(layout, context, reserved)
         offline = info is not None and info.needs_network and not bpy.app.online_access
         if offline:
             wrapped_label(layout, context, "Online access is off: only Local runs", icon="INTERNET_OFFLINE")
@@ -155,20 +199,24 @@ class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
             labelled(split, settings, "texture_size", "Texture Size")
             layout.prop(settings, "finish_preset")
         text_field(layout, settings, "prompt", "Prompt", "wooden crate with iron bands")
+        if settings.prompt.strip():
+            _findings(layout, context, scene_prompt_findings(settings))
         row = layout.row(align=True)
         row.prop(settings, "options")
         row.prop(settings, "seed")
 
         refresh_engine_settings()  # a key exported or typed since the last draw counts now
         problem = backend_problem(str(settings.backend))
-        prompt = prompt_problem(settings.prompt, settings.negative_prompt)
-        _greyed(layout, prompt).operator("kiln.generate", icon="PLAY")
+        prompt = prompt_problem(settings.prompt, settings.negative_prompt, str(settings.backend))
+        _queue_button(layout, context, prompt, "kiln.generate", "PLAY", "Generate", settings.options)
         column = layout.column(align=True)
         column.operator("kiln.generate_from_camera", icon="CAMERA_DATA")
         split = column.split(factor=0.45, align=True)
         split.label(text="Capture with")
         split.prop(settings, "capture_engine", text="")
-        layout.operator("kiln.batch_images", icon="IMAGE_DATA")
+        row = layout.row(align=True)
+        set_props(row.operator("kiln.batch_images", icon="IMAGE_DATA"), skip_flagged=settings.skip_flagged_images)
+        row.prop(settings, "skip_flagged_images", text="", icon="FILTER")
         cost = _estimate(context, settings.options)
         if cost:
             wrapped_label(layout, context, f"Queues {jobs_text(settings.options)} per press, {cost}")
@@ -237,7 +285,7 @@ class KILN_PT_batch(_KilnPanel, bpy.types.Panel):
         problem = variations_problem(settings)
         cost = _estimate(context, jobs)
         text = f"Queue {jobs_text(jobs)}" + (f" \u00b7 {cost}" if cost else "")
-        _greyed(layout, backend or problem).operator("kiln.batch_prompts", icon="OUTLINER_COLLECTION", text=text)
+        _queue_button(layout, context, backend or problem, "kiln.batch_prompts", "OUTLINER_COLLECTION", text, jobs)
         if problem is not None:
             wrapped_label(layout, context, problem, icon="INFO")
         else:
@@ -248,7 +296,7 @@ class KILN_PT_batch(_KilnPanel, bpy.types.Panel):
         problem = parts_problem(settings)
         cost = _estimate(context, len(parts))
         text = f"Generate {len(parts)} Part{'' if len(parts) == 1 else 's'}" + (f" \u00b7 {cost}" if cost else "")
-        _greyed(layout, backend or problem).operator("kiln.generate_parts", icon="GROUP", text=text)
+        _queue_button(layout, context, backend or problem, "kiln.generate_parts", "GROUP", text, len(parts))
         if problem is not None:
             wrapped_label(layout, context, problem, icon="INFO")
         else:

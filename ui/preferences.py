@@ -33,6 +33,7 @@ def engine_settings(prefs: bpy.types.AddonPreferences | None) -> runtime.EngineS
              if entry.needs_network}
     plans = {name: plan for name, plan in plans.items() if plan}  # 0: the provider's declared limit
     config = SchedulerConfig(draft_reserved_slots=prefs.draft_reserved_slots,
+                             credit_reserve=float(prefs.credit_reserve),
                              concurrency_cap=prefs.concurrency_cap or None,
                              give_up_after_s=float(prefs.give_up_after_s), plan_concurrency=plans)
     values = {entry.name: {"api_key": getattr(prefs, entry.key_property) if entry.key_property else "",
@@ -99,6 +100,11 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
         name="Slots reserved for drafts",
         description="Concurrency slots per backend that production batches leave free, so a draft never waits",
         default=1, min=0, max=4, update=_settings_changed)
+    credit_reserve: bpy.props.FloatProperty(  # type: ignore[valid-type]
+        name="Reserve for drafts",
+        description="Credits production batches leave on each account, so a long batch never starves the drafts "
+                    "you want tomorrow (a manifest sets its own with [batch] reserve); 0: no reserve",
+        default=0.0, min=0.0, soft_max=10000.0, update=_settings_changed)
     finish_workers: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Finishing processes",
         description="Background Blender processes that finish Production results (remesh, bake, LODs) while "
@@ -137,6 +143,7 @@ class KILN_AddonPreferences(bpy.types.AddonPreferences):
         box.label(text="Scheduling", icon="SORTTIME")
         column = box.column()
         column.prop(self, "draft_reserved_slots")
+        column.prop(self, "credit_reserve")
         column.prop(self, "concurrency_cap")
         column.prop(self, "request_timeout_s")
         column.prop(self, "give_up_after_s")

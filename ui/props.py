@@ -73,6 +73,9 @@ class KILN_SceneSettings(bpy.types.PropertyGroup):
         name="Options", description="Variants to generate for this prompt, to choose from", default=1, min=1, max=4)
     seed: bpy.props.IntProperty(  # type: ignore[valid-type]
         name="Seed", description="0 picks a new random seed for every generation", default=0, min=0)
+    skip_flagged_images: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Skip Flagged Images", description="Generate from Images leaves out the images the pre-flight warns "
+        "about (busy background, cropped subject, blur …)", default=False)
     capture_engine: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Capture With", items=_CAPTURE_ITEMS, default="BLENDER_WORKBENCH")
     batch_base: bpy.props.StringProperty(  # type: ignore[valid-type]
