@@ -214,9 +214,9 @@ class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
         split = column.split(factor=0.45, align=True)
         split.label(text="Capture with")
         split.prop(settings, "capture_engine", text="")
-        row = layout.row(align=True)
-        set_props(row.operator("kiln.batch_images", icon="IMAGE_DATA"), skip_flagged=settings.skip_flagged_images)
-        row.prop(settings, "skip_flagged_images", text="", icon="FILTER")
+        column = layout.column(align=True)
+        set_props(column.operator("kiln.batch_images", icon="IMAGE_DATA"), skip_flagged=settings.skip_flagged_images)
+        column.prop(settings, "skip_flagged_images", text="Skip Flagged")
         cost = _estimate(context, settings.options)
         if cost:
             wrapped_label(layout, context, f"Queues {jobs_text(settings.options)} per press, {cost}")
