@@ -380,7 +380,7 @@ def check_image(rgba: npt.NDArray[np.uint8], limits: InputLimits, *, name: str =
             extract((small * 255.0 + 0.5).astype(np.uint8))
         except NoSubject as exc:
             findings.append(Finding(Severity.ERROR, "no_separable_subject",
-                                    f"{backend_label} cannot separate the subject: {exc}",
+                                    f"{exc} ({backend_label} needs a subject it can separate)",
                                     "use a subject on a plain background, or an image with transparency"))
     if measures.alpha == "none" and measures.background_edges > BUSY_EDGES:
         if not errors(findings):  # the engine's own refusal already says it

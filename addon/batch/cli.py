@@ -39,6 +39,7 @@ from .plan import (
     BatchOptions,
     Plan,
     Runner,
+    check_balance,
     check_budget,
     check_outputs,
     check_start,
@@ -355,7 +356,7 @@ def _run(options: BatchOptions, runner: Runner, online_access: bool, backends: M
     if options.dry_run:
         if options.json:
             return EXIT_OK, plan_json(manifest, assets, plan.estimated_credits, plan)
-        describe_plan(manifest, assets, plan.estimated_credits, sys.stdout)
+        describe_plan(manifest, assets, plan.estimated_credits, sys.stdout, plan)
         return EXIT_OK, None
     progress = Progress(total=len(plan.specs), quiet=options.quiet)
     if getattr(signal.getsignal(signal.SIGINT), "fired", False):
@@ -394,6 +395,7 @@ def _check_and_prepare(options: BatchOptions, runner: Runner, online_access: boo
         return manifest, assets, None
     plan = runner.prepare(manifest, assets, options, backend, settings)
     check_budget(manifest, plan.estimated_credits)
+    check_balance(manifest, plan)
     return manifest, assets, plan
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from .. import preflight
 from ..backends.base import Backend
 from ..backends.registry import BackendSettings
-from ..jobs import JobSpec, JobView
+from ..jobs import JobSpec, JobView, Mode
 from ..naming import asset_name
 from .manifest import ExportSettings, Manifest, ManifestError, PlannedAsset, job_count, resolve_path
 
@@ -74,6 +75,10 @@ class Plan:
     """out/<batch>/.kiln/: journal, prepared inputs, scratch."""
     export_dir: Path | None = None
     export: ExportSettings | None = None
+    findings: dict[str, list[preflight.Finding]] = field(default_factory=dict)
+    """Asset label → the pre-flight's warnings and tips on its prompt and images (errors stopped the run)."""
+    balance: float | None = None
+    """The account's balance, read before anything was created (None: the backend has none)."""
 
 
 class ProgressSink(Protocol):
@@ -183,6 +188,19 @@ def check_budget(manifest: Manifest, estimated: float) -> None:
                             f"{estimated:g} credits for this run")
 
 
+def check_balance(manifest: Manifest, plan: Plan) -> None:
+    """The run's estimate against the account's balance, less `[batch] reserve` for a production run
+    (drafts may spend the reserve): short, and the run stops here, before the first create (exit 2). A
+    balance below zero (a provider that lets the account go negative) affords nothing."""
+    estimates = [plan.backend.estimate_credits(spec) for spec in plan.specs]
+    fit = preflight.affordable(estimates, plan.balance, manifest.reserve, draft=manifest.mode is Mode.DRAFT)
+    if not fit.fits:
+        key = "[batch] reserve" if manifest.reserve and plan.balance is not None and \
+            fit.needed <= plan.balance else "[batch] backend"
+        raise ManifestError(key, f"the account cannot pay for this run: {fit.message()}; top up, lower "
+                            "[batch] reserve, or run fewer assets (--shard)")
+
+
 def check_start(manifest: Manifest, wait: bool, now: float) -> None:
     if manifest.start_at is None or wait:
         return
@@ -193,11 +211,23 @@ def check_start(manifest: Manifest, wait: bool, now: float) -> None:
 
 
 # -------------------------------------------------------------------------------------------- dry run
-def describe_plan(manifest: Manifest, assets: list[PlannedAsset], cost: float, stream: TextIO) -> None:
+def describe_plan(manifest: Manifest, assets: list[PlannedAsset], cost: float, stream: TextIO,
+                  plan: Plan | None = None) -> None:
     stream.write(f"batch {manifest.name}: {len(assets)} asset(s), {job_count(manifest, assets)} job(s) on "
                  f"{manifest.backend} ({manifest.mode.value}), estimated {cost:g} credits\n")
+    if plan is not None and plan.balance is not None:
+        kept = f", {manifest.reserve:g} reserved for drafts" if manifest.reserve else ""
+        stream.write(f"  balance {plan.balance:g} credits{kept}\n")
     for asset in assets:
-        stream.write(f"  {asset_label(manifest, asset)}  {asset.kind:9s} {asset_what(asset)}\n")
+        label = asset_label(manifest, asset)
+        stream.write(f"  {label}  {asset.kind:9s} {asset_what(asset)}\n")
+        for finding in (plan.findings.get(label, []) if plan is not None else []):
+            stream.write(f"      {finding.severity.value}: {finding.line}\n")
+    if plan is not None and plan.findings:
+        warned = sum(1 for found in plan.findings.values() if preflight.warnings(found))
+        if warned:
+            stream.write(f"pre-flight: {warned} of {len(assets)} asset(s) have warnings (they will run; "
+                         "fix them first to spend credits on inputs that work)\n")
 
 
 def plan_json(manifest: Manifest, assets: list[PlannedAsset], cost: float, plan: Plan) -> dict[str, Any]:
@@ -205,7 +235,9 @@ def plan_json(manifest: Manifest, assets: list[PlannedAsset], cost: float, plan:
     return {
         "batch": manifest.name, "mode": manifest.mode.value, "backend": manifest.backend,
         "assets": [{"asset": asset_label(manifest, a), "kind": a.kind, "what": asset_what(a), "options": a.options,
-                    "jobs": a.jobs} for a in assets],
+                    "jobs": a.jobs, "preflight": [f.to_json() for f in plan.findings.get(asset_label(manifest, a), [])]}
+                   for a in assets],
+        "balance": plan.balance, "reserve": manifest.reserve,
         "totals": {"assets": len(assets), "jobs": job_count(manifest, assets), "estimated_credits": cost},
         "output": {"folder": str(plan.out), "exports": str(plan.export_dir) if plan.export_dir else None},
     }

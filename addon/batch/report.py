@@ -39,8 +39,10 @@ def totals(entries: Sequence[dict[str, Any]], wall_s: float, reimported: int = 0
 
 def assemble(*, batch: str, manifest: str, mode: str, backend: str, interrupted: bool,
              entries: list[dict[str, Any]], wall_s: float, output: dict[str, Any], reimported: int = 0,
-             shard: tuple[int, int] = (1, 1), resume: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The report document (report.json, and stdout under --json)."""
+             shard: tuple[int, int] = (1, 1), resume: dict[str, Any] | None = None,
+             preflight: dict[str, list[dict[str, str]]] | None = None) -> dict[str, Any]:
+    """The report document (report.json, and stdout under --json). `preflight`: asset → the pre-flight's
+    findings on its inputs (severity, code, reason, fix), as the dry run listed them."""
     document: dict[str, Any] = {
         "batch": batch, "manifest": manifest, "mode": mode, "backend": backend,
         "shard": f"{shard[0]}/{shard[1]}", "interrupted": interrupted,
@@ -50,6 +52,8 @@ def assemble(*, batch: str, manifest: str, mode: str, backend: str, interrupted:
     }
     if resume is not None:
         document["resume"] = resume
+    if preflight:
+        document["preflight"] = preflight
     return document
 
 

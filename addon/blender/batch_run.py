@@ -23,8 +23,9 @@ from typing import Any
 
 import bpy
 
+from .. import preflight
 from ..backends import registry
-from ..backends.base import Backend, BackendError
+from ..backends.base import Backend, BackendError, InputLimits
 from ..backends.registry import BackendSettings
 from ..batch import report as batch_report
 from ..batch.manifest import Manifest, ManifestError, PlannedAsset
@@ -94,9 +95,15 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
     if exports is not None and not options.dry_run:
         _make_folder(exports, "--export-dir" if options.export_dir is not None else "[export] folder")
     specs: list[JobSpec] = []
+    findings: dict[str, list[preflight.Finding]] = {}
+    limits, label = preflight.limits_for(manifest.backend)
     for asset in assets:
         try:
-            specs += specs_for(manifest, asset, work / "inputs")
+            found = prompt_preflight(manifest, asset, limits, label)
+            asset_specs, image_findings = specs_for(manifest, asset, work / "inputs", limits, label)
+            specs += asset_specs
+            if found or image_findings:
+                findings[asset_name(manifest.name, asset.index)] = found + image_findings
         except InputError as exc:
             raise ManifestError(f"asset[{asset.index + 1}]", str(exc)) from exc
         except OSError as exc:
@@ -111,8 +118,28 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
             backend.verify()  # a wrong key or an unreachable host stops the run before anything is spent
         except BackendError as exc:
             raise ManifestError("[batch] backend", f"{manifest.backend}: {exc.message}") from exc
+    try:
+        balance = backend.balance()  # headless: nothing else runs yet, so the run may wait for this answer
+    except BackendError as exc:
+        raise ManifestError("[batch] backend", f"{manifest.backend}: cannot read the balance: {exc.message}") \
+            from exc
     return Plan(specs, sum(backend.estimate_credits(s) for s in specs), backend, out, work, exports,
-                export_settings(manifest, options))
+                export_settings(manifest, options), findings, balance)
+
+
+def prompt_preflight(manifest: Manifest, asset: PlannedAsset, limits: InputLimits, label: str
+                     ) -> list[preflight.Finding]:
+    """The pre-flight of every prompt an asset sends; its first hard error raises InputError."""
+    prompts = [" ".join(f"{asset.prompt} {part}".split()) for part in asset.parts] if asset.parts else \
+        [asset.prompt] if asset.prompt else []
+    found: dict[str, preflight.Finding] = {}
+    for prompt in prompts:
+        for finding in preflight.check_prompt(prompt, limits, mode=manifest.mode.value, target=manifest.target,
+                                              backend_label=label):
+            if finding.severity is preflight.Severity.ERROR:
+                raise InputError(f"prompt: {finding.line}")
+            found.setdefault(finding.code, finding)
+    return list(found.values())
 
 
 _held: FolderLock | None = None
@@ -183,16 +210,20 @@ def batch_spec(manifest: Manifest) -> BatchSpec:
                           manifest_text=manifest.text)
 
 
-def specs_for(manifest: Manifest, asset: PlannedAsset, inputs: Path) -> list[JobSpec]:
-    """One asset's specs, through the same request builder as every button."""
+def specs_for(manifest: Manifest, asset: PlannedAsset, inputs: Path, limits: InputLimits,
+              label: str) -> tuple[list[JobSpec], list[preflight.Finding]]:
+    """One asset's specs, through the same request builder as every button, and its images' findings
+    (pre-flighted for the manifest's backend: only what it cannot use stops the run)."""
     images = []
+    findings: list[preflight.Finding] = []
     for view, path in asset.images:
-        prepared = prepare_image(path, inputs)
+        prepared = prepare_image(path, inputs, limits=limits, backend_label=label)
         images.append(PreparedInput(prepared.source, prepared.prepared, view=view, label=Path(path).stem))
+        findings += prepared.findings
     return manifest_asset_specs(
         batch_spec(manifest), kind=asset.kind, index=asset.index, name=asset_name(manifest.name, asset.index),
         base_seed=manifest.seed, prompt=asset.prompt, images=images, parts=asset.parts, options=asset.options,
-        face_budget=manifest.finish.face_budget if manifest.finish else 0)
+        face_budget=manifest.finish.face_budget if manifest.finish else 0), findings
 
 
 def _save(path: Path) -> None:
@@ -224,7 +255,7 @@ def run(manifest: Manifest, plan: Plan, options: BatchOptions, progress: Progres
         bpy.ops.wm.open_mainfile(filepath=str(blend))
     else:
         bpy.ops.wm.read_homefile(use_empty=True)
-    config = SchedulerConfig(draft_reserved_slots=0, concurrency_cap=options.jobs,
+    config = SchedulerConfig(draft_reserved_slots=0, concurrency_cap=options.jobs, credit_reserve=manifest.reserve,
                              plan_concurrency=dict(manifest.plan_concurrency),
                              give_up_after_s=options.give_up_after_s)
     scheduler = runtime.start(package, backends=[plan.backend], config=config, journal_dir=plan.work,
@@ -516,4 +547,6 @@ def build_report(manifest: Manifest, jobs: list[JobView], plan: Plan, options: B
                                  backend=manifest.backend, interrupted=interrupted, entries=entries,
                                  wall_s=time.monotonic() - started, output=output,
                                  reimported=resumed.reimported, shard=options.shard,
-                                 resume=resumed.to_json() if options.resume else None)
+                                 resume=resumed.to_json() if options.resume else None,
+                                 preflight={asset: [f.to_json() for f in found]
+                                            for asset, found in plan.findings.items()})
