@@ -117,3 +117,51 @@ def test_a_headless_batch_beyond_the_balance_or_the_reserve_exits_2_before_any_c
     plan = json.loads(capsys.readouterr().out)
     assert [f["code"] for f in plan["assets"][0]["preflight"]] == ["busy_background"]
     assert plan["assets"][0]["preflight"][0]["severity"] == "warning" and sandbox.state.creates == 0
+
+
+def test_the_camera_capture_is_checked_before_it_renders(runtime: ModuleType) -> None:
+    import math
+
+    import bpy
+
+    framing = engine("blender.framing")
+    bpy.ops.wm.read_homefile()  # the default scene: a cube in front of the camera
+    scene = bpy.context.scene
+    try:
+        assert framing.framing_findings(scene) == []
+        cube = bpy.data.objects["Cube"]
+        cube.scale = (0.03, 0.03, 0.03)
+        bpy.context.view_layer.update()
+        assert [f.code for f in framing.framing_findings(scene)] == ["camera_subject_small"]
+        scene.camera.rotation_euler = (0.0, math.pi, 0.0)  # looking up at the empty sky
+        bpy.context.view_layer.update()
+        assert [f.code for f in framing.framing_findings(scene)] == ["camera_empty"]
+        captures = engine("blender.capture").capture_folder()
+        before = sorted(captures.glob("*")) if captures.exists() else []
+        with pytest.raises(RuntimeError, match="sees nothing"):
+            bpy.ops.kiln.generate_from_camera()
+        assert (sorted(captures.glob("*")) if captures.exists() else []) == before, "nothing was rendered"
+    finally:
+        bpy.ops.wm.read_homefile(use_empty=True)
+
+
+def disc_png(path: Path, centres: list[tuple[int, int]]) -> Path:
+    rows, cols = np.mgrid[:256, :256]
+    image = np.full((256, 256, 4), 240, np.uint8)
+    image[..., 3] = 255
+    for x, y in centres:
+        image[(cols - x) ** 2 + (rows - y) ** 2 < 40**2, :3] = (60, 40, 30)
+    path.write_bytes(engine("imaging.png").encode_png(image))
+    return path
+
+
+def test_a_batch_of_images_is_summarised_and_flagged_ones_can_be_skipped(runtime: ModuleType, tmp_path: Path
+                                                                         ) -> None:
+    import bpy
+
+    disc_png(tmp_path / "one.png", [(128, 128)])
+    disc_png(tmp_path / "pair.png", [(70, 128), (186, 128)])  # two subjects: a warning, even for Local
+    files = [{"name": "one.png"}, {"name": "pair.png"}]
+    assert bpy.ops.kiln.batch_images(directory=str(tmp_path), files=files, skip_flagged=True) == {"FINISHED"}
+    assert [Path(job.spec.image_paths[0]).name for job in runtime.scheduler().views()] == ["one.png"]
+    assert runtime.run_until_done(timeout=60)

@@ -70,6 +70,14 @@ def test_a_plan_concurrency_per_backend_is_read(tmp_path: Path) -> None:
     assert load_manifest(write(tmp_path, text), {"local"}).plan_concurrency == {"local": 3}
 
 
+def test_a_credit_reserve_is_read_and_defaults_to_none(tmp_path: Path) -> None:
+    text = '[batch]\nname = "b"\nreserve = 50\n[[asset]]\nprompt = "x"'
+    assert load_manifest(write(tmp_path, text), {"local"}).reserve == 50.0
+    assert load_manifest(write(tmp_path, text.replace("reserve = 50\n", "")), {"local"}).reserve == 0.0
+    with pytest.raises(ManifestError, match=r"\[batch\] reserve: must be a number of credits ≥ 0"):
+        load_manifest(write(tmp_path, text.replace("50", "-1")), {"local"})
+
+
 def test_budget_below_the_estimate_is_refused() -> None:
     manifest = load_manifest(EXAMPLES / "demo.toml", {"local"})
     manifest.budget = 20

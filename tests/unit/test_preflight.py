@@ -170,3 +170,15 @@ def test_what_fits_the_balance_less_the_reserve() -> None:
     assert affordable([20.0] * 3, balance=60.0, reserve=0.0, draft=False).fits
     assert affordable([20.0], balance=-5.0, reserve=0.0, draft=True).count == 0, "a negative balance affords nothing"
     assert affordable([20.0] * 9, balance=None, reserve=50.0, draft=False).fits, "no balance: nothing to hold"
+
+
+def test_report_json_carries_the_findings_per_asset() -> None:
+    from addon.batch.report import assemble
+
+    finding = check_image(busy(), TRIPO)[0][0]
+    document = assemble(batch="b", manifest="m.toml", mode="production", backend="tripo", interrupted=False,
+                        entries=[], wall_s=0.0, output={}, preflight={"b_001": [finding.to_json()]})
+    assert document["preflight"]["b_001"] == [{"severity": "warning", "code": "busy_background",
+                                               "reason": finding.reason, "fix": finding.fix}]
+    assert "preflight" not in assemble(batch="b", manifest="m.toml", mode="draft", backend="local",
+                                       interrupted=False, entries=[], wall_s=0.0, output={})
