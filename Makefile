@@ -89,6 +89,7 @@ bench: venv
 	$(PY) bench/soak_bench.py
 	$(PY) bench/finish_bench.py
 	$(PY) bench/ray_bench.py
+	$(PY) bench/preflight_bench.py
 
 clean:
 	rm -rf $(VENV) $(VENV_42) dist .pytest_cache .mypy_cache .ruff_cache tests/tools/node_modules
