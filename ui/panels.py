@@ -26,6 +26,7 @@ from ..addon.blender.panel import (
     panel_request,
     parts_problem,
     promote_problem,
+    prompt_findings,
     prompt_problem,
     scene_prompt_findings,
     scene_settings,
@@ -117,6 +118,17 @@ def _findings(layout: Any, context: bpy.types.Context, findings: Any) -> None:
     shown = [f for f in findings if f.severity is not preflight.Severity.ERROR][:MAX_FINDINGS_SHOWN]
     for finding in shown:
         wrapped_label(layout, context, finding.line, icon=FINDING_ICONS[finding.severity])
+
+
+def _list_warning(layout: Any, context: bpy.types.Context, settings: Any, base: str, items: Any) -> None:
+    """The first pre-flight warning among the prompts a list sends (each prompt's check is cached)."""
+    for item in items:
+        prompt = " ".join(f"{base} {item.text}".split())
+        found = preflight.warnings(prompt_findings(prompt, str(settings.negative_prompt), str(settings.backend),
+                                                   str(settings.mode).lower(), str(settings.target).lower()))
+        if found:
+            wrapped_label(layout, context, found[0].line, icon="ERROR")
+            return
 
 
 def _fits(context: bpy.types.Context, jobs: int) -> preflight.Affordable | None:
@@ -290,6 +302,7 @@ class KILN_PT_batch(_KilnPanel, bpy.types.Panel):
             wrapped_label(layout, context, problem, icon="INFO")
         else:
             wrapped_label(layout, context, _sends(base, settings.variations))
+            _list_warning(layout, context, settings, base, variations)
 
         _list(layout, settings, "parts", "Parts")
         parts = [p for p in settings.parts if p.text.strip()]
