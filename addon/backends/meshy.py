@@ -38,6 +38,7 @@ from .base import (
     BackendError,
     Capabilities,
     ConcurrencyRefused,
+    InputLimits,
     TaskStatus,
     TaskUpdate,
     unknown_task_message,
@@ -178,6 +179,8 @@ class MeshyBackend(Backend):
         typical_latency_s={},  # Meshy's priors are in scheduling/eta.py, TASK_PRIORS_S
         paced_polling=True,
         streams=50,  # Meshy documents no limit on open streams; SchedulerConfig.max_streams bounds Kiln's
+        # A longer prompt is refused before the click (it was cut at 600 here); Meshy has no negative prompt.
+        limits=InputLimits(prompt_max_chars=600, negative_prompt_max_chars=0),
     )
 
     def __init__(self, api_key: str, base_url: str, *, online: Callable[[], bool] = lambda: True,

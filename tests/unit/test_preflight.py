@@ -10,12 +10,13 @@ import pytest
 from addon import preflight
 from addon.backends.base import InputLimits
 from addon.backends.local import LocalBackend
+from addon.backends.meshy import MeshyBackend
 from addon.backends.tripo import TripoBackend
 from addon.preflight import Severity, affordable, check_image, check_prompt, specificity
 
 TRIPO = TripoBackend.capabilities.limits
 LOCAL = LocalBackend.capabilities.limits
-MESHY_LIKE = InputLimits(prompt_max_chars=600)
+MESHY = MeshyBackend.capabilities.limits
 Image = npt.NDArray[np.uint8]
 
 
@@ -37,7 +38,7 @@ def test_a_specific_prompt_scores_high_and_a_vague_one_gets_concrete_suggestions
 
 
 @pytest.mark.parametrize(("limits", "length", "code"), [(TRIPO, 1025, "prompt_too_long"),
-                                                        (MESHY_LIKE, 601, "prompt_too_long")])
+                                                        (MESHY, 601, "prompt_too_long")])
 def test_the_hard_prompt_limit_is_the_backends(limits: InputLimits, length: int, code: str) -> None:
     long = ("wooden crate " * 200)[:length]
     assert codes(check_prompt(long, limits))[code] is Severity.ERROR
