@@ -19,7 +19,7 @@ from typing import Any
 
 from ..http import HttpClient, image_part, retry_after
 from ..jobs import JobKind, JobSpec, Mode
-from .base import Backend, BackendError, Capabilities, TaskStatus, TaskUpdate, unknown_task_message
+from .base import Backend, BackendError, Capabilities, InputLimits, TaskStatus, TaskUpdate, unknown_task_message
 
 _log = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ class RodinBackend(Backend):
         typical_latency_s={"draft": 60.0, "production": 180.0},
         input_kinds=frozenset({"text", "image", "multiview"}),
         paced_polling=False,  # watch paces itself: one status request per task per poll interval
+        # No negative prompt in Rodin's create; it separates the subject of a photo itself.
+        limits=InputLimits(negative_prompt_max_chars=0),
     )
 
     def __init__(self, api_key: str, base_url: str, *, online: Callable[[], bool] = lambda: True,

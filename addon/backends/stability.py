@@ -25,7 +25,7 @@ from typing import Any
 
 from ..http import HttpClient, image_part, retry_after
 from ..jobs import JobKind, JobSpec, Mode
-from .base import Backend, BackendError, Capabilities, TaskStatus, TaskUpdate
+from .base import Backend, BackendError, Capabilities, InputLimits, TaskStatus, TaskUpdate
 
 _log = logging.getLogger(__name__)
 
@@ -114,6 +114,8 @@ class StabilityBackend(Backend):
         concurrency={"default": 8},
         typical_latency_s={"draft": 2.0, "production": 3.0},  # SF3D: 0.5 s model time, plus upload and network
         input_kinds=frozenset({"image"}),
+        # foreground_ratio crops to the subject it finds; the request has no prompt of any kind.
+        limits=InputLimits(negative_prompt_max_chars=0),
     )
 
     def __init__(self, api_key: str, base_url: str, *, scratch_dir: Path | None = None,
