@@ -93,11 +93,7 @@ def inflate(mask: BoolArray, grid: int, height_m: float = 1.0) -> InflateResult:
     cells_h, cells_w = cells.shape
 
     distance = distance_to_outline(cells)
-    # Corner (i, j) touches cells (i-1, j-1), (i-1, j), (i, j-1), (i, j).
-    padded = np.pad(cells, 1)
-    touching = np.stack([padded[:-1, :-1], padded[:-1, 1:], padded[1:, :-1], padded[1:, 1:]])
-    used = touching.any(axis=0)
-    interior = touching.all(axis=0)
+    used, interior = corner_masks(cells)
     padded_distance = np.pad(distance, 1)
     around = np.stack([padded_distance[:-1, :-1], padded_distance[:-1, 1:],
                        padded_distance[1:, :-1], padded_distance[1:, 1:]])
@@ -112,15 +108,8 @@ def inflate(mask: BoolArray, grid: int, height_m: float = 1.0) -> InflateResult:
     subject_rows = 2 * (int(r[-1]) - int(r[0]) + 1)
     cell_size = height_m / subject_rows
 
-    # Vertices: every used corner on the front; interior corners again on the back (the outline is shared).
-    front_index = np.full(used.shape, -1, np.int64)
-    front_index[used] = np.arange(int(used.sum()))
-    back_index = front_index.copy()
-    back_count = int(interior.sum())
-    back_index[interior] = int(used.sum()) + np.arange(back_count)
-
-    ci, cj = np.nonzero(used)
-    bi, bj = np.nonzero(interior)
+    shell = shell_topology(cells, used, interior)
+    ci, cj, bi, bj = shell.front_i, shell.front_j, shell.back_i, shell.back_j
     all_i = np.concatenate([ci, bi]).astype(np.float32)
     all_j = np.concatenate([cj, bj]).astype(np.float32)
     depth = np.concatenate([-height_cells[ci, cj], height_cells[bi, bj]]).astype(np.float32)
@@ -130,6 +119,46 @@ def inflate(mask: BoolArray, grid: int, height_m: float = 1.0) -> InflateResult:
     positions[:, 2] -= positions[:, 2].min()
     # The image's own coordinates (glTF's v runs down from the top), in the full grid.
     uvs = np.stack([(all_j / 2 + c0) / grid_w, (all_i / 2 + r0) / grid_h], axis=1).astype(np.float32)
+    triangles = shell.triangles
+    normals = vertex_normals(positions, triangles)
+    return InflateResult(Shape(positions, normals, uvs, triangles), int(cells.sum()) // 4, (cells_h, cells_w))
+
+
+@dataclass
+class ShellTopology:
+    """A closed shell over a cell mask: front vertices at every used corner, back vertices at the interior
+    corners only (the outline is shared), and the triangles of both sides. Vertex k < len(front_i) is the
+    front vertex at corner (front_i[k], front_j[k]); the rest are back vertices at (back_i, back_j)."""
+
+    front_i: npt.NDArray[np.int64]
+    front_j: npt.NDArray[np.int64]
+    back_i: npt.NDArray[np.int64]
+    back_j: npt.NDArray[np.int64]
+    triangles: npt.NDArray[np.uint32]
+
+
+def corner_masks(cells: BoolArray) -> tuple[BoolArray, BoolArray]:
+    """Corners (one more row and column than `cells`) touching any cell (`used`) and only cells (`interior`).
+    Corner (i, j) touches cells (i-1, j-1), (i-1, j), (i, j-1), (i, j)."""
+    padded = np.pad(cells, 1)
+    touching = np.stack([padded[:-1, :-1], padded[:-1, 1:], padded[1:, :-1], padded[1:, 1:]])
+    return touching.any(axis=0), touching.all(axis=0)
+
+
+def shell_topology(cells: BoolArray, used: BoolArray, interior: BoolArray) -> ShellTopology:
+    """The triangles of a closed shell over `cells`, a mask meshed on a 2x finer grid than its subject
+    (see `inflate`), so every triangle touches an interior corner: the shell is closed and manifold, with
+    front and back apart wherever they are given different depths.
+    Seen from the front (-Y, or the camera), column right and row down, the front winds counter-clockwise."""
+    # Vertices: every used corner on the front; interior corners again on the back (the outline is shared).
+    front_index = np.full(used.shape, -1, np.int64)
+    front_index[used] = np.arange(int(used.sum()))
+    back_index = front_index.copy()
+    back_count = int(interior.sum())
+    back_index[interior] = int(used.sum()) + np.arange(back_count)
+
+    ci, cj = np.nonzero(used)
+    bi, bj = np.nonzero(interior)
 
     cell_i, cell_j = np.nonzero(cells)
     a, b = (cell_i, cell_j), (cell_i, cell_j + 1)
@@ -147,8 +176,7 @@ def inflate(mask: BoolArray, grid: int, height_m: float = 1.0) -> InflateResult:
                     np.stack([np.stack([ba, bc, bd], 1), np.stack([ba, bb, bc], 1)], 1),
                     np.stack([np.stack([ba, bb, bd], 1), np.stack([bb, bc, bd], 1)], 1)).reshape(-1, 3)
     triangles = np.concatenate([front, back]).astype(np.uint32)
-    normals = vertex_normals(positions, triangles)
-    return InflateResult(Shape(positions, normals, uvs, triangles), int(cells.sum()) // 4, (cells_h, cells_w))
+    return ShellTopology(ci, cj, bi, bj, triangles)
 
 
 def smooth_heights(heights: npt.NDArray[Any], interior: BoolArray, passes: int = 4) -> npt.NDArray[np.float32]:
