@@ -38,7 +38,11 @@ BESIDE = "beside"
 subject)."""
 CAPTURE = "capture"
 """Spec parameter of a camera job: `camera` (object name) and `objects` (names of what it captured), so
-the result stands beside its subject, facing the camera."""
+the result stands beside its subject, facing the camera; for the local engine also `depth` (below)."""
+CAPTURE_DEPTH = "depth"
+"""Key in `capture`: the depth the camera measured (a `.npz` of `backends/local/depth.py`). Only the local
+engine gets it; it builds the subject's solid at its real size and world orientation from it, so that
+result keeps the subject's heading instead of being turned to face the camera."""
 
 DEFAULT_PRESET = "game"
 TEXTURE_SIZES = (512, 1024, 2048, 4096)
@@ -270,20 +274,36 @@ def camera_title(camera: str) -> str:
     return f"Camera: {camera}"
 
 
-def camera_request(panel: PanelRequest, image: PreparedInput, camera: str, taken: Iterable[str]) -> Request:
+def camera_request(panel: PanelRequest, image: PreparedInput, camera: str, taken: Iterable[str],
+                   depth: str = "") -> Request:
     """Generate from Camera: one job from the camera's render; the subject is `camera_<camera name>`, and
-    the job is titled "Camera: <camera name>" (its input is a capture file whose path means nothing)."""
+    the job is titled "Camera: <camera name>" (its input is a capture file whose path means nothing).
+    `depth`: the camera's depth capture, for the local engine."""
     subject = f"camera_{camera}"
     taken = set(taken)
     batch = panel_batch(panel, subject, taken)
     names = _Names(taken)
     label = names.asset(batch.name, 0, 1)[0] if batch else names.draft(subject, 1)[0]
     params = JobSpec.make_params(_panel_params(panel, extra={
-        PREPARED_IMAGES: (image.prepared,), CAPTURE: {"camera": camera, "objects": list(image.beside)},
+        PREPARED_IMAGES: (image.prepared,), CAPTURE: capture_param(camera, image.beside, depth),
         TITLE: camera_title(camera)}))
     spec = JobSpec(kind=JobKind.IMAGE, backend=panel.backend, mode=panel.mode, image_paths=(image.source,),
                    params=params, batch=batch.name if batch else "", seed=_seeds(panel, 1)[0], name=label)
     return Request(batch, [spec])
+
+
+def capture_param(camera: str, objects: Iterable[str], depth: str = "") -> dict[str, Any]:
+    """The `capture` parameter of a camera job (see CAPTURE)."""
+    capture: dict[str, Any] = {"camera": camera, "objects": list(objects)}
+    if depth:
+        capture[CAPTURE_DEPTH] = depth
+    return capture
+
+
+def depth_capture(params: dict[str, Any]) -> str:
+    """The depth capture a job's parameters carry, or "" (not a camera job, or not for the local engine)."""
+    capture = params.get(CAPTURE)
+    return str(dict(capture).get(CAPTURE_DEPTH) or "") if capture is not None else ""
 
 
 def parts_request(panel: PanelRequest, prefix: str, parts: Sequence[str], taken: Iterable[str]) -> Request:

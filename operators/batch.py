@@ -9,7 +9,7 @@ from pathlib import Path
 import bpy
 
 from ..addon import preflight
-from ..addon.blender.capture import capture_camera, capture_folder
+from ..addon.blender.capture import capture_camera, capture_depth, capture_folder
 from ..addon.blender.framing import framing_findings
 from ..addon.blender.panel import (
     camera_subjects,
@@ -265,6 +265,10 @@ class KILN_OT_generate_from_camera(bpy.types.Operator):
                 raise InputError(hard[0].line)
             path, seconds = capture_camera(scene, capture_folder(), settings.capture_engine)
             prepared = prepare_for(path, info.name)
+            depth = ""
+            if info.name == "local":  # the local engine builds from the scene's depth; providers get the image
+                depth_path, depth_seconds = capture_depth(scene, capture_folder())
+                depth, seconds = str(depth_path), seconds + depth_seconds
         except InputError as exc:
             message = str(exc)
             if "no subject" in message or "fills the whole frame" in message:
@@ -273,7 +277,8 @@ class KILN_OT_generate_from_camera(bpy.types.Operator):
             return {"CANCELLED"}
         image = PreparedInput(prepared.source, prepared.prepared, label=f"camera_{camera.name}",
                               beside=camera_subjects(scene))
-        request = camera_request(panel_request(scene, backend=info.name), image, camera.name, taken_names())
+        request = camera_request(panel_request(scene, backend=info.name), image, camera.name, taken_names(),
+                                 depth=depth)
         return report_queued(self, request, queue(request),
                              f"the camera view (captured in {seconds * 1000:.0f} ms)", framing + prepared.findings)
 

@@ -33,7 +33,7 @@ from ..placement import (
     translate,
     union,
 )
-from ..requests import BESIDE, CAPTURE
+from ..requests import BESIDE, CAPTURE, depth_capture
 
 _log = logging.getLogger(__name__)
 
@@ -227,9 +227,12 @@ def capture_of(job: Job) -> tuple[bpy.types.Object, list[str]] | None:
     return camera, [str(name) for name in info.get("objects", ())]
 
 
-def place_for_camera(root: bpy.types.Object, camera: bpy.types.Object, subject_names: list[str]) -> bool:
+def place_for_camera(root: bpy.types.Object, camera: bpy.types.Object, subject_names: list[str],
+                     turn: bool = True) -> bool:
     """Stand a just imported result upright beside what the camera captured, turned to face the camera
-    (its front, -Y, towards the lens). Returns False when no captured object is left to stand beside."""
+    (its front, -Y, towards the lens), or with `turn` off as it came (a solid built from the scene's depth
+    is already in world orientation, facing where its subject faces). Returns False when no captured
+    object is left to stand beside."""
     boxes = SceneBoxes(root)
     subject = {_top(bpy.data.objects[name]) for name in subject_names if name in bpy.data.objects}
     subject_box = union(box for obj in subject if obj != root and (box := boxes.asset(obj)) is not None)
@@ -240,9 +243,12 @@ def place_for_camera(root: bpy.types.Object, camera: bpy.types.Object, subject_n
     right = axes @ Vector((1.0, 0.0, 0.0))
     if math.hypot(right.x, right.y) < 1e-6:  # a camera rolled on its side: its up is sideways
         right = axes @ Vector((0.0, 1.0, 0.0))
-    location = place_beside(boxes.obstacles(root), any_heading(local), subject_box, (right.x, right.y, 0.0))
+    footprint = any_heading(local) if turn else local
+    location = place_beside(boxes.obstacles(root), footprint, subject_box, (right.x, right.y, 0.0))
     lens = camera.matrix_world.translation
     root.location = location
+    if not turn:
+        return True
     root.rotation_mode = "XYZ"  # glTF imports come in quaternion mode, which ignores rotation_euler
     root.rotation_euler = (0.0, 0.0, facing_angle(location, (lens.x, lens.y, lens.z)))
     return True
@@ -266,7 +272,7 @@ def place_beside_objects(root: bpy.types.Object, names: Sequence[str], option: i
 def place_new_result(root: bpy.types.Object, job: Job, collection: bpy.types.Collection) -> None:
     """Where a freshly imported result goes (promoted and part results are placed by their own rules)."""
     capture = capture_of(job)
-    if capture is not None and place_for_camera(root, *capture):
+    if capture is not None and place_for_camera(root, *capture, turn=not depth_capture(job.spec.params_dict)):
         return
     beside = job.spec.params_dict.get(BESIDE)
     if beside and place_beside_objects(root, [str(n) for n in beside], job.spec.option):

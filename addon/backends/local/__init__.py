@@ -30,8 +30,9 @@ from ...imaging.silhouette import NoSubject, Silhouette, extract
 from ...jobs import JobKind, JobSpec, Mode
 from ...modes import PREPARED_IMAGES
 from ...modes import VIEWS as VIEWS_PARAM
+from ...requests import depth_capture
 from ..base import Backend, BackendError, Capabilities, InputLimits, TaskStatus, TaskUpdate
-from . import text
+from . import depth, text
 from .hull import VIEWS, carve, surface
 from .inflate import inflate
 
@@ -68,6 +69,8 @@ def generate(spec: JobSpec, out_dir: Path) -> LocalResult:
         raise BackendError("input_missing", f"a prepared input image is gone from the cache: {exc}") from exc
     if not images:
         raise BackendError("unsupported_input", "no prepared image: load images through Kiln so they can be read")
+    if spec.kind is JobKind.IMAGE and depth_capture(spec.params_dict):
+        return generate_camera(spec, images[0], depth_capture(spec.params_dict), out_dir)
     if spec.kind is JobKind.IMAGE:
         return generate_image(spec, images[0], out_dir)
     views = list(spec.params_dict.get(VIEWS_PARAM, VIEWS[: len(images)]))
@@ -166,6 +169,47 @@ def generate_multiview(spec: JobSpec, images: dict[str, npt.NDArray[np.uint8]], 
     files = _write(out_dir, "visual_hull", parts, materials, metadata, spec.mode, textures, spec.seed)
     notes = [note for s in silhouettes.values() for note in s.notes]
     return LocalResult(files, metadata, notes)
+
+
+# ------------------------------------------------------------------ camera capture with depth (depth.py)
+DEPTH_STEP = {Mode.DRAFT: 2, Mode.PRODUCTION: 1}
+"""Draft builds from every second depth sample (a quarter of the work), Production from all of them."""
+DEPTH_SAMPLES = {Mode.DRAFT: 48, Mode.PRODUCTION: 96}
+"""Steps along each ray that place the unseen back."""
+
+
+def generate_camera(spec: JobSpec, rgba: npt.NDArray[np.uint8], depth_path: str, out_dir: Path) -> LocalResult:
+    """The captured subject's solid from the depth the camera measured (`depth.build`), in world units and
+    world orientation, with the camera's image projected on it."""
+    try:
+        capture = depth.load(depth_path)
+    except OSError as exc:
+        raise BackendError("input_missing", f"the camera's depth capture is gone from the cache: {exc}") from exc
+    except (ValueError, KeyError) as exc:
+        raise BackendError("bad_input", f"the camera's depth capture cannot be read: {exc}") from exc
+    capture = depth.downsample(capture, DEPTH_STEP[spec.mode])
+    try:
+        result = depth.build(capture, DEPTH_SAMPLES[spec.mode])
+    except ValueError as exc:
+        raise BackendError("no_subject", "the camera sees nothing to generate from (empty view)") from exc
+    texture = _texture(_window_crop(rgba, capture.window), TEXTURE_SIZE[spec.mode])
+    material = Material("camera", (1.0, 1.0, 1.0, 1.0), 0.0, 0.8, texture_png=encode_png(texture))
+    shape = result.shape
+    parts = [MeshPart(shape.positions, shape.normals, shape.uvs, shape.indices, 0)]
+    metadata: dict[str, Any] = {"matched": None, "engine": ENGINE_VERSION, "mask_source": "depth",
+                                "depth_samples": result.cells, "grid": list(capture.depth.shape)}
+    files = _write(out_dir, "camera_depth", parts, [material], metadata, spec.mode, {0: texture}, spec.seed)
+    return LocalResult(files, metadata)
+
+
+def _window_crop(rgba: npt.NDArray[np.uint8], window: tuple[float, float, float, float]) -> npt.NDArray[np.uint8]:
+    """The captured image cut to the depth grid's window (u, v as shares of the frame, v up)."""
+    height, width = rgba.shape[:2]
+    u0, u1, v0, v1 = window
+    top, bottom = round((1.0 - v1) * height), round((1.0 - v0) * height)
+    left, right = round(u0 * width), round(u1 * width)
+    return rgba[top : max(bottom, top + 1), left : max(right, left + 1)]
+# ------------------------------------------------------------------ end of camera capture with depth
 
 
 def _subject_crop(rgba: npt.NDArray[np.uint8], silhouette: Silhouette) -> npt.NDArray[np.uint8]:
