@@ -23,6 +23,7 @@ the subject faces.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,33 @@ FORMAT = 1
 """Version of the `.npz` a capture writes; a capture of another version is refused, not misread."""
 
 MIN_DEPTH_RATIO = 0.5
-"""A subject is at least this deep (along the view) as a share of its smaller visible side."""
+"""A subject seen steeply from above is at least this tall, as a share of its smaller visible side."""
+
+DEPTH_PRIOR = 1.0
+"""A subject is assumed at least as deep as its typical width across the view (the median over its
+height, so ears and handles do not count), unless the camera shows it deeper or what it saw is flat."""
+PRIOR_SLICES = 16
+FLAT_RATIO = 0.03
+"""Seen points whose least spread is below this share of their largest lie in one plane."""
 
 STEEP = 0.85
 """A camera whose view axis points down more steeply than this (the cosine to straight down, about 58
 degrees below the horizon) cannot see how tall a subject is; it is assumed `MIN_DEPTH_RATIO` as tall as
 its smaller side, at least."""
+
+SYMMETRY_POINTS = 800
+"""Seen points a candidate mirror plane is tried on."""
+BILATERAL_STEP = 5.0
+BILATERAL_SPREAD = 60.0
+"""Degrees between candidate left-right planes, and how far their normal may turn from the camera's
+right (a plane facing the camera would mirror front onto an unseen back, which nothing contradicts)."""
+SYMMETRY_OFFSETS = 21
+"""Candidate positions of each plane across what was seen."""
+MIN_SYMMETRY_SCORE = 0.3
+"""Below this the subject shows no left-right symmetry, and only the front-back mirror closes it."""
+
+SLACK_CELLS = 1.5
+"""Depth difference, in cells, within which a point counts as on the surface the camera saw."""
 
 BISECTIONS = 6
 """Halvings of the last step along a ray, to place the back precisely."""
@@ -161,8 +183,11 @@ class DepthResult:
     """World-space positions; UVs over the capture's window (v down from the top, as glTF)."""
     cells: int
     """Depth samples on the subject."""
-    centre: tuple[float, float]
-    """The vertical axis (world X, Y) the back was mirrored about."""
+    views: tuple[tuple[Mirror, ...], ...]
+    """The virtual cameras that closed the unseen side, each the real one mirrored about these planes in
+    turn: left-right and front-back when a left-right plane fitted, else both together (a turn)."""
+    symmetry: float
+    """How well the left-right plane fitted (see `_bilateral`)."""
     floor: float
     """The lowest world Z the solid reaches (the lowest point the camera saw)."""
 
@@ -216,6 +241,115 @@ def _fill_new_cells(depth: FloatArray, added: BoolArray) -> FloatArray:
     return filled
 
 
+@dataclass(frozen=True)
+class Mirror:
+    """A vertical mirror plane: points p with p.xy . normal == offset."""
+
+    normal: tuple[float, float]
+    offset: float
+
+    def apply(self, points: npt.NDArray[Any]) -> FloatArray:
+        n = np.asarray(self.normal, np.float32)
+        distance = points[..., :2] @ n - self.offset
+        out = np.array(points, np.float32, copy=True)
+        out[..., :2] -= 2.0 * distance[..., None] * n
+        return out
+
+
+def _judge(capture: DepthCapture, depth: FloatArray, points: npt.NDArray[Any]
+           ) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """Where the camera would put points: on the surface it saw, hidden behind it, or contradicting
+    what it saw (in front of the surface, or in empty space it looked at), with `SLACK_CELLS` of slack:
+    the nearest sample stands for a whole cell, which may slope steeply away from the camera."""
+    m_rows, m_cols, m_depth = capture.project(points)
+    height, width = depth.shape
+    r_idx, c_idx = np.floor(m_rows), np.floor(m_cols)
+    on_grid = (r_idx >= 0) & (r_idx < height) & (c_idx >= 0) & (c_idx < width) & (m_depth > 0)
+    r_safe = np.clip(np.nan_to_num(r_idx, nan=-1), 0, height - 1).astype(np.int64)
+    c_safe = np.clip(np.nan_to_num(c_idx, nan=-1), 0, width - 1).astype(np.int64)
+    seen = np.where(on_grid, depth[r_safe, c_safe], np.inf)
+    slack = SLACK_CELLS * capture.pixel_size(m_depth)
+    hit = np.isfinite(seen)
+    surface: BoolArray = hit & (np.abs(m_depth - seen) <= slack)
+    hidden: BoolArray = hit & (m_depth > seen + slack)
+    return surface, hidden, ~(surface | hidden)
+
+
+def _bilateral(capture: DepthCapture, depth: FloatArray, visible: FloatArray, right: FloatArray,
+               rng: np.random.Generator) -> tuple[Mirror, float]:
+    """The vertical mirror plane that best maps what the camera saw onto what it saw (left onto right,
+    so the normal stays within `BILATERAL_SPREAD` of the camera's right): most points landing on the
+    seen surface, fewest contradicting it. Returns the plane and its score (share on the surface less
+    twice the share contradicting). A coarse search, then a fine one around the best."""
+    sample = visible[rng.choice(len(visible), min(len(visible), SYMMETRY_POINTS), replace=False)]
+    base = float(np.degrees(np.arctan2(right[1], right[0])))
+    angles = base + np.arange(-BILATERAL_SPREAD, BILATERAL_SPREAD + 1e-6, BILATERAL_STEP)
+    extent = float(np.abs(sample[:, :2] - sample[:, :2].mean(axis=0)).max())
+    centre = sample[:, :2].mean(axis=0)
+    offsets = np.linspace(-extent, extent, SYMMETRY_OFFSETS)
+    best, score = _best_mirror(capture, depth, sample, centre, angles, offsets)
+    gap = offsets[1] - offsets[0]
+    fine_angles = best[0] + np.linspace(-BILATERAL_STEP, BILATERAL_STEP, 11)
+    fine_offsets = best[1] + np.linspace(-gap, gap, 11)
+    (angle, offset), score = _best_mirror(capture, depth, sample, centre, fine_angles, fine_offsets)
+    normal = np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))], np.float32)
+    return Mirror((float(normal[0]), float(normal[1])), float(centre @ normal + offset)), score
+
+
+def _best_mirror(capture: DepthCapture, depth: FloatArray, sample: FloatArray, centre: FloatArray,
+                 angles: npt.NDArray[Any], offsets: npt.NDArray[Any]) -> tuple[tuple[float, float], float]:
+    """Score every (angle in degrees, offset from `centre`) plane on `sample`; the best and its score."""
+    grid_a, grid_o = np.meshgrid(np.radians(angles), offsets, indexing="ij")
+    normals = np.stack([np.cos(grid_a.ravel()), np.sin(grid_a.ravel())], axis=1).astype(np.float32)
+    planes = (normals @ centre + grid_o.ravel()).astype(np.float32)
+    distance = sample[None, :, :2] @ normals[:, :, None]
+    mirrored = np.broadcast_to(sample, (len(normals), *sample.shape)).copy()
+    mirrored[..., :2] -= 2.0 * (distance - planes[:, None, None]) * normals[:, None, :]
+    surface, _hidden, contradiction = _judge(capture, depth, mirrored)
+    scores = surface.mean(axis=1) - 2.0 * contradiction.mean(axis=1)
+    best = int(np.argmax(scores))
+    return (float(np.degrees(grid_a.ravel()[best])), float(grid_o.ravel()[best])), float(scores[best])
+
+
+def _perpendicular(normal: tuple[float, float], forward: FloatArray) -> tuple[float, float]:
+    """The horizontal direction across `normal`, pointing away from the camera."""
+    across = np.array([-normal[1], normal[0]], np.float32)
+    across *= 1.0 if float(across @ forward) >= 0 else -1.0
+    return (float(across[0]), float(across[1]))
+
+
+def _middle(visible: FloatArray, rim: BoolArray, side: Mirror, forward: FloatArray) -> float:
+    """Where the front-back plane goes, along its normal (away from the camera). Each estimate can only
+    fall short (the camera sees the front half at most), so the furthest wins: the rim's median (what a
+    side view shows), the middle of what was seen (a top seen whole), and the depth prior: as deep as
+    its typical width across the view (the median over heights), unless what was seen is flat."""
+    normal = np.asarray(_perpendicular(side.normal, forward), np.float32)
+    along = visible[:, :2] @ normal
+    estimates = [float(np.median(along[rim])) if rim.any() else float(along.mean()),
+                 float(along.min() + along.max()) / 2]
+    if not _flat(visible):
+        estimates.append(float(along.min()) + DEPTH_PRIOR * _typical_width(visible, side) / 2)
+    return max(estimates)
+
+
+def _typical_width(visible: FloatArray, side: Mirror) -> float:
+    """The median, over `PRIOR_SLICES` slices of height, of the seen width across `side`'s normal."""
+    across = visible[:, :2] @ np.asarray(side.normal, np.float32)
+    heights = visible[:, 2]
+    edges = np.linspace(float(heights.min()), float(heights.max()) + 1e-6, PRIOR_SLICES + 1)
+    slot = np.clip(np.searchsorted(edges, heights, side="right") - 1, 0, PRIOR_SLICES - 1)
+    widths = [float(across[slot == k].max() - across[slot == k].min()) for k in range(PRIOR_SLICES)
+              if (slot == k).any()]
+    return float(np.median(widths))
+
+
+def _flat(visible: FloatArray) -> bool:
+    """Whether what was seen lies in one plane (a panel, a wall, a sign): its least spread is tiny."""
+    centred = visible - visible.mean(axis=0)
+    spreads = np.linalg.svd(centred[:: max(1, len(centred) // 2000)], compute_uv=False)
+    return bool(spreads[-1] < FLAT_RATIO * spreads[0])
+
+
 def build(capture: DepthCapture, samples: int = 96) -> DepthResult:
     """The closed solid for a depth capture (see the module's docstring); `samples` steps along each ray
     decide where the back is. Raises ValueError when the camera saw nothing."""
@@ -229,72 +363,89 @@ def build(capture: DepthCapture, samples: int = 96) -> DepthResult:
     rows, cols = np.nonzero(mask)
     front_z = depth[rows, cols]
     visible = capture.points(rows + 0.5, cols + 0.5, front_z)
-
-    # The vertical axis the virtual camera turns about, and the floor.
     forward, right = _horizontal_axes(capture.camera_to_world)
-    along, across = visible[:, :2] @ forward, visible[:, :2] @ right
     rim = _rim(mask)[rows, cols]
+
+    # Left and right: the best mirror plane through what was seen. Front and back: the plane across it.
+    side, score = _bilateral(capture, depth, visible, right, np.random.default_rng(0))
+    back = Mirror(_perpendicular(side.normal, forward), _middle(visible, rim, side, forward))
+    across = visible[:, :2] @ np.asarray(side.normal, np.float32)
+    along = visible[:, :2] @ np.asarray(back.normal, np.float32)
     size_across = float(across.max() - across.min())
     size_up = float(visible[:, 2].max() - visible[:, 2].min())
-    centre_across = float(across.min() + across.max()) / 2
     size_along = float(along.max() - along.min())
-    # Each estimate of the middle along the view can only fall short (it sees the front half at most):
-    # the rim's median (a side view), the middle of what was seen (a top seen whole), the depth prior.
-    centre_along = max(float(np.median(along[rim])) if rim.any() else float(along.mean()),
-                       float(along.min() + along.max()) / 2,
-                       float(along.min()) + MIN_DEPTH_RATIO * min(size_across, size_up) / 2)
-    centre = forward * centre_along + right * centre_across
     floor = float(visible[:, 2].min())
     if -capture.camera_to_world[2, 2] < -STEEP:  # looking steeply down: heights hide behind the top
         floor = min(floor, float(visible[:, 2].max()) - MIN_DEPTH_RATIO * min(size_across, size_along))
+    floor -= 0.5 * float(np.median(capture.pixel_size(front_z)))  # the lowest sample's cell reaches lower
     subject_size = max(size_across, size_up, 1e-6)
+    if score >= MIN_SYMMETRY_SCORE:
+        views: tuple[tuple[Mirror, ...], ...] = ((side,), (back,))
+    else:  # no left-right symmetry: the back is the front turned about the vertical axis through the middle
+        across_right = visible[:, :2] @ right
+        middle = Mirror((float(right[0]), float(right[1])), float(across_right.min() + across_right.max()) / 2)
+        views = ((middle, Mirror(_perpendicular(middle.normal, forward), _middle(visible, rim, middle, forward))),)
 
-    # March each ray on from the surface it hit while the virtual camera agrees it is inside, then find
-    # where it leaves by bisection within the last step (the back lands within reach/samples/2^6).
+    # March each ray on from the surface it hit; a point is inside while every mirror image of it is
+    # hidden from the camera or on what it saw, and it is above the floor. The back is the last such
+    # step (gaps between are filled), placed by bisection within a step.
     reach = 2.0 * max(size_across, size_up, size_along)
-    step = reach / samples
-    steps = np.arange(1, samples + 1, dtype=np.float32) * step
     ray_rows, ray_cols = (rows + 0.5)[:, None], (cols + 0.5)[:, None]
-    # The lowest sample stands for a cell reaching half a cell lower.
-    floor -= 0.5 * float(np.median(capture.pixel_size(front_z)))
-    inside = _agreed(capture, depth, centre, floor, ray_rows, ray_cols, front_z[:, None] + steps[None, :])
-    # The first step that leaves the solid ends the ray's run (a second run would be another part).
-    first_out = np.where(inside.all(axis=1), samples, np.argmin(inside, axis=1))
-    low = front_z + first_out * step - step  # inside (or the front itself)
-    high = low + step  # outside, or the end of the reach
-    open_end = first_out == samples
-    for _ in range(BISECTIONS):
-        middle = (low + high) / 2
-        agreed = _agreed(capture, depth, centre, floor, ray_rows, ray_cols, middle[:, None])[:, 0]
-        low, high = np.where(agreed, middle, low), np.where(agreed, high, middle)
-    back_z = np.where(open_end, front_z + reach, low)
+
+    def agreed(points: FloatArray) -> BoolArray:
+        result: BoolArray = points[..., 2] >= floor
+        for view in views:
+            moved = points
+            for mirror in view:
+                moved = mirror.apply(moved)
+            result &= ~_judge(capture, depth, moved)[2]
+        return result
+
+    back_z = _march(capture, ray_rows, ray_cols, front_z, reach, samples, agreed)
+    if len(views) == 2:
+        # The mirror images of the back-closed solid count too: a part the camera could not see (an ear
+        # behind the head) is there when its mirror twin was seen, whatever the front-back guess says.
+        back = np.full(mask.shape, -np.inf, np.float32)
+        back[rows, cols] = back_z
+
+        def in_solid(points: FloatArray) -> BoolArray:
+            m_rows, m_cols, m_depth = capture.project(points)
+            r_idx, c_idx = np.floor(m_rows), np.floor(m_cols)
+            height, width = mask.shape
+            on_grid = (r_idx >= 0) & (r_idx < height) & (c_idx >= 0) & (c_idx < width)
+            r_safe = np.clip(np.nan_to_num(r_idx, nan=-1), 0, height - 1).astype(np.int64)
+            c_safe = np.clip(np.nan_to_num(c_idx, nan=-1), 0, width - 1).astype(np.int64)
+            slack = 0.5 * capture.pixel_size(m_depth)
+            inside: BoolArray = on_grid & (m_depth >= depth[r_safe, c_safe] - slack) \
+                & (m_depth <= back[r_safe, c_safe] + slack)
+            return inside
+
+        side = views[0][0]
+        back_z = np.maximum(back_z, _march(capture, ray_rows, ray_cols, front_z, reach, samples,
+                                           lambda points: in_solid(side.apply(points)) & (points[..., 2] >= floor)))
     back_z = np.maximum(back_z, front_z + MIN_THICKNESS_RATIO * subject_size).astype(np.float32)
 
     shape = _shell(capture, mask, depth, rows, cols, back_z)
-    return DepthResult(shape, int(mask.sum()), (float(centre[0]), float(centre[1])), floor)
+    return DepthResult(shape, int(mask.sum()), views, score, floor)
 
 
-def _agreed(capture: DepthCapture, depth: FloatArray, centre: npt.NDArray[Any], floor: float,
-            rows: npt.NDArray[Any], cols: npt.NDArray[Any], ray_z: npt.NDArray[Any]) -> BoolArray:
-    """Whether points along the camera's rays (at `ray_z`) may be inside the subject as the virtual
-    camera sees it (the real camera turned 180 degrees about the vertical axis through `centre`): the
-    point turned the other way must fall on the subject in the depth map and not in front of its surface,
-    and it must not be below `floor`."""
-    points = capture.points(rows, cols, ray_z)
-    turned = points.copy()
-    turned[..., 0] = 2 * centre[0] - points[..., 0]
-    turned[..., 1] = 2 * centre[1] - points[..., 1]
-    m_rows, m_cols, m_depth = capture.project(turned)
-    height, width = depth.shape
-    r_idx, c_idx = np.floor(m_rows), np.floor(m_cols)
-    on_grid = (r_idx >= 0) & (r_idx < height) & (c_idx >= 0) & (c_idx < width)
-    r_safe = np.clip(np.nan_to_num(r_idx, nan=-1), 0, height - 1).astype(np.int64)
-    c_safe = np.clip(np.nan_to_num(c_idx, nan=-1), 0, width - 1).astype(np.int64)
-    seen = depth[r_safe, c_safe]
-    # One cell of slack: the nearest sample stands for a whole cell, which may slope by 45 degrees.
-    behind = m_depth >= seen - capture.pixel_size(m_depth)
-    agreed: BoolArray = on_grid & np.isfinite(seen) & behind & (points[..., 2] >= floor)
-    return agreed
+def _march(capture: DepthCapture, rows: npt.NDArray[Any], cols: npt.NDArray[Any], front_z: FloatArray,
+           reach: float, samples: int, inside: Callable[[FloatArray], BoolArray]) -> FloatArray:
+    """How far each ray (through grid positions `rows`, `cols`, hitting the surface at `front_z`) runs
+    inside the solid: to the last of `samples` steps over `reach` that is `inside` (gaps between count
+    as inside), refined by bisection within the step after it."""
+    step = reach / samples
+    steps = np.arange(1, samples + 1, dtype=np.float32) * step
+    flags = inside(capture.points(rows, cols, front_z[:, None] + steps[None, :]))
+    last_in = np.where(flags.any(axis=1), samples - 1 - np.argmax(flags[:, ::-1], axis=1), -1)
+    low = front_z + (last_in + 1) * step  # inside (or the front itself)
+    high = low + step  # outside, or past the reach
+    for _ in range(BISECTIONS):
+        middle = (low + high) / 2
+        ok = inside(capture.points(rows, cols, middle[:, None]))[:, 0]
+        low, high = np.where(ok, middle, low), np.where(ok, high, middle)
+    result: FloatArray = low.astype(np.float32)
+    return result
 
 
 def _corner_values(values: FloatArray, mask: BoolArray) -> FloatArray:
