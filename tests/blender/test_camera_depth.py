@@ -94,8 +94,10 @@ def front_intervals(tree: object, half_width: float, height: float) -> np.ndarra
     return out
 
 
-def compare(source: object, result: object) -> tuple[float, float]:
-    """Front-view silhouette IoU and depth IoU (overlap of the solid along each ray over its union)."""
+def compare(source: object, result: object) -> dict[str, float]:
+    """IoUs in the front view: the silhouette; the depth map (the relief in front of a common far plane,
+    which is what a depth camera in front would measure); and the whole solid (the overlap of the
+    stretch each ray spends inside either, which also judges the back the capture never saw)."""
     source_tree, source_size, _ = world_tree(source)
     result_tree, result_size, _ = world_tree(result)
     half_width = max(source_size[0], result_size[0]) / 2 * 1.05
@@ -104,13 +106,21 @@ def compare(source: object, result: object) -> tuple[float, float]:
     b = front_intervals(result_tree, half_width, height)
     hit_a, hit_b = ~np.isnan(a[..., 0]), ~np.isnan(b[..., 0])
     silhouette = float((hit_a & hit_b).sum() / max(1, (hit_a | hit_b).sum()))
+    far = float(np.nanmax([np.nanmax(a[..., 1]), np.nanmax(b[..., 1])]))
+    relief_a = np.where(hit_a, far - a[..., 0], 0.0)
+    relief_b = np.where(hit_b, far - b[..., 0], 0.0)
+    depth = float(np.minimum(relief_a, relief_b).sum() / max(1e-9, np.maximum(relief_a, relief_b).sum()))
     length_a = np.where(hit_a, a[..., 1] - a[..., 0], 0.0)
     length_b = np.where(hit_b, b[..., 1] - b[..., 0], 0.0)
-    both = hit_a & hit_b
-    overlap = np.where(both, np.minimum(a[..., 1], b[..., 1]) - np.maximum(a[..., 0], b[..., 0]), 0.0)
+    overlap = np.where(hit_a & hit_b, np.minimum(a[..., 1], b[..., 1]) - np.maximum(a[..., 0], b[..., 0]), 0.0)
     overlap = np.clip(np.nan_to_num(overlap), 0.0, None)
-    depth = float(overlap.sum() / max(1e-9, (length_a + length_b - overlap).sum()))
-    return silhouette, depth
+    solid = float(overlap.sum() / max(1e-9, (length_a + length_b - overlap).sum()))
+    return {"silhouette": silhouette, "depth": depth, "solid": solid}
+
+
+SOLID_FLOOR = {"cube": 0.85, "cylinder": 0.85, "suzanne": 0.75}
+"""The whole solid includes the back no single view shows. A box or a cylinder is what the mirror planes
+assume; a head is not the same behind as in front (nor underneath), so Suzanne keeps a lower bar."""
 
 
 def capture_from_camera(runtime: ModuleType, kind: str, angle: str) -> tuple[object, object]:
@@ -130,13 +140,15 @@ def capture_from_camera(runtime: ModuleType, kind: str, angle: str) -> tuple[obj
 def test_a_camera_capture_on_the_local_engine_has_the_subjects_shape_size_and_heading(
         runtime: ModuleType, kind: str, angle: str) -> None:
     source, result = capture_from_camera(runtime, kind, angle)
-    silhouette, depth = compare(source, result)
-    print(f"camera_local_iou {kind} {angle}: silhouette {silhouette:.3f} depth {depth:.3f}", world_tree(source)[1:], world_tree(result)[1:], result.get("kiln_triangles"))
-    assert silhouette >= 0.85, f"front-view silhouette IoU {silhouette:.3f}"
-    assert depth >= 0.85, f"front-view depth IoU {depth:.3f}"
+    iou = compare(source, result)
+    print(f"camera_local_iou {kind} {angle}: " + " ".join(f"{k} {v:.3f}" for k, v in iou.items()))
+    assert iou["silhouette"] >= 0.85, f"front-view silhouette IoU {iou['silhouette']:.3f}"
+    assert iou["depth"] >= 0.85, f"front-view depth-map IoU {iou['depth']:.3f}"
+    assert iou["solid"] >= SOLID_FLOOR[kind], f"front-view solid IoU {iou['solid']:.3f}"
     # Upright, world-oriented (not turned to the camera), beside its subject rather than inside it.
     assert tuple(result.rotation_euler) == (0.0, 0.0, 0.0)  # type: ignore[attr-defined]
     _, source_size, source_base = world_tree(source)
     _, result_size, result_base = world_tree(result)
     assert math.dist(source_base, result_base) > max(source_size[0], source_size[1]) / 2
     assert result_base[2] == pytest.approx(source_base[2], abs=0.1), "it stands on the subject's floor"
+    assert result_size == pytest.approx(source_size, rel=0.1), "the subject's real size, in metres"

@@ -68,6 +68,9 @@ SLACK_CELLS = 1.5
 """Depth difference, in cells, within which a point counts as on the surface the camera saw."""
 
 BISECTIONS = 6
+
+GAP_SHARE = 0.15
+"""Along a ray, a gap of up to this share of the reach between two inside stretches is filled."""
 """Halvings of the last step along a ray, to place the back precisely."""
 
 MIN_THICKNESS_RATIO = 0.01
@@ -437,7 +440,13 @@ def _march(capture: DepthCapture, rows: npt.NDArray[Any], cols: npt.NDArray[Any]
     step = reach / samples
     steps = np.arange(1, samples + 1, dtype=np.float32) * step
     flags = inside(capture.points(rows, cols, front_z[:, None] + steps[None, :]))
-    last_in = np.where(flags.any(axis=1), samples - 1 - np.argmax(flags[:, ::-1], axis=1), -1)
+    # Close gaps of up to GAP_SHARE of the reach (a hidden ear joins its head; the surface itself counts
+    # as inside), then the run from the surface ends the ray.
+    index = np.arange(samples)
+    before = np.maximum.accumulate(np.where(flags, index, -1), axis=1)
+    after = np.minimum.accumulate(np.where(flags, index, samples)[:, ::-1], axis=1)[:, ::-1]
+    closed = flags | ((after < samples) & (after - before - 1 <= GAP_SHARE * samples))
+    last_in = np.where(closed.all(axis=1), samples - 1, np.argmin(closed, axis=1) - 1)
     low = front_z + (last_in + 1) * step  # inside (or the front itself)
     high = low + step  # outside, or past the reach
     for _ in range(BISECTIONS):
