@@ -408,8 +408,8 @@ def build(capture: DepthCapture, samples: int = 96) -> DepthResult:
     if len(views) == 2:
         # The mirror images of the back-closed solid count too: a part the camera could not see (an ear
         # behind the head) is there when its mirror twin was seen, whatever the front-back guess says.
-        back = np.full(mask.shape, -np.inf, np.float32)
-        back[rows, cols] = back_z
+        far = np.full(mask.shape, -np.inf, np.float32)
+        far[rows, cols] = back_z
 
         def in_solid(points: FloatArray) -> BoolArray:
             m_rows, m_cols, m_depth = capture.project(points)
@@ -420,7 +420,7 @@ def build(capture: DepthCapture, samples: int = 96) -> DepthResult:
             c_safe = np.clip(np.nan_to_num(c_idx, nan=-1), 0, width - 1).astype(np.int64)
             slack = 0.5 * capture.pixel_size(m_depth)
             inside: BoolArray = on_grid & (m_depth >= depth[r_safe, c_safe] - slack) \
-                & (m_depth <= back[r_safe, c_safe] + slack)
+                & (m_depth <= far[r_safe, c_safe] + slack)
             return inside
 
         side = views[0][0]
@@ -435,8 +435,8 @@ def build(capture: DepthCapture, samples: int = 96) -> DepthResult:
 def _march(capture: DepthCapture, rows: npt.NDArray[Any], cols: npt.NDArray[Any], front_z: FloatArray,
            reach: float, samples: int, inside: Callable[[FloatArray], BoolArray]) -> FloatArray:
     """How far each ray (through grid positions `rows`, `cols`, hitting the surface at `front_z`) runs
-    inside the solid: to the last of `samples` steps over `reach` that is `inside` (gaps between count
-    as inside), refined by bisection within the step after it."""
+    inside the solid: to the end of the run of `samples` steps over `reach` that are `inside` from the
+    surface on (short gaps closed), refined by bisection within the step after it."""
     step = reach / samples
     steps = np.arange(1, samples + 1, dtype=np.float32) * step
     flags = inside(capture.points(rows, cols, front_z[:, None] + steps[None, :]))
