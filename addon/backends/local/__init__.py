@@ -174,7 +174,7 @@ def generate_multiview(spec: JobSpec, images: dict[str, npt.NDArray[np.uint8]], 
 # ------------------------------------------------------------------ camera capture with depth (depth.py)
 DEPTH_STEP = {Mode.DRAFT: 2, Mode.PRODUCTION: 1}
 """Draft builds from every second depth sample (a quarter of the work), Production from all of them."""
-DEPTH_SAMPLES = {Mode.DRAFT: 48, Mode.PRODUCTION: 96}
+DEPTH_SAMPLES = {Mode.DRAFT: 24, Mode.PRODUCTION: 40}
 """Steps along each ray that place the unseen back."""
 
 

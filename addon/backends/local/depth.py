@@ -15,7 +15,7 @@ the subject faces.
   same symmetry this is the exact shape; for a face it gives a second face on the back of the head.
 - **Centre**: across the view, the middle of what was seen. Along the view, the silhouette's rim (where
   front and back meet) marks the middle; a subject seen square-on shows no rim depth, so its depth is
-  assumed to be at least `MIN_DEPTH_RATIO` of its smaller visible side. Its floor is the lowest point
+  assumed to be at least `DEPTH_PRIOR` of its smaller visible side. Its floor is the lowest point
   the camera saw; a camera looking steeply down sees no height, so the same ratio is assumed there.
 - **Closed**: front and back share the outline vertices on a mesh twice as fine as the depth map
   (`inflate.shell_topology`), so the shell is closed and manifold by construction.
@@ -38,19 +38,19 @@ from .shapes import Shape
 FORMAT = 1
 """Version of the `.npz` a capture writes; a capture of another version is refused, not misread."""
 
-MIN_DEPTH_RATIO = 0.5
-"""A subject seen steeply from above is at least this tall, as a share of its smaller visible side."""
-
-DEPTH_PRIOR = 1.0
-"""A subject is assumed at least as deep as its typical width across the view (the median over its
-height, so ears and handles do not count), unless the camera shows it deeper or what it saw is flat."""
+DEPTH_PRIOR = 0.5
+"""A subject is assumed at least this deep, as a share of the smaller of its typical width across the view
+(the median over its height, so ears and handles do not count) and its height, unless the camera shows
+it deeper or what it saw is flat. Seen steeply from above, it is assumed at least this tall."""
 PRIOR_SLICES = 16
 FLAT_RATIO = 0.03
 """Seen points whose least spread is below this share of their largest lie in one plane."""
+SQUARE_ON = 0.9
+"""A plane whose normal is within about 25 degrees of the view axis faces the camera squarely."""
 
 STEEP = 0.85
 """A camera whose view axis points down more steeply than this (the cosine to straight down, about 58
-degrees below the horizon) cannot see how tall a subject is; it is assumed `MIN_DEPTH_RATIO` as tall as
+degrees below the horizon) cannot see how tall a subject is; it is assumed `DEPTH_PRIOR` as tall as
 its smaller side, at least."""
 
 SYMMETRY_POINTS = 800
@@ -107,35 +107,40 @@ class DepthCapture:
     # ------------------------------------------------------------------------------------ geometry
     def points(self, rows: npt.NDArray[Any], cols: npt.NDArray[Any], depth: npt.NDArray[Any]) -> FloatArray:
         """World points at `depth` along the rays through grid positions (row, col): fractional,
-        0 at the window's top or left edge, `rows`/`cols` of the grid at the bottom or right edge."""
+        0 at the window's top or left edge, `rows`/`cols` of the grid at the bottom or right edge.
+        float32 throughout: millions of points per solid, and a tenth of a millimetre is plenty."""
         height, width = self.depth.shape
         x0, x1, y0, y1 = self.frame
-        x = x0 + (np.asarray(cols, np.float64) / width) * (x1 - x0)
-        y = y1 - (np.asarray(rows, np.float64) / height) * (y1 - y0)
-        z = np.asarray(depth, np.float64)
+        x = np.float32(x0) + np.asarray(cols, np.float32) * np.float32((x1 - x0) / width)
+        y = np.float32(y1) - np.asarray(rows, np.float32) * np.float32((y1 - y0) / height)
+        z = np.asarray(depth, np.float32)
         if self.perspective:
-            scale = z / -self.plane_z
-            local = np.stack([x * scale, y * scale, -z], axis=-1)
-        else:
-            local = np.stack([x, y, -z], axis=-1)
-        world: FloatArray = (local @ self.camera_to_world[:3, :3].T + self.camera_to_world[:3, 3]).astype(np.float32)
+            scale = z * np.float32(1.0 / -self.plane_z)
+            x, y = x * scale, y * scale
+        x, y = np.broadcast_arrays(x, y)
+        x, y, z = np.broadcast_arrays(x, y, z)
+        m = self.camera_to_world.astype(np.float32)
+        world = np.empty((*x.shape, 3), np.float32)
+        for axis in range(3):
+            world[..., axis] = m[axis, 0] * x + m[axis, 1] * y - m[axis, 2] * z + m[axis, 3]
         return world
 
     def project(self, world: npt.NDArray[Any]) -> tuple[FloatArray, FloatArray, FloatArray]:
         """World points → (row, col, depth) on the grid: continuous, pixel centres at .5."""
-        rotation = self.camera_to_world[:3, :3]
-        local = (np.asarray(world, np.float64) - self.camera_to_world[:3, 3]) @ rotation
-        depth = -local[..., 2]
+        m = self.camera_to_world.astype(np.float32)
+        dx, dy, dz = (world[..., axis] - m[axis, 3] for axis in range(3))
+        # The camera's axes are the matrix columns: local = R^T (world - origin).
+        x = m[0, 0] * dx + m[1, 0] * dy + m[2, 0] * dz
+        y = m[0, 1] * dx + m[1, 1] * dy + m[2, 1] * dz
+        depth = -(m[0, 2] * dx + m[1, 2] * dy + m[2, 2] * dz)
         if self.perspective:
-            safe = np.where(depth > 1e-9, depth, np.nan)
-            x = local[..., 0] * -self.plane_z / safe
-            y = local[..., 1] * -self.plane_z / safe
-        else:
-            x, y = local[..., 0], local[..., 1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inverse = np.where(depth > 1e-9, np.float32(-self.plane_z) / depth, np.nan).astype(np.float32)
+            x, y = x * inverse, y * inverse
         height, width = self.depth.shape
         x0, x1, y0, y1 = self.frame
-        cols = (x - x0) / (x1 - x0) * width
-        rows = (y1 - y) / (y1 - y0) * height
+        cols = (x - np.float32(x0)) * np.float32(width / (x1 - x0))
+        rows = (np.float32(y1) - y) * np.float32(height / (y1 - y0))
         return rows.astype(np.float32), cols.astype(np.float32), depth.astype(np.float32)
 
     def pixel_size(self, depth: npt.NDArray[Any]) -> FloatArray:
@@ -252,10 +257,11 @@ class Mirror:
     offset: float
 
     def apply(self, points: npt.NDArray[Any]) -> FloatArray:
-        n = np.asarray(self.normal, np.float32)
-        distance = points[..., :2] @ n - self.offset
+        nx, ny = np.float32(self.normal[0]), np.float32(self.normal[1])
+        twice = 2.0 * (points[..., 0] * nx + points[..., 1] * ny - np.float32(self.offset))
         out = np.array(points, np.float32, copy=True)
-        out[..., :2] -= 2.0 * distance[..., None] * n
+        out[..., 0] -= twice * nx
+        out[..., 1] -= twice * ny
         return out
 
 
@@ -321,17 +327,17 @@ def _perpendicular(normal: tuple[float, float], forward: FloatArray) -> tuple[fl
     return (float(across[0]), float(across[1]))
 
 
-def _middle(visible: FloatArray, rim: BoolArray, side: Mirror, forward: FloatArray) -> float:
+def _middle(visible: FloatArray, rim: BoolArray, side: Mirror, forward: FloatArray, view: FloatArray) -> float:
     """Where the front-back plane goes, along its normal (away from the camera). Each estimate can only
     fall short (the camera sees the front half at most), so the furthest wins: the rim's median (what a
-    side view shows), the middle of what was seen (a top seen whole), and the depth prior: as deep as
-    its typical width across the view (the median over heights), unless what was seen is flat."""
+    side view shows), the middle of what was seen (a top seen whole), and `DEPTH_PRIOR`."""
     normal = np.asarray(_perpendicular(side.normal, forward), np.float32)
     along = visible[:, :2] @ normal
     estimates = [float(np.median(along[rim])) if rim.any() else float(along.mean()),
                  float(along.min() + along.max()) / 2]
-    if not _flat(visible):
-        estimates.append(float(along.min()) + DEPTH_PRIOR * _typical_width(visible, side) / 2)
+    if not _seen_flat(visible, view):
+        size_up = float(np.ptp(visible[:, 2]))
+        estimates.append(float(along.min()) + DEPTH_PRIOR * min(_typical_width(visible, side), size_up) / 2)
     return max(estimates)
 
 
@@ -346,14 +352,17 @@ def _typical_width(visible: FloatArray, side: Mirror) -> float:
     return float(np.median(widths))
 
 
-def _flat(visible: FloatArray) -> bool:
-    """Whether what was seen lies in one plane (a panel, a wall, a sign): its least spread is tiny."""
+def _seen_flat(visible: FloatArray, view: FloatArray) -> bool:
+    """Whether what was seen is a flat thing seen at a slant (a panel, a wall, a sign): its points lie in
+    one plane that does not face the camera squarely. Seen squarely, a plane may just as well be the
+    front of a box, so the depth prior applies there."""
     centred = visible - visible.mean(axis=0)
-    spreads = np.linalg.svd(centred[:: max(1, len(centred) // 2000)], compute_uv=False)
-    return bool(spreads[-1] < FLAT_RATIO * spreads[0])
+    _, spreads, axes = np.linalg.svd(centred[:: max(1, len(centred) // 2000)], full_matrices=False)
+    facing = abs(float(axes[-1] @ view))
+    return bool(spreads[-1] < FLAT_RATIO * spreads[0] and facing < SQUARE_ON)
 
 
-def build(capture: DepthCapture, samples: int = 96) -> DepthResult:
+def build(capture: DepthCapture, samples: int = 40) -> DepthResult:
     """The closed solid for a depth capture (see the module's docstring); `samples` steps along each ray
     decide where the back is. Raises ValueError when the camera saw nothing."""
     seen = capture.mask
@@ -367,11 +376,12 @@ def build(capture: DepthCapture, samples: int = 96) -> DepthResult:
     front_z = depth[rows, cols]
     visible = capture.points(rows + 0.5, cols + 0.5, front_z)
     forward, right = _horizontal_axes(capture.camera_to_world)
+    view = (-capture.camera_to_world[:3, 2]).astype(np.float32)
     rim = _rim(mask)[rows, cols]
 
     # Left and right: the best mirror plane through what was seen. Front and back: the plane across it.
     side, score = _bilateral(capture, depth, visible, right, np.random.default_rng(0))
-    back = Mirror(_perpendicular(side.normal, forward), _middle(visible, rim, side, forward))
+    back = Mirror(_perpendicular(side.normal, forward), _middle(visible, rim, side, forward, view))
     across = visible[:, :2] @ np.asarray(side.normal, np.float32)
     along = visible[:, :2] @ np.asarray(back.normal, np.float32)
     size_across = float(across.max() - across.min())
@@ -379,7 +389,7 @@ def build(capture: DepthCapture, samples: int = 96) -> DepthResult:
     size_along = float(along.max() - along.min())
     floor = float(visible[:, 2].min())
     if -capture.camera_to_world[2, 2] < -STEEP:  # looking steeply down: heights hide behind the top
-        floor = min(floor, float(visible[:, 2].max()) - MIN_DEPTH_RATIO * min(size_across, size_along))
+        floor = min(floor, float(visible[:, 2].max()) - DEPTH_PRIOR * min(size_across, size_along))
     floor -= 0.5 * float(np.median(capture.pixel_size(front_z)))  # the lowest sample's cell reaches lower
     subject_size = max(size_across, size_up, 1e-6)
     if score >= MIN_SYMMETRY_SCORE:
@@ -387,7 +397,8 @@ def build(capture: DepthCapture, samples: int = 96) -> DepthResult:
     else:  # no left-right symmetry: the back is the front turned about the vertical axis through the middle
         across_right = visible[:, :2] @ right
         middle = Mirror((float(right[0]), float(right[1])), float(across_right.min() + across_right.max()) / 2)
-        views = ((middle, Mirror(_perpendicular(middle.normal, forward), _middle(visible, rim, middle, forward))),)
+        behind = Mirror(_perpendicular(middle.normal, forward), _middle(visible, rim, middle, forward, view))
+        views = ((middle, behind),)
 
     # March each ray on from the surface it hit; a point is inside while every mirror image of it is
     # hidden from the camera or on what it saw, and it is above the floor. The back is the last such
