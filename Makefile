@@ -90,6 +90,7 @@ bench: venv
 	$(PY) bench/finish_bench.py
 	$(PY) bench/ray_bench.py
 	$(PY) bench/preflight_bench.py
+	$(PY) bench/camera_local_bench.py
 
 clean:
 	rm -rf $(VENV) $(VENV_42) dist .pytest_cache .mypy_cache .ruff_cache tests/tools/node_modules
