@@ -3,7 +3,7 @@
 The capture holds the UI (a render is main-thread work), so it is made as cheap as an image-to-3D input
 allows: 768 px on the long side, and the engine's sampling turned down for the one render (Workbench
 without anti-aliasing, Eevee 8 samples, Cycles 16). The backends see the subject's silhouette and
-shading, not the smoothness of its edges; `bench/capture_bench.py` measures what that saves. Captures
+shading, not the smoothness of its edges; `bench/camera_local_bench.py` reports the capture's times. Captures
 go in Kiln's cache folder (`captures/`), so they are kept for a retry, which uploads them again, and go
 wherever the cache goes.
 
