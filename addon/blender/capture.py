@@ -23,7 +23,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from ..backends.local.depth import DepthCapture, save
+from ..imaging.depth_map import DepthCapture, save
 from ..naming import slug
 from ..validation import InputError
 from .quiet import quiet_stdout

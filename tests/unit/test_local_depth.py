@@ -14,8 +14,10 @@ from gltf_validator import validate
 from addon.backends.base import BackendError
 from addon.backends.local import depth as depth_module
 from addon.backends.local import generate
-from addon.backends.local.depth import DepthCapture, build, downsample, load, save
+from addon.backends.local.depth import build, downsample
 from addon.backends.local.shapes import Shape
+from addon.imaging import depth_map
+from addon.imaging.depth_map import DepthCapture, load, save
 from addon.imaging.glb import read_glb_json
 from addon.jobs import JobKind, JobSpec, Mode
 from addon.modes import PREPARED_IMAGES
@@ -135,7 +137,7 @@ def test_a_capture_file_round_trips_and_a_foreign_version_is_refused(tmp_path: P
     assert loaded.normals is not None and loaded.normals[0, 0, 2] == 1.0
     with np.load(path) as data:
         arrays = dict(data)
-    arrays["format"] = np.int32(depth_module.FORMAT + 1)
+    arrays["format"] = np.int32(depth_map.FORMAT + 1)
     np.savez(tmp_path / "future.npz", **arrays)
     with pytest.raises(ValueError, match="format"):
         load(tmp_path / "future.npz")

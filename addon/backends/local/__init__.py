@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ...imaging import depth_map
 from ...imaging.glb import Material, MeshPart, write_glb
 from ...imaging.png import encode_png
 from ...imaging.preview import render_preview
@@ -182,7 +183,7 @@ def generate_camera(spec: JobSpec, rgba: npt.NDArray[np.uint8], depth_path: str,
     """The captured subject's solid from the depth the camera measured (`depth.build`), in world units and
     world orientation, with the camera's image projected on it."""
     try:
-        capture = depth.load(depth_path)
+        capture = depth_map.load(depth_path)
     except OSError as exc:
         raise BackendError("input_missing", f"the camera's depth capture is gone from the cache: {exc}") from exc
     except (ValueError, KeyError) as exc:
