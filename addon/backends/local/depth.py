@@ -70,6 +70,9 @@ SLACK_CELLS = 1.5
 
 BISECTIONS = 6
 
+OUTLINE_PASSES = 3
+"""Relaxations of the outline's pixel staircase (each moves a corner at most half a fine cell)."""
+
 GAP_SHARE = 0.15
 """Along a ray, a gap of up to this share of the reach between two inside stretches is filled."""
 """Halvings of the last step along a ray, to place the back precisely."""
@@ -375,6 +378,25 @@ def _corner_values(values: FloatArray, mask: BoolArray) -> FloatArray:
     return result
 
 
+def _smoothed_outline(outline: BoolArray, passes: int = OUTLINE_PASSES) -> tuple[FloatArray, FloatArray]:
+    """Grid coordinates (row, col) of every corner, with the outline's staircase relaxed: each outline
+    corner moves halfway to the mean of its outline neighbours, a few times over. The cells follow the
+    pixels, but the subject's edge does not: a cube's slanted edge is a line, not a saw."""
+    rows, cols = np.indices(outline.shape).astype(np.float32)
+    weight = outline.astype(np.float32)
+    for _ in range(passes):
+        sums = []
+        for grid in (rows, cols, None):
+            values = weight if grid is None else np.where(outline, grid, 0.0)
+            padded = np.pad(values, 1)
+            sums.append(padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:])
+        count = np.maximum(sums[2], 1.0)
+        has = outline & (sums[2] > 0)
+        rows = np.where(has, 0.5 * rows + 0.5 * sums[0] / count, rows).astype(np.float32)
+        cols = np.where(has, 0.5 * cols + 0.5 * sums[1] / count, cols).astype(np.float32)
+    return rows, cols
+
+
 def _shell(capture: DepthCapture, mask: BoolArray, depth: FloatArray, rows: npt.NDArray[np.int64],
            cols: npt.NDArray[np.int64], back_z: FloatArray) -> Shape:
     back = np.zeros(mask.shape, np.float32)
@@ -387,7 +409,8 @@ def _shell(capture: DepthCapture, mask: BoolArray, depth: FloatArray, rows: npt.
     all_i = np.concatenate([shell.front_i, shell.back_i])
     all_j = np.concatenate([shell.front_j, shell.back_j])
     z = np.concatenate([front_corner[shell.front_i, shell.front_j], back_corner[shell.back_i, shell.back_j]])
-    positions = capture.points(all_i / 2.0, all_j / 2.0, z)
+    smooth_i, smooth_j = _smoothed_outline(used & ~interior)
+    positions = capture.points(smooth_i[all_i, all_j] / 2.0, smooth_j[all_i, all_j] / 2.0, z)
     # shell_topology winds the front counter-clockwise as seen with rows down and columns right, which is
     # how the camera sees the grid: the triangles face the camera, as a front should.
     triangles = shell.triangles
