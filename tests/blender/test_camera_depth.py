@@ -30,8 +30,13 @@ def capture_from_camera(runtime: ModuleType, kind: str, angle: str) -> tuple[obj
     return source, result
 
 
-@pytest.mark.parametrize("angle", list(ANGLES))
-@pytest.mark.parametrize("kind", ["cube", "cylinder", "suzanne"])
+CASES = [pytest.param(kind, angle, marks=() if (kind, angle) == ("cube", "default") else pytest.mark.bpy50_only)
+         for kind in ("cube", "cylinder", "suzanne") for angle in ANGLES]
+"""Blender 4.2 runs the default cube (the ray cast and the placement work there); the other five
+cases add confidence through volume, so they run on 5.0 only (tests/blender/conftest.py)."""
+
+
+@pytest.mark.parametrize(("kind", "angle"), CASES)
 def test_a_camera_capture_on_the_local_engine_has_the_subjects_shape_size_and_heading(
         runtime: ModuleType, kind: str, angle: str) -> None:
     source, result = capture_from_camera(runtime, kind, angle)
