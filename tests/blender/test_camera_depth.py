@@ -52,3 +52,20 @@ def test_a_camera_capture_on_the_local_engine_has_the_subjects_shape_size_and_he
     assert math.dist(source_base, result_base) > max(source_size[0], source_size[1]) / 2
     assert result_base[2] == pytest.approx(source_base[2], abs=0.1), "it stands on the subject's floor"
     assert result_size == pytest.approx(source_size, rel=0.1), "the subject's real size, in metres"
+
+
+@pytest.mark.bpy50_only
+def test_a_second_capture_looks_through_the_first_result(runtime: ModuleType) -> None:
+    """With the first result moved behind the cube, where the camera sees it around the cube's edges,
+    capturing again must build the artist's cube, not the cube and Kiln's own result together."""
+    import bpy
+
+    source, first = capture_from_camera(runtime, "cube", "default")
+    first.location = (-2.2, 2.2, -0.6)  # type: ignore[attr-defined]  # behind the cube, peeking out
+    assert bpy.ops.kiln.generate_from_camera() == {"FINISHED"}
+    assert runtime.run_until_done(timeout=60)
+    (second,) = [o for o in kiln_objects() if o != first]
+    _, source_size, _ = world_tree(source)
+    _, second_size, _ = world_tree(second)
+    assert second_size == pytest.approx(source_size, rel=0.1)
+    assert front_view_ious(source, second)["solid"] >= 0.85
