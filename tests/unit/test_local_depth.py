@@ -40,26 +40,29 @@ def look_at(eye: tuple[float, float, float], target: npt.ArrayLike) -> npt.NDArr
 
 
 def box_capture(eye: tuple[float, float, float], size: tuple[float, float, float], yaw_deg: float = 0.0,
-                grid: int = 96) -> DepthCapture:
-    """What a perspective camera at `eye` measures of a box of `size` centred on the origin and turned
-    `yaw_deg` about Z: exact ray-box (slab) intersections, the way Blender's ray cast reports them."""
+                grid: int = 96, perspective: bool = True) -> DepthCapture:
+    """What a camera at `eye` measures of a box of `size` centred on the origin and turned `yaw_deg`
+    about Z: exact ray-box (slab) intersections, the way Blender's ray cast reports them."""
     camera = look_at(eye, (0.0, 0.0, 0.0))
-    half_frame = 0.16  # the window around the subject, on the plane one unit in front of the lens
+    # The window around the subject: on the plane one unit in front of the lens, or in metres (ortho).
+    half_frame = 0.16 if perspective else 1.8
     frame = (-half_frame, half_frame, -half_frame, half_frame)
-    empty = DepthCapture(np.zeros((grid, grid), np.float32), camera, frame, -1.0, True, (0.3, 0.7, 0.3, 0.7))
+    window = (0.3, 0.7, 0.3, 0.7)
+    empty = DepthCapture(np.zeros((grid, grid), np.float32), camera, frame, -1.0, perspective, window)
     rows, cols = np.mgrid[0:grid, 0:grid] + 0.5
+    start = empty.points(rows, cols, np.zeros(rows.shape)).astype(float)
     one_ahead = empty.points(rows, cols, np.ones(rows.shape)).astype(float)
     turn = math.radians(yaw_deg)
     to_box = np.array([[math.cos(turn), math.sin(turn), 0], [-math.sin(turn), math.cos(turn), 0], [0, 0, 1]])
-    origin = to_box @ camera[:3, 3]
-    direction = (one_ahead - camera[:3, 3]) @ to_box.T  # per unit of depth along the view
+    origin = start @ to_box.T
+    direction = (one_ahead - start) @ to_box.T  # per unit of depth along the view
     half = np.asarray(size) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         t0, t1 = (-half - origin) / direction, (half - origin) / direction
     near = np.nanmax(np.minimum(t0, t1), axis=-1)
     far = np.nanmin(np.maximum(t0, t1), axis=-1)
     depth = np.where((near <= far) & (far > 0), near, np.inf).astype(np.float32)
-    return DepthCapture(depth, camera, frame, -1.0, True, (0.3, 0.7, 0.3, 0.7))
+    return DepthCapture(depth, camera, frame, -1.0, perspective, window)
 
 
 def volume(shape: Shape) -> float:
@@ -78,8 +81,9 @@ def closed_and_manifold(shape: Shape) -> bool:
     return len(np.unique(directed)) == len(directed) and bool(np.isin(reverse, directed).all())
 
 
-def test_a_box_seen_from_the_default_camera_becomes_a_closed_box_of_its_size() -> None:
-    result = build(box_capture(DEFAULT_CAMERA, (2.0, 2.0, 2.0)))
+@pytest.mark.parametrize("perspective", [True, False])
+def test_a_box_seen_from_the_default_camera_becomes_a_closed_box_of_its_size(perspective: bool) -> None:
+    result = build(box_capture(DEFAULT_CAMERA, (2.0, 2.0, 2.0), perspective=perspective))
     positions = result.shape.positions
     assert closed_and_manifold(result.shape)
     assert volume(result.shape) == pytest.approx(8.0, rel=0.1), "outward-facing, and the cube's volume"
