@@ -98,6 +98,9 @@ class TaskUpdate:
     duration_s: float | None = None
     """A finished task's time from the provider's own timestamps (created → completed), when it gives
     them: the task time to learn from, free of how late Kiln happened to look."""
+    moved_to: str = ""
+    """The backend sent this task again under a new id (a pooled server died after accepting it, and
+    nothing was charged): the job follows the new id, and the journal keeps both."""
 
 
 def unknown_task_message(task_id: str) -> str:

@@ -100,6 +100,8 @@ UNKNOWN_TASK = "unknown_task"
 HELD_NOTE_PREFIX = "waiting: its batch"
 PENDING_STEP = "pending_step"
 """Job metadata: the chained step whose create went out and whose task id is not back yet."""
+MOVED_FROM = "moved_from"
+"""Job metadata: the task ids this job's task had before its backend resent it elsewhere, oldest first."""
 STEP_CREDITS = "step_credits"
 """Job metadata: what each finished step of a chained job was charged, until the last one is done."""
 
@@ -1143,6 +1145,9 @@ class Scheduler:
             )
             if job is None or job.job_id in self._stepping:
                 return
+            if update.moved_to:
+                self._moved(job, update)
+                return
             if update.status is TaskStatus.UNKNOWN:
                 self._unreachable(backend, [job.job_id],
                                   unreadable=update.error_message or "its status could not be read")
@@ -1192,6 +1197,19 @@ class Scheduler:
                 job.fail(update.error_code or "task_failed", update.error_message or "the provider failed this task")
                 self._record(job)
             self._changed()
+
+    def _moved(self, job: Job, update: TaskUpdate) -> None:
+        """The backend resent this job's task under a new id (lock held): follow it, journaled at once so
+        a resume asks the server that owns it now."""
+        self._task_started.pop(update.task_id, None)
+        self._unreachable_since.pop(job.job_id, None)
+        self._misses.pop(job.job_id, None)
+        job.task_id = update.moved_to
+        job.task_ids[-1:] = [update.moved_to]  # the same step (`Job.step` counts these), on a new task
+        job.metadata.setdefault(MOVED_FROM, []).append(update.task_id)
+        self._task_started[update.moved_to] = time.monotonic()
+        self._record(job, durable=True)
+        self._changed()
 
     def _next_step(self, job: Job, backend: Backend, update: TaskUpdate) -> None:
         """A chained job's task is done and the next one is due (lock held): create it at once, on the
