@@ -83,7 +83,13 @@ def _backend_properties() -> dict[str, Any]:
             properties[entry.key_property] = bpy.props.StringProperty(
                 name=f"{entry.label} API key", description=f"Your {entry.label} key; {entry.key_variable} wins "
                 "over this field", subtype="PASSWORD", update=_settings_changed)
-        if entry.url_property:
+        if entry.url_property and entry.url_list:
+            properties[entry.url_property] = bpy.props.StringProperty(
+                name=f"{entry.label} servers",
+                description="Your servers' URLs, one per GPU box, separated by commas (http://gpu1:8081, "
+                f"http://gpu2:8081): Kiln spreads jobs over them and moves work off one that fails; "
+                f"{entry.url_variable} wins over this field", update=_settings_changed)
+        elif entry.url_property:
             properties[entry.url_property] = bpy.props.StringProperty(
                 name=f"{entry.label} endpoint",
                 description=f"Where Kiln sends {entry.label} requests: only for a proxy or a self-hosted server "
@@ -168,7 +174,8 @@ def _draw_backend(column: bpy.types.UILayout, prefs: Any, entry: registry.Backen
         column.label(text=f"{entry.description}: nothing to set", icon="BLANK1")
         return
     fields = ((entry.key_property, entry.key_variable, "API Key", ""),
-              (entry.url_property, entry.url_variable, "Endpoint", entry.default_base_url))
+              (entry.url_property, entry.url_variable, "Servers" if entry.url_list else "Endpoint",
+               "http://gpu1:8081, http://gpu2:8081" if entry.url_list else entry.default_base_url))
     for prop, variable, text, placeholder in fields:
         if not prop:
             continue
@@ -179,7 +186,10 @@ def _draw_backend(column: bpy.types.UILayout, prefs: Any, entry: registry.Backen
             column.label(text=f"Using {variable} from the environment", icon="INFO")
     if entry.needs_network:
         column.prop(prefs, plan_property(entry))
-    if entry.url_property:
+    if entry.url_property and entry.url_list:
+        column.label(text="One URL per GPU box, separated by commas: jobs go to the least busy server",
+                     icon="BLANK1")
+    elif entry.url_property:
         column.label(text=f"Endpoint: only for a proxy or a self-hosted {entry.label}-compatible server; "
                           "leave it empty otherwise", icon="BLANK1")
     problem = runtime.backend_error(entry.name) if runtime.is_running() else None

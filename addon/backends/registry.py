@@ -59,6 +59,8 @@ class BackendInfo:
     url_variable: str = ""
     url_property: str = ""
     default_base_url: str = ""
+    url_list: bool = False
+    """The endpoint setting is a pool: several URLs separated by commas (one server per GPU box)."""
 
     @property
     def needs_key(self) -> bool:
@@ -133,6 +135,18 @@ def _build_stability(settings: BackendSettings, scratch_dir: Path | None, online
                             timeout_s=settings.timeout_s)
 
 
+def _hunyuan_class() -> type[Backend]:
+    from .hunyuan import HunyuanBackend
+
+    return HunyuanBackend
+
+
+def _build_hunyuan(settings: BackendSettings, scratch_dir: Path | None, online: Online) -> Backend:
+    from .hunyuan import HunyuanBackend
+
+    return HunyuanBackend(split_urls(settings.base_url), online=online, timeout_s=settings.timeout_s)
+
+
 BACKENDS: tuple[BackendInfo, ...] = (
     BackendInfo("local", "Local (offline)", "Embedded engine: instant blockouts, no key, no network",
                 needs_network=False, load=_local_class, factory=_build_local),
@@ -158,6 +172,9 @@ BACKENDS: tuple[BackendInfo, ...] = (
                 key_variable="KILN_STABILITY_API_KEY", key_property="stability_api_key",
                 url_variable="KILN_STABILITY_BASE_URL", url_property="stability_base_url",
                 default_base_url="https://api.stability.ai"),
+    BackendInfo("hunyuan", "Hunyuan3D (self-hosted)", "Your own Hunyuan3D-2/2.1 api_server.py boxes, pooled: "
+                "image to model, no key", needs_network=True, load=_hunyuan_class, factory=_build_hunyuan,
+                url_variable="KILN_HUNYUAN_URLS", url_property="hunyuan_urls", url_list=True),
 )
 _BY_NAME = {info.name: info for info in BACKENDS}
 
@@ -382,6 +399,21 @@ def redirect_problem(name: str, settings: BackendSettings, base_url: str,
             + (f" (or set {entry.url_variable})" if entry.url_variable else ""))
 
 
+def split_urls(text: str) -> list[str]:
+    """A pool setting's URLs: comma-separated, blanks and repeats dropped, without a trailing slash."""
+    return list(dict.fromkeys(u.strip().rstrip("/") for u in text.split(",") if u.strip()))
+
+
+def endpoints_problem(name: str, text: str, with_key: bool) -> str | None:
+    """`endpoint_problem` for backend `name`'s endpoint setting: each URL of a pool, or the one URL."""
+    if not info(name).url_list:
+        return endpoint_problem(text, with_key)
+    urls = split_urls(text)
+    if not urls:
+        return "names no server (give one URL per server, separated by commas)"
+    return next((p for p in (endpoint_problem(u, with_key) for u in urls) if p is not None), None)
+
+
 def key_problem(key: str) -> str | None:
     """What makes an API key unusable in an HTTP header, said without showing it, or None. A key copied
     from a CRLF `.env` file ends in a `\\r`; requests would refuse the header and print it."""
@@ -407,7 +439,7 @@ def build(name: str, settings: BackendSettings | None = None, *, scratch_dir: Pa
     if problem is not None:
         raise BackendError("bad_key", f"The {entry.label} API key {problem}")
     if entry.needs_network:
-        problem = endpoint_problem(settings.base_url, bool(settings.api_key))
+        problem = endpoints_problem(name, settings.base_url, bool(settings.api_key))
         if problem is not None:
             raise BackendError("bad_endpoint", f"{entry.label} endpoint: {problem}")
     return entry.factory(settings, scratch_dir, online)

@@ -194,7 +194,7 @@ def check_environment(manifest: Manifest, settings: BackendSettings, environ: Ma
             raise ManifestError(where, f"{whose} {problem}")
     url = environ.get(info.url_variable, "") if info.url_variable else ""
     if url:
-        problem = registry.endpoint_problem(url, with_key=info.needs_key)
+        problem = registry.endpoints_problem(info.name, url, with_key=info.needs_key)
         if problem:
             raise ManifestError(info.url_variable, problem)
 

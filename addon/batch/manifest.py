@@ -32,7 +32,7 @@ ASSET_KEYS = {"prompt", "image", "images", "parts", "count", "name", "options"}
 VARIATION_KEYS = {"base", "list", "count", "options"}
 EXPORT_KEYS = {"folder", "per", "preset", "gltf"}
 TOP_KEYS = {"batch", "asset", "variations", "finish", "export", "backends"}
-BACKEND_KEYS = {"base_url", "concurrency"}
+BACKEND_KEYS = {"base_url", "urls", "concurrency"}
 MAX_PLAN_CONCURRENCY = 100
 VIEW_NAMES = ("front", "left", "back", "right")
 
@@ -390,6 +390,8 @@ def manifest_from_data(data: dict[str, Any], path: Path, known_backends: set[str
                 if problem:
                     raise ManifestError(f"{where} base_url", problem)
                 backend_settings[backend_name] = {"base_url": url}
+            if "urls" in table:
+                backend_settings[backend_name] = {"base_url": _urls(table["urls"], backend_name, f"{where} urls")}
             if "concurrency" in table:
                 plan_concurrency[backend_name] = _whole(table["concurrency"], f"{where} concurrency", 1,
                                                         MAX_PLAN_CONCURRENCY)
@@ -397,6 +399,23 @@ def manifest_from_data(data: dict[str, Any], path: Path, known_backends: set[str
                     budget=budget, options_per_prompt=options, seed=seed, theme=theme, start_at=start_at,
                     assets=assets, finish=finish, export=export, backend_settings=backend_settings,
                     plan_concurrency=plan_concurrency, reserve=reserve, text=text)
+
+
+def _urls(value: Any, backend_name: str, where: str) -> str:
+    """A pool's `urls = ["http://gpu1:8081", …]`, for a backend whose endpoint is a pool (Hunyuan3D), kept
+    as the comma-separated text its endpoint setting holds."""
+    entry = registry.find(backend_name)
+    if entry is None or not entry.url_list:
+        raise ManifestError(where, f"only a pooled backend takes a list of servers; use base_url for "
+                            f"{show(backend_name)}")
+    if not isinstance(value, list) or not value or not all(isinstance(u, str) and u.strip() for u in value):
+        raise ManifestError(where, 'must be a list of server URLs, e.g. urls = ["http://gpu1:8081", '
+                            '"http://gpu2:8081"]')
+    text = ",".join(u.strip() for u in value)
+    problem = registry.endpoints_problem(backend_name, text, with_key=entry.needs_key)
+    if problem:
+        raise ManifestError(where, problem)
+    return text
 
 
 def _assets(data: dict[str, Any], base: Path, default_options: int) -> list[PlannedAsset]:

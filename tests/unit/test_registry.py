@@ -26,7 +26,7 @@ def sandbox() -> Iterator[TripoSandbox]:
 def test_every_backend_is_listed_once_with_what_the_ui_needs() -> None:
     names = registry.names()
     assert names[:3] == ["local", "tripo", "meshy"] and len(names) == len(set(names))
-    assert {"rodin", "stability"} <= set(names)
+    assert {"rodin", "stability", "hunyuan"} <= set(names)
     local, tripo = registry.info("local"), registry.info("tripo")
     assert not local.needs_network and not local.needs_key
     assert tripo.needs_network and tripo.needs_key and tripo.key_variable == "KILN_TRIPO_API_KEY"
