@@ -86,6 +86,7 @@ bench: venv
 	$(PY) bench/tripo_bench.py
 	$(PY) bench/meshy_bench.py
 	$(PY) bench/backends_bench.py
+	$(PY) bench/hunyuan_bench.py
 	$(PY) bench/soak_bench.py
 	$(PY) bench/finish_bench.py
 	$(PY) bench/ray_bench.py
