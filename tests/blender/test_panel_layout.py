@@ -313,7 +313,8 @@ def test_preferences_are_grouped_and_each_backend_field_sits_under_its_backend(k
     fields = {p: entry for entry in registry.BACKENDS
               for p in (entry.key_property, entry.url_property, f"{entry.name}_plan_concurrency" if
                         entry.needs_network else "") if p}
-    drawn = [c[1] for c in calls if c[0] == "prop" and c[1].endswith(("_api_key", "_base_url", "_plan_concurrency"))]
+    drawn = [c[1] for c in calls if c[0] == "prop"
+             and c[1].endswith(("_api_key", "_base_url", "_urls", "_plan_concurrency"))]
     assert set(drawn) == set(fields), "a field for every backend that exists, and none for one that does not"
     for prop in drawn:
         owner = fields[prop]
@@ -323,6 +324,7 @@ def test_preferences_are_grouped_and_each_backend_field_sits_under_its_backend(k
         assert last_heading == owner.label, f"{prop} sits under {owner.label}, not another heading"
     labels = recorder.labels()
     assert "only for a proxy or a self-hosted Tripo-compatible server" in labels
+    assert "One URL per GPU box" in labels, "a pooled backend says how to list its servers"
     assert calls.index(("prop", "give_up_after_s")) < storage, "scheduling settings before storage"
 
 
