@@ -89,6 +89,7 @@ class _Server:
     out: bool = False
     next_probe: float = 0.0
     worker_id: str = ""
+    probing: bool = False
     sync_only: bool = False
     """It has no `/send`: jobs go through `/generate`."""
 
@@ -203,14 +204,22 @@ class HunyuanBackend(Backend):
 
     # ------------------------------------------------------------------ the pool
     def _probe_due(self) -> None:
-        """Ask each server that is out whether it is back, when its probe is due (outside the lock)."""
+        """Ask each server that is out whether it is back, when its probe is due: in the background, so a
+        host that swallows packets never holds up the servers that work."""
         now = time.monotonic()
         with self._lock:
-            due = [s for s in self.servers.values() if s.out and now >= s.next_probe]
+            due = [s for s in self.servers.values() if s.out and not s.probing and now >= s.next_probe]
             for server in due:
-                server.next_probe = now + self.probe_every_s
+                server.probing, server.next_probe = True, now + self.probe_every_s
         for server in due:
+            threading.Thread(target=self._probe_once, args=(server,), name="kiln-hunyuan-probe", daemon=True).start()
+
+    def _probe_once(self, server: _Server) -> None:
+        try:
             self._probe(server)
+        finally:
+            with self._lock:
+                server.probing = False
 
     def _probe(self, server: _Server) -> bool:
         """`/health` (2.1), or any HTTP answer at all from a server without it (2.0)."""
@@ -470,9 +479,6 @@ class HunyuanBackend(Backend):
         with self._lock:
             self._results.pop(task_id, None)
         return {"model": str(target)}
-
-    def describe(self, spec: JobSpec) -> dict[str, Any]:
-        return {"hunyuan_servers": len(self.servers)}
 
 
 def _detail(body: dict[str, Any]) -> str:
