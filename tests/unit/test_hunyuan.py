@@ -178,9 +178,12 @@ def test_failover_kill_one_of_two_servers_mid_batch(image: str, tmp_path: Path) 
         assert len(survivor.state.finished_seeds) == 12 - len(doomed.state.delivered_seeds)
         moved = [j for j in jobs if j.metadata.get(MOVED_FROM)]
         assert len(moved) == backend.moves
+        journaled = {j.job_id: j for j in Journal(tmp_path / "journal").load().jobs}
         for job in moved:
             assert job.task_id is not None and job.task_id.endswith(f"@{survivor.url}")
-            assert all(old.endswith(f"@{doomed.url}") for old in job.metadata[MOVED_FROM])
+            assert [old.split("@")[1] for old in job.metadata[MOVED_FROM]] == [doomed.url], "sent again once"
+            assert journaled[job.job_id].task_id == job.task_id, "the journal names the server that owns it"
+            assert journaled[job.job_id].metadata[MOVED_FROM] == job.metadata[MOVED_FROM]
         assert survivor.state.sends == survivor.state.finished
 
 
