@@ -4,6 +4,8 @@ route, the servers' known faults, and the pool (least-loaded routing, failover, 
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -234,3 +236,18 @@ def test_pool_configuration_environment_manifest_and_plain_http(tmp_path: Path) 
     path.write_text(text.replace("hunyuan]", "tripo]") + 'urls = ["https://a.example"]')
     with pytest.raises(ManifestError, match="only a pooled backend"):
         load_manifest(path, set(registry.names()))
+
+
+def test_the_sandbox_runs_from_the_command_line_and_prints_its_url() -> None:
+    process = subprocess.Popen([sys.executable, "-m", "sandbox.hunyuan", "--port", "0", "--version", "2.0"],
+                               cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        backend = HunyuanBackend([url])
+        backend.verify()  # a 2.0 server: no /health, but it answers
+        assert not backend.servers[url].out
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
