@@ -20,7 +20,7 @@ BPY_ALLOWED = ("addon/blender/", "operators/", "ui/")
 SKIPPED_DIRS = {".venv", ".venv-42", ".git", "tests", "dist", "out", "__pycache__", "node_modules"}
 BACKEND_MAY_IMPORT = ("addon.backends.base", "addon.backends.registry", "addon.http", "addon.imaging", "addon.jobs")
 REGISTRY_BUILDS = ("addon.backends.local", "addon.backends.tripo", "addon.backends.meshy", "addon.backends.rodin",
-                   "addon.backends.stability")
+                   "addon.backends.stability", "addon.backends.hunyuan")
 """The registry maps names to backends, so it alone imports each one."""
 
 KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
