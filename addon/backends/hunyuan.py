@@ -19,9 +19,9 @@ The pool. Each server runs `slots_per_server` jobs at once, and the backend decl
 concurrency, so the scheduler sees one backend. A create goes to the least-loaded healthy server; a
 server never gets more jobs than its slots, so jobs waiting for a slot wait in Kiln's queue, bound to no
 server, and simply go to whichever server frees up (nothing queued on a server can be lost). A server that
-fails `take_out_after` requests in a row (refused, timed out) is taken out and probed back every
-`probe_every_s` (`/health` on 2.1; 2.0 has none, so any HTTP answer counts). A create refused by a dead
-server made nothing and is sent to the next server at once.
+refuses a connection (nothing listens) or fails `take_out_after` requests in a row (time-outs) is taken out
+and probed back every `probe_every_s` (`/health` on 2.1; 2.0 has none, so any HTTP answer counts). A create
+refused by a dead server made nothing and is sent to the next server at once.
 
 A job whose server died after accepting it: the server's jobs live in its memory (a thread per job), so
 they died with it. Once the server is taken out, each such job is sent again, once, to another server (its
@@ -239,14 +239,16 @@ class HunyuanBackend(Backend):
             server.worker_id = worker or server.worker_id
         return True
 
-    def _failed(self, server: _Server, why: str) -> None:
+    def _failed(self, server: _Server, error: BackendError) -> None:
+        """One more failure in a row; the server is out after `take_out_after` of them, or at once when the
+        connection was refused (nothing listens: the server process is gone)."""
+        refused = error.code == "connection_failed" and error.nothing_created
         with self._lock:
-            server.failures += 1
+            server.failures = max(server.failures + 1, self.take_out_after if refused else 0)
             if server.failures >= self.take_out_after and not server.out:
                 server.out = True
                 server.next_probe = time.monotonic() + self.probe_every_s
-                _log.warning("hunyuan: %s taken out of the pool after %d failures (%s)", server.url,
-                             server.failures, why)
+                _log.warning("hunyuan: %s taken out of the pool (%s)", server.url, error.message)
 
     def _waiting_moves(self) -> int:
         """Jobs on servers that are out, waiting to be sent elsewhere (lock held)."""
@@ -282,7 +284,7 @@ class HunyuanBackend(Backend):
                 with self._lock:
                     server.sending -= 1
                 if exc.code == "connection_failed" and exc.nothing_created:
-                    self._failed(server, exc.message)
+                    self._failed(server, exc)
                     tried.add(server.url)
                     continue
                 raise
@@ -380,7 +382,7 @@ class HunyuanBackend(Backend):
             try:
                 response = server.http.request("GET", f"/status/{uid}")
             except BackendError as exc:
-                self._failed(server, exc.message)
+                self._failed(server, exc)
                 silent.add(server.url)
                 updates.append(TaskUpdate(task_id, TaskStatus.UNKNOWN, error_message=exc.message))
                 continue
