@@ -93,6 +93,8 @@ class HunyuanState:
     """Texturing after the shape, when the job asks for it."""
     crash_next: int = 0
     """The next N jobs crash mid-generation (2.0: `processing` forever; 2.1: status `error`)."""
+    crash_seeds: set[int] = field(default_factory=set)
+    """Jobs with these seeds crash too (whatever order concurrent creates arrive in)."""
     error_answers: int = 0
     """The next N `/send` or `/generate` answer the 404 quirk instead of working."""
     no_send: bool = False
@@ -198,8 +200,8 @@ class HunyuanState:
                 problems.append("image: field required")
             if problems:
                 return 422, {"detail": [{"msg": p} for p in problems]}, None
-        crash = self.crash_next > 0 or not request.get("image")  # 2.0 crashes in its thread without one
-        self.crash_next -= int(self.crash_next > 0)
+        crash = self.crash_next > 0 or request.get("seed") in self.crash_seeds or not request.get("image")
+        self.crash_next -= int(self.crash_next > 0)  # (2.0 crashes in its thread without an image)
         job = SandboxJob(str(uuid.uuid4()), request, time.time(), bool(request.get("texture", False)), crash)
         self.jobs[job.uid] = job
         self.advance(job.created)

@@ -358,8 +358,10 @@ class HunyuanBackend(Backend):
         silent: set[str] = set()
         for task_id in task_ids:
             uid, server = self._owner(task_id)
-            if server is None:
-                updates.append(TaskUpdate(task_id, TaskStatus.MISSING))
+            if server is None:  # the pool was changed since this job was sent
+                updates.append(TaskUpdate(task_id, TaskStatus.FAILED, error_code="not_in_pool", error_message=(
+                    f"this job ran on {task_id.partition('@')[2] or 'a server'}, which is no longer in the "
+                    "Hunyuan3D server list: add it back to fetch the result")))
                 continue
             if task_id.startswith(SYNC_PREFIX):
                 with self._lock:

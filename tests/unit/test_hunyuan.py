@@ -88,11 +88,12 @@ def test_send_and_status_with_draft_and_production_mapping(one: HunyuanSandbox, 
 
 
 def test_version_2_0_without_health_or_failure_state(image: str, tmp_path: Path) -> None:
-    for sandbox in servers(HunyuanState(version="2.0", latency_s=0.2, texture_latency_s=0.1, crash_next=1)):
+    for sandbox in servers(HunyuanState(version="2.0", latency_s=0.2, texture_latency_s=0.1, crash_seeds={1})):
         backend = HunyuanBackend([sandbox[0].url], slots_per_server=2, stuck_after_s=1.0)
         backend.verify()  # no /health on 2.0: any answer says the server is up
         crashed, ok = run(backend, [spec(image, seed=1), spec(image, Mode.PRODUCTION, seed=2)], tmp_path)
-    assert ok.state is JobState.FINISHED and materials(ok) == ["shape textured: hunyuan paint"]
+    assert ok.state is JobState.FINISHED, ok.error
+    assert materials(ok) == ["shape textured: hunyuan paint"]
     assert crashed.state is JobState.FAILED and crashed.error is not None and crashed.error.code == "stuck"
     assert "no failure state" in crashed.error.message and "probably crashed" in crashed.error.message
 
@@ -165,7 +166,7 @@ def test_failover_kill_one_of_two_servers_mid_batch(image: str, tmp_path: Path) 
         scheduler.add_batch(BatchSpec("b"))
         try:
             jobs = scheduler.add_many(spec(image, seed=n) for n in range(1, 13))
-            wait_for(lambda: doomed.state.finished >= 2 and doomed.generating() == 2)  # noqa: B023
+            wait_for(lambda: doomed.state.finished >= 2 and doomed.generating() >= 1)  # noqa: B023
             doomed.kill()
             drain(scheduler, timeout=30)
         finally:
@@ -209,7 +210,8 @@ def test_a_recovered_task_is_asked_of_its_server(one: HunyuanSandbox, image: str
     wait_for(lambda: fresh.watch([task_id], 1.0)[0].status is TaskStatus.SUCCESS)
     model = Path(HunyuanBackend([one.url]).download(task_id, tmp_path / "r")["model"])
     assert read_glb_json(model)["materials"][0]["name"].endswith("textured: hunyuan paint")
-    assert HunyuanBackend(["http://127.0.0.1:1"]).watch([task_id], 1.0)[0].status is TaskStatus.MISSING
+    (elsewhere,) = HunyuanBackend(["http://127.0.0.1:1"]).watch([task_id], 1.0)
+    assert elsewhere.status is TaskStatus.FAILED and "no longer in the Hunyuan3D server list" in elsewhere.error_message
 
 
 def test_pool_configuration_environment_manifest_and_plain_http(tmp_path: Path) -> None:
