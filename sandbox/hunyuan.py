@@ -122,6 +122,8 @@ class HunyuanState:
     requests_seen: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     connections: set[Any] = field(default_factory=set)
+    dead: bool = False
+    """Killed: a request that slipped in before the connections were dropped gets no answer."""
 
     def _duration(self, job: SandboxJob) -> float:
         return self.latency_s + (self.texture_latency_s if job.texture else 0.0)
@@ -216,6 +218,7 @@ class HunyuanState:
                 self.lost += 1
         self.jobs.clear()
         self.worker_id = uuid.uuid4().hex[:6]
+        self.dead = True
 
 
 def make_handler(state: HunyuanState) -> type[BaseHTTPRequestHandler]:
@@ -251,6 +254,9 @@ def make_handler(state: HunyuanState) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
             with state.lock:
+                if state.dead:
+                    self.close_connection = True
+                    return
                 state.requests_seen.append(("GET", path))
                 if path == "/health" and state.version == "2.1":
                     state.health_requests += 1
@@ -270,6 +276,9 @@ def make_handler(state: HunyuanState) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 request = None
             with state.lock:
+                if state.dead:
+                    self.close_connection = True
+                    return
                 state.requests_seen.append(("POST", path))
                 if path not in ("/send", "/generate") or (path == "/send" and state.no_send):
                     self._not_found()
@@ -321,7 +330,9 @@ class HunyuanSandbox:
 
     def _start(self, port: int) -> None:
         self.server = QuietServer(("127.0.0.1", port), make_handler(self.state))
-        self.thread = threading.Thread(target=self.server.serve_forever, name="hunyuan-sandbox", daemon=True)
+        # Polled often, so that stopping (a killed server) takes effect within 50 ms.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="hunyuan-sandbox",
+                                       daemon=True)
         self.alive = False
 
     @property
@@ -358,13 +369,14 @@ class HunyuanSandbox:
 
     def kill(self) -> None:
         """The server process dies mid-run: unreachable, and its unfinished jobs are lost."""
-        with self.state.lock:
-            self.state.kill()  # at this moment: stopping the listener may take a while
         self._stop()
+        with self.state.lock:
+            self.state.kill()
 
     def restart(self) -> None:
         """Back on the same port, as a new process (new worker id, nothing in memory)."""
         port = self.server.server_address[1]
+        self.state.dead = False
         self._start(port)
         self.__enter__()
 
