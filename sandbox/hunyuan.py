@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import json
-import socket
 import sys
 import threading
 import time
@@ -47,8 +45,8 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from addon.imaging.glb import Material, MeshPart, build_glb  # noqa: E402
-from sandbox.common import QuietServer  # noqa: E402
-from sandbox.tripo import retextured  # noqa: E402
+from sandbox._http import BackgroundServer, QuietHandler, SandboxServer  # noqa: E402
+from sandbox._results import retextured  # noqa: E402
 
 SERVER_ERROR_MSG = "**NETWORK ERROR DUE TO HIGH TRAFFIC. PLEASE REGENERATE OR REFRESH THIS PAGE.**"
 RANGES_21 = {"octree_resolution": (64, 512), "num_inference_steps": (1, 20), "guidance_scale": (0.1, 20),
@@ -121,7 +119,6 @@ class HunyuanState:
     its model never fetched, is not lost but is in `finished_seeds` and not `delivered_seeds`)."""
     requests_seen: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    connections: set[Any] = field(default_factory=set)
     dead: bool = False
     """Killed: a request that slipped in before the connections were dropped gets no answer."""
 
@@ -222,34 +219,9 @@ class HunyuanState:
 
 
 def make_handler(state: HunyuanState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # as in sandbox/tripo.py: no delayed-ACK stall per answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def setup(self) -> None:
-            super().setup()
-            with state.lock:
-                state.connections.add(self.connection)
-
-        def finish(self) -> None:
-            with state.lock:
-                state.connections.discard(self.connection)
-            with contextlib.suppress(OSError):
-                super().finish()
-
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
+    class Handler(QuietHandler):
         def _not_found(self) -> None:
-            self._send(404, {"detail": "Not Found"})  # FastAPI's answer for a route it does not have
+            self.send_json(404, {"detail": "Not Found"})  # FastAPI's answer for a route it does not have
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
@@ -260,17 +232,16 @@ def make_handler(state: HunyuanState) -> type[BaseHTTPRequestHandler]:
                 state.requests_seen.append(("GET", path))
                 if path == "/health" and state.version == "2.1":
                     state.health_requests += 1
-                    self._send(200, {"status": "healthy", "worker_id": state.worker_id})
+                    self.send_json(200, {"status": "healthy", "worker_id": state.worker_id})
                 elif path.startswith("/status/"):
                     state.status_requests += 1
-                    self._send(*state.status(path.removeprefix("/status/"), time.time()))
+                    self.send_json(*state.status(path.removeprefix("/status/"), time.time()))
                 else:
                     self._not_found()
 
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
-            length = int(self.headers.get("Content-Length", "0") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.read_body()
             try:
                 request = json.loads(raw or b"{}")
             except json.JSONDecodeError:
@@ -284,16 +255,16 @@ def make_handler(state: HunyuanState) -> type[BaseHTTPRequestHandler]:
                     self._not_found()
                     return
                 if not isinstance(request, dict):
-                    self._send(422, {"detail": [{"msg": "body must be a JSON object"}]})
+                    self.send_json(422, {"detail": [{"msg": "body must be a JSON object"}]})
                     return
                 code, body, job = state.create(request)
                 if path == "/send":
                     state.sends += int(job is not None)
-                    self._send(code, body)
+                    self.send_json(code, body)
                     return
                 state.generates += int(job is not None)
             if job is None:
-                self._send(code, body)
+                self.send_json(code, body)
                 return
             self._generate(job)
 
@@ -309,56 +280,19 @@ def make_handler(state: HunyuanState) -> type[BaseHTTPRequestHandler]:
                         break
                 time.sleep(0.01)
             if answer is None:
-                self._send(404, {"text": SERVER_ERROR_MSG, "error_code": 1})
+                self.send_json(404, {"text": SERVER_ERROR_MSG, "error_code": 1})
                 return
-            data = TEXTURED if job.texture else INITIAL
-            self.send_response(200)
-            self.send_header("Content-Type", "model/gltf-binary")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_file(TEXTURED if job.texture else INITIAL, "model/gltf-binary")
 
     return Handler
 
 
-class HunyuanSandbox:
+class HunyuanSandbox(BackgroundServer):
     """The server in a background thread: `with HunyuanSandbox() as sandbox: sandbox.url …`."""
 
     def __init__(self, state: HunyuanState | None = None, port: int = 0) -> None:
         self.state = state or HunyuanState()
-        self._start(port)
-
-    def _start(self, port: int) -> None:
-        self.server = QuietServer(("127.0.0.1", port), make_handler(self.state))
-        # Polled often, so that stopping (a killed server) takes effect within 50 ms.
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="hunyuan-sandbox",
-                                       daemon=True)
-        self.alive = False
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> HunyuanSandbox:
-        self.thread.start()
-        self.alive = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.alive:
-            self._stop()
-
-    def _stop(self) -> None:
-        """No new connections, and the open ones dropped."""
-        self.alive = False
-        self.server.shutdown()
-        self.server.server_close()
-        with self.state.lock:
-            open_now = list(self.state.connections)
-        for connection in open_now:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+        super().__init__(make_handler(self.state), port, "hunyuan-sandbox")
 
     def generating(self) -> int:
         """Jobs generating right now, with some time left (to kill a server mid-job)."""
@@ -369,7 +303,7 @@ class HunyuanSandbox:
 
     def kill(self) -> None:
         """The server process dies mid-run: unreachable, and its unfinished jobs are lost."""
-        self._stop()
+        self.stop()
         with self.state.lock:
             self.state.kill()
 
@@ -377,8 +311,9 @@ class HunyuanSandbox:
         """Back on the same port, as a new process (new worker id, nothing in memory)."""
         port = self.server.server_address[1]
         self.state.dead = False
-        self._start(port)
-        self.__enter__()
+        self.server = SandboxServer(("127.0.0.1", port), make_handler(self.state))
+        self.servers = [self.server]
+        self.start()
 
 
 def main() -> None:
@@ -398,10 +333,7 @@ def main() -> None:
                          texture_latency_s=args.texture_latency, crash_next=args.crash,
                          error_answers=args.error_answers, no_send=args.no_send,
                          initial_in_texturing=not args.upstream_texturing)
-    sandbox = HunyuanSandbox(state, args.port)
-    print(sandbox.url, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        sandbox.server.serve_forever()
+    HunyuanSandbox(state, args.port).serve_from_command_line()
 
 
 if __name__ == "__main__":

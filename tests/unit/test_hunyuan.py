@@ -224,8 +224,12 @@ def test_pool_configuration_environment_manifest_and_plain_http(tmp_path: Path) 
     assert backend.capabilities.concurrency == {"gpu": 2}, "plain http on the LAN: no key to protect"
     with pytest.raises(BackendError, match="names no server"):
         registry.build("hunyuan", registry.resolve("hunyuan", environ={}))
-    text = '[batch]\nname = "b"\nbackend = "hunyuan"\n[[asset]]\nprompt = "x"\n[backends.hunyuan]\n'
     path = tmp_path / "b.toml"
+    path.write_text('[batch]\nname = "b"\nbackend = "hunyuan"\n[[asset]]\nprompt = "crate"\n')
+    with pytest.raises(ManifestError, match="image input only, not from a text prompt"):
+        load_manifest(path, set(registry.names()))  # refused before anything is queued
+    (tmp_path / "i.png").write_bytes(encode_png(np.full((16, 16, 4), 200, np.uint8)))
+    text = '[batch]\nname = "b"\nbackend = "hunyuan"\n[[asset]]\nimage = "i.png"\n[backends.hunyuan]\n'
     path.write_text(text + 'urls = ["http://gpu1:8081", "http://gpu2:8081"]\nconcurrency = 3')
     manifest = load_manifest(path, set(registry.names()))
     assert manifest.backend_settings["hunyuan"]["base_url"] == "http://gpu1:8081,http://gpu2:8081"
