@@ -63,7 +63,7 @@ class KILN_PT_queue(_KilnPanel, bpy.types.Panel):
             layout.label(text="Kiln's engine is not running", icon="ERROR")
             return
         scheduler = runtime.scheduler()
-        shown = _shown if _shown.engine == id(scheduler) else _Shown()
+        shown = _shown if _shown.engine == scheduler.serial else _Shown()
         header = shown.header
         if header.counts:
             counts = layout.grid_flow(row_major=True, columns=2, even_columns=True, align=True)
@@ -121,7 +121,7 @@ def sync_job_rows() -> None:
     views = scheduler.views(last=MAX_QUEUE_ROWS)
     data = job_rows(views, paused=scheduler.production_paused)
     hidden = max(0, scheduler.summary().total - len(views))
-    _shown = _Shown(tuple(data), queue_header(data, scheduler.session_spent), hidden, id(scheduler))
+    _shown = _Shown(tuple(data), queue_header(data, scheduler.session_spent), hidden, scheduler.serial)
     rows = wm.kiln_jobs
     while len(rows) > len(data):
         rows.remove(len(rows) - 1)

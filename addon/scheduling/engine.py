@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -135,6 +136,9 @@ class QueueReadOnly(RuntimeError):
     """This engine only shows a queue that another process runs (it holds the journal's lock)."""
 
 
+_SERIALS = itertools.count(1)
+
+
 class Scheduler:
     def __init__(
         self,
@@ -189,6 +193,9 @@ class Scheduler:
         status request: who waited for whom, for tests and the benchmark."""
         self.version = 0
         """Bumped on every change, so a UI can redraw only when something happened."""
+        self.serial = next(_SERIALS)
+        """Which engine this is, unique in the process (a restart makes a new one). Not `id()`: a new
+        engine can reuse a discarded one's address, and a UI would then show the old engine's jobs."""
 
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
