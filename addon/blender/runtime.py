@@ -60,6 +60,10 @@ class _Runtime:
     """Finishing processes (0: Production results are finished here, on the main thread)."""
     to_finish: collections.deque[Job] = field(default_factory=collections.deque)
     """Imported results to finish on the main thread (in-process finishing)."""
+    unfinished: set[str] = field(default_factory=set)
+    """Imported Production results an earlier engine did not get to finish (a crash, or the restart a
+    preferences edit makes): the journal has them as imported; each is finished once its object is in
+    the open file (looked for at start and whenever a file is opened)."""
     drafts: collections.deque[Job] = field(default_factory=collections.deque)
     production: collections.deque[Job] = field(default_factory=collections.deque)
     """Ready results taken from the scheduler, not yet imported (or sent to a worker): drafts go first."""
@@ -168,6 +172,8 @@ def start(
     inputs = user_folder(package, "inputs") if journal_dir is None else journal_dir / "inputs"
     _runtime = _Runtime(scheduler, apply, finish, package, inputs, own_finishing=own_finishing,
                         finish_workers=_pool_size(finish_workers) if own_finishing else 0)
+    if not read_only:
+        _look_for_unfinished(_runtime)
     if read_only:
         _log.warning("Kiln: %s", read_only)
         given = None if own_finishing else (apply, finish)
@@ -447,8 +453,12 @@ def pump(budget_ms: float = PUMP_BUDGET_MS) -> int:
     while runtime.landing and calm and has_time():
         moved += 1
         _land(runtime, runtime.landing.popleft())
+    if runtime.unfinished and calm:
+        _queue_unfinished(runtime)
     while runtime.to_finish and calm and has_time():
         job = runtime.to_finish.popleft()
+        if job.state is not JobState.IMPORTED:
+            continue  # finished meanwhile (a headless resume finishes what it finds itself)
         moved += 1
         batch = scheduler.batches.get(job.spec.batch)
         try:
@@ -495,6 +505,45 @@ def _import(runtime: _Runtime, job: Job, batch: BatchSpec | None) -> None:
             runtime.to_finish.append(job)
     if not bpy.app.background:
         bpy.ops.ed.undo_push(message=f"Kiln: import {job.label}")
+
+
+def _look_for_unfinished(runtime: _Runtime) -> None:
+    """Note every job the journal has as imported but not finished; the pump finishes those it finds."""
+    runtime.unfinished.update(job.job_id for job in runtime.scheduler.jobs.values()
+                              if job.state is JobState.IMPORTED)
+
+
+def _queue_unfinished(runtime: _Runtime) -> None:
+    """Finish, as its batch asks, each imported-but-unfinished result whose object is in the open file.
+    One that is not stays imported (nothing is lost: its download is cached) and is looked for again
+    when a file is opened: the artist may open the file it was imported into only later."""
+    from .importer import find_result
+
+    scheduler = runtime.scheduler
+    queued = {job.job_id for job in runtime.to_finish}
+    while runtime.unfinished:
+        job = scheduler.jobs.get(runtime.unfinished.pop())
+        if job is None or job.state is not JobState.IMPORTED or job.job_id in queued:
+            continue
+        obj = find_result(job.job_id)
+        if obj is None:
+            continue
+        batch = scheduler.batches.get(job.spec.batch)
+        if obj.get("kiln_finished") or runtime.finish is None or batch is None or batch.finish is None:
+            if batch is None and not obj.get("kiln_finished"):
+                job.warnings.append(f"not finished: the settings of batch '{job.spec.batch}' were not "
+                                    "recovered; use Finish on the result")
+            scheduler.mark_finished(job)
+        else:
+            _log.info("finishing %s, which Kiln had imported but not finished before it stopped", job.label)
+            runtime.to_finish.append(job)
+
+
+@bpy.app.handlers.persistent  # type: ignore[untyped-decorator]  # untyped in the stubs
+def _unfinished_on_load(*_args: object) -> None:
+    """A file was opened: it may hold results imported, but not finished, before a crash or restart."""
+    if _runtime is not None and not _runtime.scheduler.read_only:
+        _look_for_unfinished(_runtime)
 
 
 def _for_worker(runtime: _Runtime, job: Job, batch: BatchSpec | None) -> bool:
@@ -651,6 +700,8 @@ def register(package: str, settings: EngineSettings | None = None) -> None:
         bpy.app.timers.register(_timer, first_interval=TIMER_INTERVAL_S, persistent=True)
     if _write_catalogs_on_save not in bpy.app.handlers.save_post:
         bpy.app.handlers.save_post.append(_write_catalogs_on_save)
+    if _unfinished_on_load not in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.append(_unfinished_on_load)
 
 
 def unregister() -> None:
@@ -658,5 +709,7 @@ def unregister() -> None:
         bpy.app.timers.unregister(_timer)
     if _write_catalogs_on_save in bpy.app.handlers.save_post:
         bpy.app.handlers.save_post.remove(_write_catalogs_on_save)
+    if _unfinished_on_load in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_unfinished_on_load)
     stop()
     close_pool()
