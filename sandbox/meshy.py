@@ -135,7 +135,8 @@ class MeshyState:
     """If set, only these keys are accepted; otherwise any key starting with msy_ (others: 401)."""
     task_failures: list[dict[str, str]] = field(default_factory=list)
     """task_error of the next created tasks, consumed in order: they end FAILED with it (refunded),
-    e.g. [{"type": "server_error", "message": "GPU lost"}]."""
+    e.g. [{"type": "server_error", "message": "GPU lost"}]; an empty entry lets that task succeed (so a
+    chain's refine can fail after its preview did)."""
     failure_rates: dict[str, float] = field(default_factory=dict)
     """task_error type → probability a new task fails with it, e.g. {"timeout": 0.1}."""
     create_errors: list[int | tuple[int, str]] = field(default_factory=list)
@@ -696,7 +697,7 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
             if state.balance < credits:
                 raise RequestError(402, "Insufficient credits")
             state.balance -= credits
-            failure = state.task_failures.pop(0) if state.task_failures else next(
+            failure = (state.task_failures.pop(0) or None) if state.task_failures else next(
                 ({"type": kind_, "message": f"sandbox {kind_}"} for kind_, rate in state.failure_rates.items()
                  if random.random() < rate), None)
             duration = state.latency_s.get(kind, 1.0)

@@ -105,6 +105,9 @@ MOVED_FROM = "moved_from"
 """Job metadata: the task ids this job's task had before its backend resent it elsewhere, oldest first."""
 STEP_CREDITS = "step_credits"
 """Job metadata: what each finished step of a chained job was charged, until the last one is done."""
+BOOKED_CREDITS = "booked_credits"
+"""Job metadata: credits of a chained job's paid steps already counted for the session when a later
+step failed or was cancelled; its Retry counts only the rest when it finishes."""
 
 @dataclass(frozen=True)
 class QueueSummary:
@@ -1193,7 +1196,9 @@ class Scheduler:
                 job.move_to(JobState.DOWNLOADING)
                 self._record(job)
                 self._pool.submit(self._download_worker, job, backend)
-                self._charged(backend, job.credits_spent)
+                self._charged(backend, job.credits_spent - float(job.metadata.pop(BOOKED_CREDITS, 0.0)))
+            elif job.step > 0:
+                self._later_step_ended(job, backend, update)
             elif update.status is TaskStatus.CANCELLED or job.cancel_requested:
                 job.refunded()
                 job.move_to(JobState.CANCELLED)
@@ -1204,6 +1209,28 @@ class Scheduler:
                 job.fail(update.error_code or "task_failed", update.error_message or "the provider failed this task")
                 self._record(job)
             self._changed()
+
+    def _later_step_ended(self, job: Job, backend: Backend, update: TaskUpdate) -> None:
+        """A chained job's later task failed or was cancelled on the provider (lock held). That task is
+        refunded, but the earlier steps' tasks succeeded and were paid: book those, and put the job back
+        at its last paid task, so Retry creates only the step that ended, never a paid one again."""
+        steps = backend.steps(job.spec)
+        ended, kept = steps[job.step], steps[job.step - 1]
+        paid = sum(float(c) for c in job.metadata.get(STEP_CREDITS, [])[: job.step])
+        del job.task_ids[job.step:]
+        job.task_id = job.task_ids[-1]
+        job.credits_spent = paid
+        self._charged(backend, paid - float(job.metadata.get(BOOKED_CREDITS, 0.0)))
+        job.metadata[BOOKED_CREDITS] = paid
+        spent = f"the {kept} is paid ({paid:g} credits) and kept"
+        if update.status is TaskStatus.CANCELLED or job.cancel_requested:
+            job.move_to(JobState.CANCELLED)
+            job.note = f"cancelled during the {ended} step, which was not charged; {spent}: Retry continues from it"
+        else:
+            job.fail(update.error_code or "task_failed",
+                     f"the {ended} step failed: {update.error_message or 'the provider failed this task'} "
+                     f"(not charged); {spent}: Retry continues from it")
+        self._record(job)
 
     def _moved(self, job: Job, update: TaskUpdate) -> None:
         """The backend resent this job's task under a new id (lock held): follow it, journaled at once so

@@ -209,6 +209,35 @@ def test_a_failed_task_spends_nothing_and_http_errors_read_clearly(scheduler: Sc
     assert short.state is JobState.FAILED and bad.state is JobState.FAILED and len(sandbox.state.tasks) == 1
 
 
+def test_a_failed_refine_books_the_paid_preview_and_retry_pays_only_the_refine(sandbox: MeshySandbox,
+                                                                                 tmp_path: Path) -> None:
+    scheduler = make_scheduler(sandbox, tmp_path)
+    sandbox.state.task_failures = [{}, {"type": "server_error", "message": "GPU lost"}]  # preview ok, refine fails
+    job = scheduler.add(text(Mode.PRODUCTION))
+    drain(scheduler)
+    assert job.state is JobState.FAILED and job.error is not None
+    assert job.error.message.startswith("the refine step failed: Meshy had a server error: GPU lost (not charged)")
+    assert "the preview is paid (20 credits) and kept: Retry continues from it" in job.error.message
+    assert sandbox.state.balance == 1000 - 20, "Meshy kept the preview's 20 credits and refunded the refine"
+    assert job.credits_spent == 20 and scheduler.session_spent == 20, "what was paid is booked"
+
+    # Blender is restarted before the artist presses Retry: the journal carries the paid preview.
+    scheduler.shutdown()
+    scheduler = make_scheduler(sandbox, tmp_path)
+    (job,) = scheduler.jobs.values()
+    assert job.state is JobState.FAILED and job.credits_spent == 20
+    retry = scheduler.retry(job.job_id)
+    drain(scheduler)
+    scheduler.shutdown()
+    assert retry.state is JobState.FINISHED
+    assert len(sandbox.state.tasks) == 3, "preview, the failed refine, one new refine: no second preview"
+    assert created(sandbox, retry, 0)["mode"] == "preview" and created(sandbox, retry, 1)["mode"] == "refine"
+    assert created(sandbox, retry, 1)["preview_task_id"] == meshy_id(job.task_ids[0])
+    assert sandbox.state.balance == 1000 - 30
+    assert retry.credits_spent == 30 and job.credits_spent == 0, "the preview's cost moved to the retry"
+    assert scheduler.session_spent == 10, "this session paid only the refine"
+
+
 def test_the_key_is_redacted_and_never_reaches_the_asset_host(sandbox: MeshySandbox, tmp_path: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
