@@ -209,5 +209,5 @@ def capture_folder() -> Path:
     user folder): never the system temp folder, which the OS may empty while a job still needs the file."""
     from . import runtime
 
-    cache = runtime.scheduler().cache_dir or runtime.user_folder(runtime.current_package(), "results")
+    cache = runtime.scheduler().cache_dir
     return cache / "captures"

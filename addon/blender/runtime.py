@@ -328,7 +328,7 @@ def settings_changed(settings: EngineSettings) -> None:
     if previous.finish_workers != settings.finish_workers and _runtime.own_finishing:
         _runtime.finish_workers = _pool_size(None)
     sched = _runtime.scheduler
-    cache = sched.cache_dir or user_folder(_runtime.package, "results")
+    cache = sched.cache_dir
     for entry in registry.BACKENDS:
         if previous.backends.get(entry.name) == settings.backends.get(entry.name):
             continue
@@ -561,7 +561,7 @@ def _send_to_worker(runtime: _Runtime, job: Job, batch: BatchSpec) -> None:
         return
     from .importer import object_name
 
-    cache = runtime.scheduler.cache_dir or user_folder(runtime.package, "results")
+    cache = runtime.scheduler.cache_dir
     blend = Path(cache) / "finished" / job.job_id / f"{object_name(job)}.blend"
     _workers_for(runtime).submit(job.job_id, {"job": job.snapshot(), "batch": batch.to_json(),
                                               "blend": str(blend)})

@@ -30,6 +30,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -160,7 +161,10 @@ class Scheduler:
         its queued jobs, and the provider would charge twice."""
         self.backends: dict[str, Backend] = {b.name: b for b in backends}
         self.journal = journal
-        self.cache_dir = Path(cache_dir) if cache_dir else (journal.folder / "results" if journal else None)
+        # Neither given (an engine for a script or a benchmark): a private temporary folder, never the
+        # current directory, which may be the artist's project or a read-only install.
+        self.cache_dir = Path(cache_dir) if cache_dir else (
+            journal.folder / "results" if journal else Path(tempfile.mkdtemp(prefix="kiln-results-")))
         self.on_change = on_change
         self.jobs: dict[str, Job] = {}
         """The live jobs, owned by this engine: change them only through its methods, read them
@@ -1328,7 +1332,7 @@ class Scheduler:
         `give_up_after_s` has passed without success; then (or on a failure that will not change) the
         job fails with its task id and stage kept, so a resume or Retry downloads it without paying again."""
         assert job.task_id is not None
-        dest = (self.cache_dir or Path(".")) / job.job_id
+        dest = self.cache_dir / job.job_id
         attempt = 0
         failing_since: float | None = None
         started = job.state_times.get(JobState.SUBMITTING.value, time.monotonic())

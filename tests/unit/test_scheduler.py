@@ -330,3 +330,20 @@ def test_budget_totals_follow_spending_across_dispatch_passes(make) -> None:
     drain(scheduler)
     assert [j.state for j in jobs] == [JobState.FINISHED] * 3 + [JobState.FAILED] * 3
     assert fake.create_calls == 3 and scheduler.budget_skipped["b"] == [j.job_id for j in jobs[3:]]
+
+
+def test_an_engine_without_journal_or_cache_folder_never_writes_into_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    scheduler = Scheduler([FakeBackend()])
+    scheduler.start()
+    try:
+        scheduler.add_batch(BatchSpec("b"))
+        (job,) = scheduler.add_many([spec()])
+        drain(scheduler)
+    finally:
+        scheduler.shutdown()
+    assert job.state is JobState.FINISHED and job.files
+    assert all(Path(path).is_file() and not Path(path).resolve().is_relative_to(tmp_path)
+               for path in job.files.values())
+    assert list(tmp_path.iterdir()) == [], "nothing was written where the script happened to run"
