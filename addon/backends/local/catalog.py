@@ -646,7 +646,7 @@ ARCHETYPES: tuple[Archetype, ...] = (
         cyl(0.02, 0.18, (-0.05, 0, 0.13), ACCENT, turn=(("y", 90),), when="opt:0.5"),
         box(0.04, 0.03, 0.1, (0.05, 0, -0.06), ACCENT))),
     # ---- sci-fi kit
-    A("scifi_panel", "scifi", ("sci-fi panel", "panel", "wall panel", "control panel", "scifi"), "metal", "steel", (
+    A("scifi_panel", "scifi", ("sci-fi panel", "panel", "wall panel", "control panel", "scifi", "sci-fi"), "metal", "steel", (
         box(1.5, 0.1, 1.5), box(1.2, 0.04, 1.2, (0, -0.06, 0.15), ACCENT),
         box(0.5, 0.03, 0.04, (-0.25, -0.085, 0.35), DARK, copies="col:4:0.1", when="prod"),
         box(0.04, 0.02, 1.0, (0.55, -0.085, 0.25), LIGHT, when="opt"))),

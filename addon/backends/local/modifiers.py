@@ -170,14 +170,14 @@ def _rust(assembly: Assembly, rng: np.random.Generator, detail: Detail) -> None:
             piece.slot = RUST
     low, high, size = _extent(assembly)
     centre = (low + high) / 2
-    for _ in range(int(rng.integers(4, 8))):
+    for _ in range(int(rng.integers(6, 10))):
         angle = float(rng.uniform(0, 2 * math.pi))
         z = float(low[2]) + float(size[2]) * float(rng.uniform(0.1, 0.8))
         direction = np.array([math.cos(angle), math.sin(angle)])
         # Reach just past the bounding ellipse so the blotch shows on the surface.
         reach = np.abs(direction) * size[:2] / 2
-        r = float(size[:2].min()) * float(rng.uniform(0.08, 0.16))
-        blotch = sphere(r, max(3, detail.round_segments // 2), max(6, detail.segments // 2)).scaled((1.0, 0.35, 0.8))
+        r = float(size[:2].min()) * float(rng.uniform(0.12, 0.22))
+        blotch = sphere(r, max(3, detail.round_segments // 2), max(6, detail.segments // 2)).scaled((1.0, 0.45, 0.8))
         blotch = blotch.rotated("z", angle + math.pi / 2)
         assembly.add(blotch.moved((float(centre[0] + direction[0] * reach.max() * 0.98),
                                    float(centre[1] + direction[1] * reach.max() * 0.98), z)), RUST)

@@ -216,7 +216,7 @@ def _primitive(part: Part, rng: np.random.Generator, detail: Detail, thickness: 
     kind = part.kind
     if kind == "box":
         w, d = sx * thickness, sy * thickness
-        if detail.bevel and min(w, d, sz) > 0.04:
+        if detail.bevel and min(w, d, sz) > 0.01:
             return rounded_box((w, d, sz), min(w, d, sz) * 0.12, 1)
         return box((w, d, sz), (0, 0, sz / 2))
     if kind == "cyl":

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -105,8 +105,8 @@ ERA_WORDS: dict[str, tuple[str | None, str | None, tuple[str, ...], str]] = {
     "sci-fi": ("metal", "black", (), "scifi"), "futuristic": ("metal", "black", (), "scifi"),
     "cyberpunk": ("black", "metal", (), "scifi"), "high-tech": ("metal", "black", (), "scifi"),
     "space": ("white", "metal", (), "scifi"),
-    "medieval": ("wooden", "iron", (), "medieval"), "rustic": ("wooden", "iron", (), "medieval"),
-    "viking": ("wooden", "iron", (), "medieval"), "pirate": ("wooden", "iron", (), "medieval"),
+    "medieval": (None, "iron", (), "medieval"), "rustic": ("wooden", "iron", (), "medieval"),
+    "viking": (None, "iron", (), "medieval"), "pirate": (None, "iron", (), "medieval"),
     "ancient": ("stone", "stone", ("damaged",), ""), "roman": ("marble", "stone", (), ""),
     "greek": ("marble", "stone", (), ""), "egyptian": ("sandstone", "gold", (), ""),
     "modern": ("plastic", "steel", ("simple",), ""), "contemporary": ("plastic", "steel", ("simple",), ""),
@@ -151,6 +151,7 @@ MAX_COUNT = 12
 
 RELATIONS = {"on": "on", "atop": "on", "upon": "on", "with": "with", "beside": "with", "next": "with",
              "and": "with", "holding": "with", "by": "with", "near": "with"}
+GENERIC_HEADS = frozenset({"tree", "plant", "animal", "creature", "beast", "box", "container", "figure"})
 STYLE_NOUNS = frozenset({"sci-fi"})
 """Archetype words that are also styles: "sci-fi crate" is a crate, "sci-fi" alone a sci-fi panel."""
 
@@ -286,7 +287,11 @@ def _find_noun(words: list[str]) -> tuple[Archetype | None, int, int]:
     chosen = real or hits
     if not chosen:
         return None, -1, -1
-    start, end, archetype = max(chosen, key=lambda h: (h[1], h[1] - h[0]))
+    chosen.sort(key=lambda h: (h[1], h[1] - h[0]))
+    start, end, archetype = chosen[-1]
+    # A generic head names the kind of thing; a known noun right before it names which ("fir tree").
+    if len(chosen) > 1 and end - start == 1 and keys[start] in GENERIC_HEADS and chosen[-2][1] == start:
+        start, archetype = chosen[-2][0], chosen[-2][2]
     return archetype, start, end
 
 
@@ -402,9 +407,12 @@ def _foliage(rng: np.random.Generator, colour: str | None) -> Material:
 def _materials(text_plan: TextPlan, rng: np.random.Generator) -> dict[int, Material]:
     chosen = text_plan.archetype or GENERIC
     colour_main = text_plan.colour if chosen.colour_slot == MAIN else None
+    accent = _material(text_plan.accent_material, rng)
+    if text_plan.accent_material == text_plan.main_material and not colour_main:
+        accent = replace(accent, name=f"{accent.name}_accent")  # one name, one material, in Blender too
     slots = {
         MAIN: _material(text_plan.main_material, rng, colour_main),
-        ACCENT: _material(text_plan.accent_material, rng),
+        ACCENT: accent,
         FOLIAGE: _foliage(rng, text_plan.colour if chosen.colour_slot == FOLIAGE else None),
         CLOTH: _material("cloth", rng, text_plan.colour if chosen.colour_slot == CLOTH else None),
         **_FIXED,
