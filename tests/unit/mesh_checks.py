@@ -19,7 +19,8 @@ def shell_problems(parts: list[MeshPart]) -> list[str]:
     """Why the mesh is not a set of closed, consistently wound, non-degenerate shells once vertices
     at the same position are merged (as Kiln's importer welds them); [] when it is."""
     positions, triangles = merged(parts)
-    _, welded = np.unique(positions, axis=0, return_inverse=True)
+    rows = np.ascontiguousarray(positions, np.float32).view(np.dtype((np.void, 12))).ravel()
+    _, welded = np.unique(rows, return_inverse=True)  # exact positions, as one 12-byte key each
     corners = welded.ravel()[triangles]
     problems = []
     a, b, c = (positions[triangles[:, i]].astype(np.float64) for i in range(3))
