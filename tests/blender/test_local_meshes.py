@@ -31,8 +31,8 @@ def test_every_archetype_imports_closed_and_manifold(runtime: ModuleType, mode: 
     text = importlib.import_module(f"{ADDON_MODULE}.addon.backends.local.text")
     bpy.context.scene.kiln.mode = mode
     one_per_group = {a.category: a.words[0] for a in reversed(text.ARCHETYPES)}
-    prompts = sorted(one_per_group.values()) + ["broken mossy barrel", "ornate sword", "stack of crates",
-                                                "candle on a table"]
+    prompts = [*sorted(one_per_group.values()), "broken mossy barrel", "ornate sword", "stack of crates",
+               "candle on a table"]
     for prompt in prompts:
         bpy.ops.kiln.generate(prompt=prompt)
     assert runtime.run_until_done(timeout=120)

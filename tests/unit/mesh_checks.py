@@ -65,7 +65,7 @@ def silhouettes(parts: list[MeshPart], low: np.ndarray, high: np.ndarray, cells:
 
 
 def shape_distances(meshes: list[list[MeshPart]]) -> np.ndarray:
-    """Pairwise shape distance: 1 − IoU of the front, side and top silhouettes in one shared frame,
+    """Pairwise shape distance: 1 - IoU of the front, side and top silhouettes in one shared frame,
     worst view. 0 for the same shape, growing as outline, proportions or parts differ."""
     points = np.concatenate([merged(m)[0] for m in meshes])
     low, high = points.min(axis=0), points.max(axis=0)

@@ -14,7 +14,6 @@ from addon.imaging.glb import read_glb_json
 from addon.jobs import JobKind, JobSpec, Mode
 
 
-
 def make(tmp: Path, prompt: str, seed: int = 7, mode: Mode = Mode.DRAFT, name: str = "") -> tuple[Path, dict, list]:
     spec = JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=prompt, seed=seed)
     result = generate_text(spec, tmp / (name or f"{prompt.replace(' ', '_')}_{seed}_{mode.value}"))

@@ -496,7 +496,7 @@ ARCHETYPES: tuple[Archetype, ...] = (
         box(6.0, 3.0, 1.2, (0, 0, 0.6)), box(6.2, 0.8, 1.1, (0, 1.3, 0.1), DARK, copies="y"),
         cyl(1.2, 0.8, (-0.3, 0, 1.8), taper=0.85), cyl(0.1, 3.5, (0.7, 0, 2.25), ACCENT, turn=(("y", 90),)),
         cyl(0.3, 0.2, (-0.6, 0.4, 2.6), when="prod"),
-        cyl(0.35, 0.1, (-2.4, -1.73, 0.5), DARK, turn=(("x", 90),), copies="row:6:0.95", when="prod"))),
+        cyl(0.35, 0.1, (0, -1.73, 0.5), DARK, turn=(("x", 90),), copies="row:6:0.95", when="prod"))),
     # ---- vegetation
     A("pine", "vegetation", ("pine", "pine tree", "fir", "conifer", "spruce", "evergreen", "christmas tree"), "bark",
       "bark", (cyl(0.15, 0.9), special("tiers", (2.4, 2.4, 3.6), (0, 0, 0.6), FOLIAGE, count="3-5"),
@@ -646,7 +646,8 @@ ARCHETYPES: tuple[Archetype, ...] = (
         cyl(0.02, 0.18, (-0.05, 0, 0.13), ACCENT, turn=(("y", 90),), when="opt:0.5"),
         box(0.04, 0.03, 0.1, (0.05, 0, -0.06), ACCENT))),
     # ---- sci-fi kit
-    A("scifi_panel", "scifi", ("sci-fi panel", "panel", "wall panel", "control panel", "scifi", "sci-fi"), "metal", "steel", (
+    A("scifi_panel", "scifi", ("sci-fi panel", "panel", "wall panel", "control panel", "scifi", "sci-fi"), "metal",
+      "steel", (
         box(1.5, 0.1, 1.5), box(1.2, 0.04, 1.2, (0, -0.06, 0.15), ACCENT),
         box(0.5, 0.03, 0.04, (-0.25, -0.085, 0.35), DARK, copies="col:4:0.1", when="prod"),
         box(0.04, 0.02, 1.0, (0.55, -0.085, 0.25), LIGHT, when="opt"))),
@@ -796,7 +797,7 @@ ARCHETYPES: tuple[Archetype, ...] = (
         ball(0.015, (0.22, 0.05, 0.41), DARK, copies="y", when="prod")), vary=0.15),
     A("dragon", "creatures", ("dragon", "wyvern", "drake", "wyrm"), "red", "black", (
         *quadruped(3.0, 1.1, 1.0, 1.4, 0.9, 3.0, ears=False),
-        slab(WING, 2.6, 0.06, 2.4, (0, 0.4, 1.9), ACCENT, turn=(("x", -35),), copies="y"),
+        slab(WING, 2.8, 0.06, 2.8, (0.2, 0.4, 1.9), ACCENT, turn=(("x", -58),), copies="y"),
         cyl(0.08, 0.35, (1.9, 0.15, 3.25), ACCENT, taper=0.0, turn=(("y", -30),), copies="y"),
         cyl(0.1, 0.35, (0, 0, 2.05), ACCENT, taper=0.0, copies="row:6:0.45", when="prod")), vary=0.12),
     A("fish", "creatures", ("fish", "shark", "salmon", "trout", "carp"), "blue", "white", (

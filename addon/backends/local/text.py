@@ -428,8 +428,17 @@ DEFAULT_FACE_BUDGET = 12000
 """Triangles a Production blockout may use when the target sets no face budget."""
 
 
-def _assemble(text_plan: TextPlan, rng: np.random.Generator, detail: Detail) -> Assembly:
-    """One object with its conditions, counted copies, and companions placed."""
+SLOTS_PER_OBJECT = 16
+"""Material slots one object may use; a companion's slots are offset by this so each object keeps
+its own materials (a candle's wax, the table's wood)."""
+
+
+def _assemble(text_plan: TextPlan, rng: np.random.Generator, detail: Detail,
+              slots: dict[int, Material]) -> Assembly:
+    """One object with its conditions, counted copies, and companions placed; fills `slots` with the
+    materials of it and its companions."""
+    base = len(slots) and (max(slots) // SLOTS_PER_OBJECT + 1) * SLOTS_PER_OBJECT
+    slots.update({base + slot: material for slot, material in _materials(text_plan, rng).items()})
     chosen = text_plan.archetype or GENERIC
     simple = "simple" in text_plan.conditions
     copies = []
@@ -440,8 +449,11 @@ def _assemble(text_plan: TextPlan, rng: np.random.Generator, detail: Detail) -> 
             copy.transform(scale=text_plan.scale)
         copies.append(copy)
     assembly = _arrange(copies, text_plan.arrangement, rng)
+    if base:
+        for piece in assembly.pieces:
+            piece.slot += base
     for relation, companion in text_plan.companions:
-        other = _assemble(companion, rng, detail)
+        other = _assemble(companion, rng, detail, slots)
         _place(assembly, other, relation, chosen)
     return assembly
 
@@ -520,8 +532,8 @@ def build(text_plan: TextPlan, seed: int, production: bool,
     assembly = Assembly()
     for segments, bevel in attempts:
         rng = np.random.default_rng(seed)
-        slots = _materials(text_plan, rng)
-        assembly = _assemble(text_plan, rng, Detail(segments, production, bevel))
+        slots: dict[int, Material] = {}
+        assembly = _assemble(text_plan, rng, Detail(segments, production, bevel), slots)
         if budget is None or assembly.triangles() <= budget:
             break
     if budget is not None and assembly.triangles() > budget:
