@@ -108,6 +108,8 @@ def generate_text(spec: JobSpec, out_dir: Path) -> LocalResult:
         warnings.append(f"local engine does not know '{noun}'; generic blockout used")
     metadata: dict[str, Any] = {"matched": matched, "engine": ENGINE_VERSION, "seed": spec.seed,
                                 "modifiers": text_plan.modifiers}
+    if matched and text_plan.ignored:
+        metadata["ignored_words"] = text_plan.ignored  # read as neither noun nor modifier: said, not hidden
     files = _write(out_dir, "blockout", parts, materials, metadata, spec.mode, seed=spec.seed)
     return LocalResult(files, metadata, warnings)
 

@@ -16,12 +16,10 @@ from ...imaging.glb import FloatArray
 from .parts import ACCENT, DARK, FOLIAGE, LIGHT, MOSS, RUST, TRIM, Assembly, Detail
 from .shapes import Shape, box, cylinder, sphere, torus, tube
 
-CONDITIONS = ("broken", "damaged", "rusty", "mossy", "overgrown", "ornate", "simple")
-"""In the order they apply: breaking first, so moss and rust sit on what is left."""
-
 
 def apply(assembly: Assembly, conditions: set[str], attachments: set[str], styles: set[str],
           rng: np.random.Generator, detail: Detail) -> None:
+    """Breaking first, so moss and rust sit on what is left; trims last, on the final outline."""
     if "broken" in conditions:
         _broken(assembly, rng, detail)
     if "damaged" in conditions:
