@@ -238,7 +238,7 @@ def _vents(assembly: Assembly) -> None:
 
 def _lights(assembly: Assembly, detail: Detail) -> None:
     low, high, size = _extent(assembly)
-    r = max(float(size.min()) * 0.06, 0.02)
+    r = max(float(np.sort(size)[1]) * 0.05, 0.02)  # the middle extent: a flat panel still gets visible lamps
     for sx in (-0.35, 0.35):
         bulb = sphere(r, detail.round_segments, detail.segments)
         assembly.add(bulb.moved((float((low[0] + high[0]) / 2 + sx * size[0]), float(low[1]) - r * 0.3,

@@ -217,7 +217,7 @@ def _primitive(part: Part, rng: np.random.Generator, detail: Detail, thickness: 
     if kind == "box":
         w, d = sx * thickness, sy * thickness
         if detail.bevel and min(w, d, sz) > 0.01:
-            return rounded_box((w, d, sz), min(w, d, sz) * 0.12, 1)
+            return rounded_box((w, d, sz), min(min(w, d, sz) * 0.1, 0.04), 1)  # a worn edge, not a pillow
         return box((w, d, sz), (0, 0, sz / 2))
     if kind == "cyl":
         radius = sx / 2 * thickness
