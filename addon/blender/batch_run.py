@@ -478,7 +478,7 @@ def _export(manifest: Manifest, plan: Plan, options: BatchOptions,
         if export_folder(manifest, options) != plan.export_dir:
             raise ExportError(f"the export folder {plan.export_dir} changed during the run")
         for item in export(roots, str(plan.export_dir), per=settings.per, preset=settings.preset,
-                           gltf=settings.gltf, batch_name=manifest.name):
+                           gltf=settings.gltf, batch_name=manifest.name, replace=True):
             for name in item.objects:
                 exports.setdefault(name, []).append(item.__dict__)
     except (ExportError, ManifestError, OSError, RuntimeError, ValueError) as exc:

@@ -67,11 +67,12 @@ def resolve_folder(folder: str) -> Path:
     return path
 
 
-def free_path(folder: Path, stem: str, suffix: str, taken: set[Path]) -> Path:
-    """`stem.suffix`, or `stem_2.suffix` … when that name is already on disk or used in this export."""
+def free_path(folder: Path, stem: str, suffix: str, taken: set[Path], *, replace: bool = False) -> Path:
+    """`stem.suffix`, or `stem_2.suffix` … when that name is already on disk or used in this export.
+    With `replace`, a file already on disk does not count (a batch run owns its exports' names)."""
     candidate = folder / f"{stem}{suffix}"
     number = 2
-    while candidate.exists() or candidate in taken:
+    while (candidate.exists() and not replace) or candidate in taken:
         candidate = folder / f"{stem}_{number}{suffix}"
         number += 1
     taken.add(candidate)
@@ -132,9 +133,13 @@ def _shown(objects: list[bpy.types.Object]) -> Iterator[None]:
 
 
 def export(objects: list[bpy.types.Object], folder: str, *, per: str = "asset", preset: str = "unity",
-           gltf: bool = False, batch_name: str = "batch") -> list[ExportedFile]:
+           gltf: bool = False, batch_name: str = "batch", replace: bool = False) -> list[ExportedFile]:
     """Export `objects` (with their LODs) as FBX, one file per asset or one per batch; writes
-    `export_manifest.json` in the folder and returns what was written."""
+    `export_manifest.json` in the folder and returns what was written.
+
+    The Export button never overwrites the artist's files (`name_2.fbx` …). A headless batch passes
+    `replace`: its assets' names are its own, so a resume after a kill mid-export writes each file again
+    in place (atomically) instead of leaving `name_2.fbx` beside the first attempt's file."""
     if preset not in FBX_PRESETS:
         raise ExportError(f"unknown export preset '{preset}' (choose from {', '.join(FBX_PRESETS)})")
     if per not in ("asset", "batch"):
@@ -148,10 +153,12 @@ def export(objects: list[bpy.types.Object], folder: str, *, per: str = "asset", 
     taken: set[Path] = set()
     for name, members in units:
         with _shown(members):
-            written += _export_unit(target, name, members, preset, gltf, taken)
+            # A per-batch file is each shard's part until the merge: only per-asset names are owned.
+            written += _export_unit(target, name, members, preset, gltf, taken, replace and per == "asset")
     manifest = target / "export_manifest.json"
     previous = json.loads(manifest.read_text()) if manifest.exists() else {"files": []}
-    previous["files"] += [f.__dict__ for f in written]
+    rewritten = {f.path for f in written}
+    previous["files"] = [f for f in previous["files"] if f.get("path") not in rewritten] + [f.__dict__ for f in written]
     previous["preset"] = preset
     tmp = manifest.with_suffix(".json.part")
     tmp.write_text(json.dumps(previous, indent=2))
@@ -160,23 +167,27 @@ def export(objects: list[bpy.types.Object], folder: str, *, per: str = "asset", 
 
 
 def _export_unit(target: Path, name: str, members: list[bpy.types.Object], preset: str, gltf: bool,
-                 taken: set[Path]) -> list[ExportedFile]:
+                 taken: set[Path], replace: bool = False) -> list[ExportedFile]:
     """One FBX (and optionally one GLB) holding `members`, which must be selectable."""
     _select_only(members)
     stem = slug(name)
     written: list[ExportedFile] = []
-    fbx_path = free_path(target, stem, ".fbx", taken)
+    fbx_path = free_path(target, stem, ".fbx", taken, replace=replace)
     started = time.perf_counter()
+    partial = fbx_path.with_name(f".{fbx_path.stem}.partial.fbx")  # a kill mid-write leaves no half file
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints two lines per file
-        bpy.ops.export_scene.fbx(filepath=str(fbx_path), use_selection=True, object_types={"EMPTY", "MESH"},
+        bpy.ops.export_scene.fbx(filepath=str(partial), use_selection=True, object_types={"EMPTY", "MESH"},
                                  path_mode="COPY", embed_textures=True, **FBX_PRESETS[preset])
+    os.replace(partial, fbx_path)
     written.append(ExportedFile(str(fbx_path), "fbx", [o.name for o in members], _faces(members),
                                 _texture_sizes(members), round((time.perf_counter() - started) * 1000, 2)))
     if gltf:
-        glb_path = free_path(target, stem, ".glb", taken)
+        glb_path = free_path(target, stem, ".glb", taken, replace=replace)
         started = time.perf_counter()
+        partial = glb_path.with_name(f".{glb_path.stem}.partial.glb")
         with contextlib.redirect_stdout(io.StringIO()):
-            bpy.ops.export_scene.gltf(filepath=str(glb_path), use_selection=True, export_format="GLB")
+            bpy.ops.export_scene.gltf(filepath=str(partial), use_selection=True, export_format="GLB")
+        os.replace(partial, glb_path)
         written.append(ExportedFile(str(glb_path), "glb", [o.name for o in members], _faces(members),
                                     _texture_sizes(members), round((time.perf_counter() - started) * 1000, 2)))
     return written

@@ -321,3 +321,20 @@ def test_bad_flags_and_environment_from_the_blender_command(kiln: ModuleType, tm
     err = capsys.readouterr().err
     assert err.startswith("kiln batch: error: KILN_TRIPO_API_KEY: the key in KILN_TRIPO_API_KEY contains a line "
                           "break") and "tsk_secret" not in err
+
+
+def test_a_resume_writes_each_export_once_in_place(tmp_path: Path) -> None:
+    """A run killed during its exports is resumed and exports again: each asset's FBX is replaced where it
+    was, never left beside a `name_2.fbx`, and export_manifest.json lists each file once."""
+    manifest = write_manifest(tmp_path, "env_export_01", ["crate", "barrel"],
+                              '\n[export]\nfolder = "exports"\nper = "asset"\npreset = "unity"\n')
+    first = run_script(str(manifest), "--out", str(tmp_path))
+    assert first.returncode == 0, first.stderr[-1500:]
+    exports = tmp_path / "env_export_01" / "exports"
+    files = sorted(p.name for p in exports.iterdir())
+    assert files == ["env_export_01_001.fbx", "env_export_01_002.fbx", "export_manifest.json"], files
+    again = run_script(str(manifest), "--out", str(tmp_path), "--resume")
+    assert again.returncode == 0, again.stderr[-1500:]
+    assert sorted(p.name for p in exports.iterdir()) == files, "nothing written beside the first files"
+    listed = [Path(f["path"]).name for f in json.loads((exports / "export_manifest.json").read_text())["files"]]
+    assert sorted(listed) == files[:2]

@@ -214,6 +214,8 @@ def test_the_stream_sends_each_progress_step_and_ends_at_the_terminal_status(san
     assert len(set(steps)) == len(steps) >= 8, "one event per change of progress (steps of 10)"
     assert frames[-1]["status"] == "SUCCEEDED" and frames[-1]["model_urls"]["glb"].startswith(sandbox.asset_url)
     assert sandbox.state.polls[task_id] == 0, "nothing polled"
+    # The server's thread counts the stream closed just after its last event reached the client.
+    wait_for(lambda: sandbox.state.open_streams == 0, timeout=10)
     assert sandbox.state.open_streams == 0 and sandbox.state.stream_events == len(events)
     with stream(sandbox, TEXT, "no-such-task") as response:
         assert list(sse_events(response)) == [("error", {"status_code": 404, "message": "Task not found"})]
@@ -268,6 +270,7 @@ def test_many_streams_are_open_at_once() -> None:
         for thread in threads:
             thread.join(10)
         assert last == dict.fromkeys(ids, "CANCELED")
+        wait_for(lambda: server.state.open_streams == 0, timeout=10)  # closed on the server's side just after
         assert server.state.peak_open_streams == 24 and server.state.open_streams == 0
 
 
