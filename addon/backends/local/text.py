@@ -389,8 +389,10 @@ def _material(word: str, rng: np.random.Generator, colour: str | None = None) ->
     base, metallic, roughness = MATERIALS[word]
     if colour and colour != word:
         base = MATERIALS[colour][0]
-    jitter = rng.uniform(-0.05, 0.05, 3)
-    r, g, b = (float(np.clip(c + j, 0.0, 1.0)) for c, j in zip(base, jitter, strict=True))
+    # Scaled, not offset: an added ±0.05 turns a red's 0.1 green into 0.15, which reads as salmon once
+    # displayed in sRGB; a per-channel scale keeps dark channels dark, so a colour word keeps its hue.
+    jitter = rng.uniform(0.88, 1.12, 3)
+    r, g, b = (float(np.clip(c * j, 0.0, 1.0)) for c, j in zip(base, jitter, strict=True))
     name = f"{colour}_{word}" if colour and colour != word else word
     return Material(name, (r, g, b, 1.0), metallic, roughness)
 
