@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import bmesh
 import bpy
 from bpy_extras import mesh_utils
 
@@ -25,6 +26,8 @@ _log = logging.getLogger(__name__)
 
 VOXEL_RESOLUTION = 96
 """Voxels across the largest dimension for the organic remesh."""
+QUADRIFLOW_MIN_EDGE_M = 2e-4
+"""Edges shorter than Blender's 0.1 mm degenerate-edge test, with margin, are collapsed before QuadriFlow."""
 
 
 @dataclass
@@ -417,12 +420,33 @@ def _transforms(obj: bpy.types.Object, height_m: float) -> dict[str, Any]:
     return {"height_m": round(obj.dimensions.z, 4), "moved_origin": [moved.x, moved.y, moved.z]}
 
 
+def _closed_surface_for_quadriflow(obj: bpy.types.Object) -> None:
+    """Give QuadriFlow the one input it accepts: a single closed, consistently wound surface with no
+    edge shorter than 0.1 mm (Blender refuses shorter ones as degenerate). Generated models are often
+    many separate, overlapping pieces (planks, hoops, bolts): on those QuadriFlow either refuses or runs
+    for many minutes. A voxel remesh at the organic preset's resolution fuses the pieces into one shell,
+    and collapsing its rare sliver edges removes the degenerate ones it can leave."""
+    voxel = max(obj.dimensions[:]) / VOXEL_RESOLUTION
+    _apply_modifier(obj, "REMESH", mode="VOXEL", voxel_size=voxel, use_smooth_shade=True)
+    mesh = obj.data
+    assert isinstance(mesh, bpy.types.Mesh)
+    bm = bmesh.new()
+    try:
+        bm.from_mesh(mesh)
+        bmesh.ops.remove_doubles(bm, verts=list(bm.verts), dist=QUADRIFLOW_MIN_EDGE_M)
+        bm.to_mesh(mesh)
+    finally:
+        bm.free()
+    mesh.update()
+
+
 def _remesh(obj: bpy.types.Object, preset: FinishPreset) -> dict[str, Any]:
     before = face_count(obj)
     if preset.remesh == "voxel":
         voxel = max(obj.dimensions[:]) / VOXEL_RESOLUTION
         _apply_modifier(obj, "REMESH", mode="VOXEL", voxel_size=voxel, use_smooth_shade=True)
     elif preset.remesh == "quadriflow":
+        _closed_surface_for_quadriflow(obj)
         with _override(obj):
             result = bpy.ops.object.quadriflow_remesh(target_faces=max(100, preset.face_budget or 4000),
                                                       use_preserve_sharp=True, use_mesh_symmetry=False)

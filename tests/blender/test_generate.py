@@ -48,13 +48,13 @@ def test_options_give_distinct_seeds_and_drafts_sit_side_by_side(runtime: Module
 def test_unknown_noun_gets_a_generic_blockout_and_says_so(runtime: ModuleType) -> None:
     import bpy
 
-    bpy.ops.kiln.generate(prompt="dragon")
+    bpy.ops.kiln.generate(prompt="a fearsome xylophone")  # "dragon" became an archetype (issue 17)
     assert runtime.run_until_done(timeout=30)
     (obj,) = drafts()
     assert obj["kiln_matched"] == ""
-    assert "does not know 'dragon'" in obj["kiln_warnings"]
-    (job,) = [j for j in runtime.scheduler().views() if j.spec.prompt == "dragon"]
-    assert job.warnings == ("local engine does not know 'dragon'; generic blockout used",)
+    assert "does not know 'xylophone'" in obj["kiln_warnings"]
+    (job,) = [j for j in runtime.scheduler().views() if j.spec.prompt == "a fearsome xylophone"]
+    assert job.warnings == ("local engine does not know 'xylophone'; generic blockout used",)
 
 
 def test_a_negative_prompt_is_held_to_the_backends_own_limit(runtime: ModuleType) -> None:

@@ -1,4 +1,8 @@
-"""Every local-engine archetype, through the real generate → import path, lands as closed manifold meshes."""
+"""Local-engine blockouts, through the real generate → import path, land as closed manifold meshes.
+
+One archetype of each kit group plus prompts whose words reshape them (broken, ornate, counts, "on"):
+tests/unit/test_archetypes.py checks every archetype's shells in numpy with the importer's weld
+semantics, so Blender here confirms the import path, not all 140 nouns twice per Blender version."""
 
 from __future__ import annotations
 
@@ -26,7 +30,9 @@ def test_every_archetype_imports_closed_and_manifold(runtime: ModuleType, mode: 
 
     text = importlib.import_module(f"{ADDON_MODULE}.addon.backends.local.text")
     bpy.context.scene.kiln.mode = mode
-    prompts = [a.words[0] for a in text.ARCHETYPES]
+    one_per_group = {a.category: a.words[0] for a in reversed(text.ARCHETYPES)}
+    prompts = [*sorted(one_per_group.values()), "broken mossy barrel", "ornate sword", "stack of crates",
+               "candle on a table"]
     for prompt in prompts:
         bpy.ops.kiln.generate(prompt=prompt)
     assert runtime.run_until_done(timeout=120)

@@ -13,8 +13,6 @@ from addon.backends.local.text import ARCHETYPES, plan
 from addon.imaging.glb import read_glb_json
 from addon.jobs import JobKind, JobSpec, Mode
 
-CATEGORIES = {"props", "environment", "vegetation", "architecture", "furniture", "weapons", "characters"}
-
 
 def make(tmp: Path, prompt: str, seed: int = 7, mode: Mode = Mode.DRAFT, name: str = "") -> tuple[Path, dict, list]:
     spec = JobSpec(kind=JobKind.TEXT, backend="local", mode=mode, prompt=prompt, seed=seed)
@@ -37,21 +35,22 @@ def positions(path: Path) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def test_at_least_30_archetypes_cover_every_kit_category() -> None:
-    assert len(ARCHETYPES) >= 30
-    assert {a.category for a in ARCHETYPES} == CATEGORIES
+def test_the_first_kit_is_still_there() -> None:
     names = {a.name for a in ARCHETYPES}
-    for required in ("chest", "barrel", "crate", "pot", "lantern", "book", "rock", "cliff", "log", "stump", "pine",
+    for required in ("chest", "barrel", "crate", "vase", "lantern", "book", "rock", "cliff", "log", "stump", "pine",
                      "broadleaf_tree", "bush", "grass", "mushroom", "wall", "pillar", "arch", "stairs", "door",
-                     "scifi_panel", "table", "chair", "shelf", "bed", "sword", "shield", "axe", "hammer",
-                     "mannequin"):
+                     "scifi_panel", "table", "chair", "bookshelf", "bed", "sword", "shield", "axe", "hammer",
+                     "biped"):
         assert required in names
 
 
-def test_every_archetype_generates_a_valid_glb_in_both_modes(tmp_path: Path) -> None:
+def test_one_archetype_per_group_goes_through_the_job_path(tmp_path: Path) -> None:
+    # Every archetype is built and validated in both modes in test_archetypes.py; here the full job
+    # path (metadata, warnings, preview) for one archetype of each group, the modes alternating.
+    firsts = {a.category: a for a in reversed(ARCHETYPES)}
     files = []
-    for archetype in ARCHETYPES:
-        for mode in (Mode.DRAFT, Mode.PRODUCTION):
+    for number, archetype in enumerate(firsts.values()):
+        for mode in ((Mode.DRAFT, Mode.PRODUCTION)[number % 2],):
             path, metadata, warnings = make(tmp_path, archetype.words[0], mode=mode,
                                             name=f"{archetype.name}_{mode.value}")
             assert metadata["matched"] == archetype.name, archetype.words[0]
@@ -61,6 +60,7 @@ def test_every_archetype_generates_a_valid_glb_in_both_modes(tmp_path: Path) -> 
             assert {"POSITION", "NORMAL", "TEXCOORD_0"} <= set(primitive["attributes"])
             assert document["materials"] and all("pbrMetallicRoughness" in m for m in document["materials"])
             assert not document.get("extensionsUsed"), "core PBR only, no KHR_materials extensions"
+            assert (path.parent / "preview.png").stat().st_size > 0
             files.append(path)
     reports = validate(files)
     assert len(reports) == len(files)
@@ -81,9 +81,9 @@ def test_same_seed_is_identical_and_other_seeds_vary_the_shape(tmp_path: Path) -
 
 
 def test_unknown_noun_gets_an_honest_generic_blockout(tmp_path: Path) -> None:
-    path, metadata, warnings = make(tmp_path, "a fearsome dragon")
+    path, metadata, warnings = make(tmp_path, "a fearsome xylophone")
     assert metadata["matched"] is None
-    assert warnings == ["local engine does not know 'fearsome', 'dragon'; generic blockout used"]
+    assert warnings == ["local engine does not know 'xylophone'; generic blockout used"]
     assert read_glb_json(path)["nodes"][0]["extras"]["matched"] is None
 
 
@@ -97,7 +97,7 @@ def test_material_words_set_pbr_colour_and_metalness(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("prompt", "detail"), [
     ("wooden crate with iron bands", "iron"),
-    ("sci-fi panel with warning lights", "warning_light"),
+    ("sci-fi panel with warning lights", "glow"),
     ("sci-fi panel with vents", "vent_dark_metal"),
     ("mossy rock", "moss"),
 ])

@@ -95,16 +95,21 @@ def _write(out_dir: Path, name: str, parts: list[MeshPart], materials: list[Mate
 
 
 def generate_text(spec: JobSpec, out_dir: Path) -> LocalResult:
-    """Build the blockout for a text spec."""
+    """Build the blockout for a text spec (within the target's face budget in Production)."""
     production = spec.mode is Mode.PRODUCTION
     text_plan = text.plan(spec.prompt, production)
-    parts, materials = text.build(text_plan, spec.seed, production)
+    budget = spec.params_dict.get("face_limit")
+    parts, materials = text.build(text_plan, spec.seed, production,
+                                  face_budget=int(budget) if isinstance(budget, (int, float)) and budget else None)
     matched = text_plan.archetype.name if text_plan.archetype else None
     warnings = []
     if matched is None:
-        nouns = "', '".join(text_plan.unknown_words) or spec.prompt
-        warnings.append(f"local engine does not know '{nouns}'; generic blockout used")
-    metadata: dict[str, Any] = {"matched": matched, "engine": ENGINE_VERSION, "seed": spec.seed}
+        noun = text_plan.noun or spec.prompt.strip()
+        warnings.append(f"local engine does not know '{noun}'; generic blockout used")
+    metadata: dict[str, Any] = {"matched": matched, "engine": ENGINE_VERSION, "seed": spec.seed,
+                                "modifiers": text_plan.modifiers}
+    if matched and text_plan.ignored:
+        metadata["ignored_words"] = text_plan.ignored  # read as neither noun nor modifier: said, not hidden
     files = _write(out_dir, "blockout", parts, materials, metadata, spec.mode, seed=spec.seed)
     return LocalResult(files, metadata, warnings)
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from ...imaging.glb import FloatArray, IndexArray, MeshPart
 
@@ -30,6 +31,12 @@ class Shape:
         normals = self.normals / scale
         normals /= np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-9)
         return Shape(self.positions * scale, normals.astype(np.float32), self.uvs, self.indices)
+
+    def transformed(self, matrix: npt.NDArray[np.float32]) -> Shape:
+        """Apply a rotation (orthonormal 3x3) about the origin."""
+        rot = np.asarray(matrix, np.float32)
+        return Shape((self.positions @ rot.T).astype(np.float32), (self.normals @ rot.T).astype(np.float32),
+                     self.uvs, self.indices)
 
     def rotated(self, axis: str, angle: float) -> Shape:
         c, s = math.cos(angle), math.sin(angle)
@@ -100,6 +107,10 @@ def lathe(profile: list[tuple[float, float]], segments: int = 16) -> Shape:
         (radii[:, None] * sin[None, :]).ravel(),
         np.repeat(heights, segments + 1),
     ], axis=1).astype(np.float32)
+    # The seam column repeats the first one bit for bit (cos 2π is not exactly 1 in floats), so
+    # anything that merges by position, or transforms both identically, sees one vertex.
+    grid = positions.reshape(rings, segments + 1, 3)
+    grid[:, segments] = grid[:, 0]
     # Profile normal: perpendicular to the profile's tangent in the (r, z) plane.
     dr = np.gradient(radii)
     dz = np.gradient(heights)
@@ -116,19 +127,19 @@ def lathe(profile: list[tuple[float, float]], segments: int = 16) -> Shape:
         np.tile(angles / (2 * math.pi), rings),
         np.repeat(along, segments + 1),
     ], axis=1).astype(np.float32)
-    tris = []
     width = segments + 1
-    for ring in range(rings - 1):
-        for seg in range(segments):
-            a = ring * width + seg
-            b = a + 1
-            c = a + width
-            d = c + 1
-            if radii[ring] > 1e-7:
-                tris.append((a, b, d))
-            if radii[ring + 1] > 1e-7:
-                tris.append((a, d, c))
-    return Shape(positions, normals, uvs, np.array(tris, np.uint32))
+    a = (np.arange(rings - 1)[:, None] * width + np.arange(segments)[None, :]).astype(np.int64)
+    b, c = a + 1, a + width
+    d = c + 1
+    # A ring of radius 0 is a pole: the quads touching it degenerate to one triangle each.
+    lower = np.repeat(radii[:-1] > 1e-7, segments).reshape(rings - 1, segments)
+    upper = np.repeat(radii[1:] > 1e-7, segments).reshape(rings - 1, segments)
+    first = np.stack([a, b, d], axis=-1)[lower]
+    second = np.stack([a, d, c], axis=-1)[upper]
+    # Interleave per quad as the loop did, so the triangle order (and every file) stays the same.
+    order = np.concatenate([np.flatnonzero(lower.ravel()) * 2, np.flatnonzero(upper.ravel()) * 2 + 1])
+    tris = np.concatenate([first, second])[np.argsort(order, kind="stable")]
+    return Shape(positions, normals, uvs, tris.astype(np.uint32).reshape(-1, 3))
 
 
 def cylinder(radius: float, height: float, segments: int = 16, top_radius: float | None = None) -> Shape:
@@ -258,3 +269,92 @@ def prism(outline: list[tuple[float, float]], depth: float) -> Shape:
         np.concatenate(uvs).astype(np.float32),
         np.concatenate(indices).astype(np.uint32),
     )
+
+
+def rounded_box(size: tuple[float, float, float], bevel: float, steps: int = 1) -> Shape:
+    """A box standing on z=0 whose edges are rounded by `bevel` (a Minkowski sum of a smaller box and a
+    sphere), `steps` facets per rounded edge. Each face is its own grid; positions along shared edges
+    coincide exactly, so merging by position closes the shell."""
+    half = np.asarray(size, np.float32) / 2
+    radius = float(min(bevel, *(half * 0.95)))
+    if radius <= 1e-6:
+        return box(size, (0, 0, size[2] / 2))
+    faces = []
+    for axis in range(3):
+        u_axis, v_axis = (axis + 1) % 3, (axis + 2) % 3
+        for sign in (1.0, -1.0):
+            u = _bevel_ticks(float(half[u_axis]), radius, steps)
+            v = _bevel_ticks(float(half[v_axis]), radius, steps)
+            uu, vv = np.meshgrid(u, v, indexing="ij")
+            grid = np.zeros((*uu.shape, 3), np.float32)
+            grid[..., axis] = sign * half[axis]
+            grid[..., u_axis] = uu
+            grid[..., v_axis] = vv
+            points = grid.reshape(-1, 3)
+            inner = np.clip(points, -(half - radius), half - radius)
+            direction = points - inner
+            direction /= np.linalg.norm(direction, axis=1, keepdims=True).clip(1e-9)
+            positions = inner + direction * radius
+            count_u, count_v = len(u), len(v)
+            ids = np.arange(count_u * count_v).reshape(count_u, count_v)
+            a, b, c, d = ids[:-1, :-1].ravel(), ids[1:, :-1].ravel(), ids[1:, 1:].ravel(), ids[:-1, 1:].ravel()
+            # (u, v, axis) is right-handed: counter-clockwise from outside on the + face, mirrored on the - face.
+            tris = (np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)]) if sign > 0
+                    else np.concatenate([np.stack([a, c, b], 1), np.stack([a, d, c], 1)]))
+            uvs = np.stack([(uu.ravel() / half[u_axis] + 1) / 2, (vv.ravel() / half[v_axis] + 1) / 2], 1)
+            faces.append(Shape(positions.astype(np.float32), direction.astype(np.float32),
+                               uvs.astype(np.float32), tris.astype(np.uint32)))
+    return merge(faces).moved((0, 0, float(half[2])))
+
+
+def _bevel_ticks(half: float, radius: float, steps: int) -> npt.NDArray[np.float32]:
+    edge = np.linspace(-half, -half + radius, steps + 1)
+    ticks: npt.NDArray[np.float32] = np.concatenate([edge, -edge[::-1]]).astype(np.float32)
+    return ticks
+
+
+def merge(shapes: list[Shape]) -> Shape:
+    """One shape holding several (their index ranges offset)."""
+    offsets = np.cumsum([0] + [len(s.positions) for s in shapes[:-1]])
+    return Shape(
+        np.concatenate([s.positions for s in shapes]).astype(np.float32),
+        np.concatenate([s.normals for s in shapes]).astype(np.float32),
+        np.concatenate([s.uvs for s in shapes]).astype(np.float32),
+        np.concatenate([s.indices + off for s, off in zip(shapes, offsets, strict=True)]).astype(np.uint32),
+    )
+
+
+def torus(major: float, minor: float, segments: int = 16, sides: int = 8) -> Shape:
+    """A ring around Z centred at the origin: a lathe of a circle (seam vertices repeated for UVs)."""
+    ring = np.linspace(0.0, 2 * math.pi, sides + 1)
+    # The lathe's profile runs bottom to top: start at the inside bottom so the tube winds outward.
+    profile = [(major - minor * math.cos(t), -minor * math.sin(t)) for t in ring]
+    profile[-1] = profile[0]  # closed exactly, not to within cos(2π)
+    shape = lathe([(float(r), float(z)) for r, z in profile], segments)
+    centre = shape.positions.copy()
+    radial = np.linalg.norm(centre[:, :2], axis=1, keepdims=True).clip(1e-9)
+    centre[:, :2] = centre[:, :2] / radial * major
+    centre[:, 2] = 0
+    normals = shape.positions - centre
+    shape.normals = (normals / np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-9)).astype(np.float32)
+    return shape
+
+
+def tube(start: tuple[float, float, float], end: tuple[float, float, float], radius: float, segments: int = 8,
+         end_radius: float | None = None) -> Shape:
+    """A capped cylinder (or frustum) from `start` to `end`."""
+    a, b = np.asarray(start, np.float32), np.asarray(end, np.float32)
+    length = float(np.linalg.norm(b - a))
+    shape = cylinder(radius, max(length, 1e-4), segments, top_radius=end_radius)
+    return shape.transformed(_align_z(b - a)).moved((float(a[0]), float(a[1]), float(a[2])))
+
+
+def _align_z(direction: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A rotation taking +Z to `direction`."""
+    z = direction / max(float(np.linalg.norm(direction)), 1e-9)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    x = np.cross(helper, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    matrix: npt.NDArray[np.float32] = np.stack([x, y, z], axis=1).astype(np.float32)
+    return matrix
