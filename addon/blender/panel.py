@@ -138,8 +138,11 @@ def scene_prompt_findings(settings: Any) -> tuple[preflight.Finding, ...]:
 
 
 def prompt_problem(prompt: str, negative_prompt: str = "", backend: str = "") -> str | None:
-    """What the operator's own check would refuse in these prompts (empty, too long for the backend),
-    said before the click."""
+    """What the operator's own check would refuse in these prompts (a backend that takes no text at all,
+    empty, too long for the backend), said before the click."""
+    refused = registry.input_problem(backend, "text") if backend else None
+    if refused is not None:
+        return refused
     hard = preflight.errors(prompt_findings(" ".join(prompt.split()), " ".join(negative_prompt.split()), backend))
     return hard[0].reason if hard else None
 

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from test_panel import draw
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -76,6 +77,11 @@ def test_every_button_on_every_remote_backend(runtime: ModuleType, backend: str)
         assert runtime.run_until_done(timeout=120)
         assert sorted(o["kiln_prompt"] for o in results(backend)) == ["Camera: Camera", "iron crate"]
     else:
+        # The panel greys Generate with the reason before any click; the button still refuses if run.
+        settings.prompt = "iron crate"
+        generate = draw("KILN_PT_generate").widget("operator", "kiln.generate")
+        assert not generate.enabled
+        assert "choose another backend" in draw("KILN_PT_generate").labels()
         sent = len(runtime.scheduler().views())
         with pytest.raises(RuntimeError) as refused:
             bpy.ops.kiln.generate(prompt="iron crate")
