@@ -478,7 +478,10 @@ def _export(manifest: Manifest, plan: Plan, options: BatchOptions,
         if export_folder(manifest, options) != plan.export_dir:
             raise ExportError(f"the export folder {plan.export_dir} changed during the run")
         for item in export(roots, str(plan.export_dir), per=settings.per, preset=settings.preset,
-                           gltf=settings.gltf, batch_name=manifest.name, replace=True):
+                           gltf=settings.gltf, batch_name=manifest.name,
+                           # A shard's batch-wide file is its slice, beside the other shards' (named _2,
+                           # _3 …) until the merge writes the whole batch's: only that name is not owned.
+                           replace=settings.per == "asset" or not options.shard_suffix):
             for name in item.objects:
                 exports.setdefault(name, []).append(item.__dict__)
     except (ExportError, ManifestError, OSError, RuntimeError, ValueError) as exc:

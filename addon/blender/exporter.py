@@ -138,8 +138,9 @@ def export(objects: list[bpy.types.Object], folder: str, *, per: str = "asset", 
     `export_manifest.json` in the folder and returns what was written.
 
     The Export button never overwrites the artist's files (`name_2.fbx` …). A headless batch passes
-    `replace`: its assets' names are its own, so a resume after a kill mid-export writes each file again
-    in place (atomically) instead of leaving `name_2.fbx` beside the first attempt's file."""
+    `replace` for the names it owns (every per-asset name; the batch-wide name unless it is one shard of
+    several, whose slices the merge replaces), so a resume after a kill mid-export writes each file
+    again in place (atomically) instead of leaving `name_2.fbx` beside the first attempt's file."""
     if preset not in FBX_PRESETS:
         raise ExportError(f"unknown export preset '{preset}' (choose from {', '.join(FBX_PRESETS)})")
     if per not in ("asset", "batch"):
@@ -153,8 +154,7 @@ def export(objects: list[bpy.types.Object], folder: str, *, per: str = "asset", 
     taken: set[Path] = set()
     for name, members in units:
         with _shown(members):
-            # A per-batch file is each shard's part until the merge: only per-asset names are owned.
-            written += _export_unit(target, name, members, preset, gltf, taken, replace and per == "asset")
+            written += _export_unit(target, name, members, preset, gltf, taken, replace)
     manifest = target / "export_manifest.json"
     previous = json.loads(manifest.read_text()) if manifest.exists() else {"files": []}
     rewritten = {f.path for f in written}

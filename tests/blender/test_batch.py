@@ -323,18 +323,21 @@ def test_bad_flags_and_environment_from_the_blender_command(kiln: ModuleType, tm
                           "break") and "tsk_secret" not in err
 
 
-def test_a_resume_writes_each_export_once_in_place(tmp_path: Path) -> None:
-    """A run killed during its exports is resumed and exports again: each asset's FBX is replaced where it
-    was, never left beside a `name_2.fbx`, and export_manifest.json lists each file once."""
+@pytest.mark.parametrize("per", ["asset", pytest.param("batch", marks=pytest.mark.bpy50_only)])
+def test_a_resume_writes_each_export_once_in_place(tmp_path: Path, per: str) -> None:
+    """A run killed during its exports is resumed and exports again: each FBX (one per asset, or the
+    batch's one) is replaced where it was, never left beside a `name_2.fbx`, and export_manifest.json
+    lists each file once."""
     manifest = write_manifest(tmp_path, "env_export_01", ["crate", "barrel"],
-                              '\n[export]\nfolder = "exports"\nper = "asset"\npreset = "unity"\n')
+                              f'\n[export]\nfolder = "exports"\nper = "{per}"\npreset = "unity"\n')
     first = run_script(str(manifest), "--out", str(tmp_path))
     assert first.returncode == 0, first.stderr[-1500:]
     exports = tmp_path / "env_export_01" / "exports"
     files = sorted(p.name for p in exports.iterdir())
-    assert files == ["env_export_01_001.fbx", "env_export_01_002.fbx", "export_manifest.json"], files
+    fbx = ["env_export_01_001.fbx", "env_export_01_002.fbx"] if per == "asset" else ["env_export_01.fbx"]
+    assert files == [*fbx, "export_manifest.json"], files
     again = run_script(str(manifest), "--out", str(tmp_path), "--resume")
     assert again.returncode == 0, again.stderr[-1500:]
     assert sorted(p.name for p in exports.iterdir()) == files, "nothing written beside the first files"
     listed = [Path(f["path"]).name for f in json.loads((exports / "export_manifest.json").read_text())["files"]]
-    assert sorted(listed) == files[:2]
+    assert sorted(listed) == fbx
