@@ -204,6 +204,17 @@ class Backend(abc.ABC):
         """Credits left on the account, or None when the provider has no such notion."""
         return None
 
+    def not_enough_credits(self, code: str, spec: JobSpec) -> BackendError:
+        """A create the provider refused for want of credits, saying how short the account is (what the
+        artist needs to know), with the balance read now. Nothing was created: the job simply fails."""
+        try:
+            balance = self.balance()
+            have = "unknown" if balance is None else f"{balance:g}"
+        except BackendError:
+            have = "unknown"
+        return BackendError(code, f"not enough {self.name.title()} credits: need ~{self.estimate_credits(spec):g}, "
+                            f"have {have}", nothing_created=True)
+
     def find_submitted(self, client_ref: str) -> str | None:
         """After a crash mid-create: the task created for `client_ref`, if the provider can tell."""
         return None

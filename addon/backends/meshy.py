@@ -313,26 +313,21 @@ class MeshyBackend(Backend):
         return PREVIEW_CREDITS["fast" if fast else "standard"] + (ULTRA_CREDITS if params.get("ultra_mode") else 0)
 
     def submit(self, spec: JobSpec, client_ref: str) -> str:
-        return self._create(*self.request_fields(spec))
+        return self._create(spec, *self.request_fields(spec))
 
     def submit_step(self, spec: JobSpec, step: int, previous_task_id: str, client_ref: str) -> str:
         if step != 1 or len(self.steps(spec)) < 2:
             raise BackendError("unsupported_input", f"Meshy has no step {step} for this job")
         with self._lock:
             self._tasks.pop(previous_task_id, None)  # the preview is refined, never downloaded: forget its links
-        return self._create(*self.request_fields(spec, step, previous_task_id))
+        return self._create(spec, *self.request_fields(spec, step, previous_task_id))
 
-    def _create(self, family: str, fields: dict[str, Any]) -> str:
+    def _create(self, spec: JobSpec, family: str, fields: dict[str, Any]) -> str:
         try:
             data = self._call("POST", FAMILIES[family], json_body=fields)
         except BackendError as exc:
-            if exc.code == "402":  # say how short the account is
-                try:
-                    have = f"{self.balance():g}"
-                except BackendError:
-                    have = "unknown"
-                raise BackendError("402", f"not enough Meshy credits (balance: {have})", nothing_created=True) \
-                    from None
+            if exc.code == "402":
+                raise self.not_enough_credits(exc.code, spec) from None
             raise
         task_id = data.get("result") if isinstance(data, dict) else None
         if not task_id:

@@ -201,13 +201,8 @@ class RodinBackend(Backend):
             # multipart too, as Rodin requires.
             body = self._call("/rodin", files=[(k, (None, v)) for k, v in fields.items()] + files, retry=False)
         except BackendError as exc:
-            if exc.code == "INSUFFICIENT_FUND":  # say how short the account is
-                try:
-                    have = f"{self.balance():g}"
-                except BackendError:
-                    have = "unknown"
-                raise BackendError(exc.code, f"not enough Rodin credits: need {self.estimate_credits(spec):g}, "
-                                   f"have {have}", nothing_created=True) from None
+            if exc.code == "INSUFFICIENT_FUND":
+                raise self.not_enough_credits(exc.code, spec) from None
             raise
         uuid = str(body.get("uuid") or "")
         jobs = body.get("jobs") if isinstance(body.get("jobs"), dict) else {}

@@ -336,14 +336,8 @@ class TripoBackend(Backend):
         try:
             data = self._call("POST", route, json=fields)
         except BackendError as exc:
-            if exc.code == "2010":  # say how short the account is, which is what the artist needs
-                need = self.estimate_credits(spec)
-                try:
-                    have = f"{self.balance():g}"
-                except BackendError:
-                    have = "unknown"
-                raise BackendError("2010", f"not enough credits: need ~{need:g}, have {have}",
-                                   nothing_created=True) from None
+            if exc.code == "2010":
+                raise self.not_enough_credits(exc.code, spec) from None
             raise
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not task_id:

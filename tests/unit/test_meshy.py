@@ -204,7 +204,7 @@ def test_a_failed_task_spends_nothing_and_http_errors_read_clearly(scheduler: Sc
     short, bad = scheduler.add(text(index=1)), scheduler.add(text(index=2))
     drain(scheduler)
     messages = {short.error.message if short.error else "", bad.error.message if bad.error else ""}
-    assert "not enough Meshy credits (balance: 1000)" in messages
+    assert "not enough Meshy credits: need ~5, have 1000" in messages
     assert "Meshy could not process this input: pose estimation failed" in messages
     assert short.state is JobState.FAILED and bad.state is JobState.FAILED and len(sandbox.state.tasks) == 1
 

@@ -126,7 +126,7 @@ def test_expired_links_are_asked_for_again(sandbox: RodinSandbox, scheduler: Sch
 
 
 @pytest.mark.parametrize(("error", "code", "text"), [
-    ("INSUFFICIENT_FUND", "INSUFFICIENT_FUND", "not enough Rodin credits: need 0.5, have 100"),
+    ("INSUFFICIENT_FUND", "INSUFFICIENT_FUND", "not enough Rodin credits: need ~0.5, have 100"),
     ("Not authenticated", "not_authenticated", "API key rejected"),
     (400, "400", "Rodin error"),
     ("SOMETHING_NEW", "rodin_error", "Rodin error: SOMETHING_NEW"),

@@ -137,7 +137,7 @@ def test_expired_urls_are_refreshed(sandbox: TripoSandbox, scheduler: Scheduler)
 
 @pytest.mark.parametrize(("code", "text"), [
     (1002, "API key rejected"), (1004, "rejected a parameter"), (2008, "refused by content policy"),
-    (2010, "not enough credits: need ~10, have 1000"), (2015, "deprecated"), (1005, "forbids"),
+    (2010, "not enough Tripo credits: need ~10, have 1000"), (2015, "deprecated"), (1005, "forbids"),
 ])
 def test_create_errors_map_to_messages_and_are_not_retried(sandbox: TripoSandbox, scheduler: Scheduler,
                                                           code: int, text: str) -> None:
