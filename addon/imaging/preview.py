@@ -15,6 +15,11 @@ from .glb import Material, MeshPart
 VIEW_DIRECTION = np.array([0.55, -1.0, 0.5])  # from the subject towards the camera: front-right, above
 LIGHT_DIRECTION = np.array([0.3, -0.6, 0.75])
 MAX_SAMPLES = 1_500_000
+SAMPLES_PER_PIXEL = 0.7
+"""Random surface samples per pixel of a triangle's screen area. Each is drawn as a 2x2 splat, so a
+pixel is left uncovered with probability e^(-4 * 0.7) ≈ 6%, mostly filled by the layer behind: the
+coverage of 2.5 one-pixel samples per pixel for under a third of the samples, which are the cost."""
+SPLAT = ((0, 0), (1, 0), (0, 1), (1, 1))
 
 
 def render_preview(
@@ -55,7 +60,7 @@ def render_preview(
         to_screen = np.stack([right, up], axis=1) * scale
         s0, s1, s2 = p0 @ to_screen, p1 @ to_screen, p2 @ to_screen
         area_px = 0.5 * np.abs((s1 - s0)[:, 0] * (s2 - s0)[:, 1] - (s1 - s0)[:, 1] * (s2 - s0)[:, 0])
-        counts = np.minimum(np.ceil(area_px * 2.5).astype(np.int64) + 1, 4000)
+        counts = np.minimum(np.ceil(area_px * SAMPLES_PER_PIXEL).astype(np.int64) + 1, 4000)
         if counts.sum() > budget:
             counts = np.maximum(1, (counts * budget / counts.sum()).astype(np.int64))
         budget -= int(counts.sum())
@@ -81,18 +86,22 @@ def render_preview(
         diffuse = np.clip((normal * facing) @ light, 0.0, 1.0)[:, None]
         color = base * (0.35 + 0.75 * diffuse) + np.asarray(material.emissive, np.float32) * 0.6
         screen = (np.stack([points @ right, points @ up], axis=1) - center) * scale
-        px = np.clip((screen[:, 0] + size / 2).astype(np.int64), 0, size - 1)
-        py = np.clip((size / 2 - screen[:, 1]).astype(np.int64), 0, size - 1)
-        samples_px.append(py * size + px)
+        px = (screen[:, 0] + size / 2 - 0.5).astype(np.int64)  # the splat's top-left pixel
+        py = (size / 2 - screen[:, 1] - 0.5).astype(np.int64)
+        samples_px.append(np.stack([np.clip(py + dy, 0, size - 1) * size + np.clip(px + dx, 0, size - 1)
+                                    for dx, dy in SPLAT], axis=1))
         samples_depth.append((points @ toward_camera).astype(np.float32))
         samples_color.append(np.clip(color, 0.0, 1.0).astype(np.float32))
 
-    pixel = np.concatenate(samples_px)
-    depth = np.concatenate(samples_depth)
+    pixel = np.concatenate(samples_px).ravel()  # each sample's splat pixels, sample by sample
+    sample = np.repeat(np.arange(len(pixel) // len(SPLAT)), len(SPLAT))
+    away = -np.concatenate(samples_depth)[sample]
     color = np.concatenate(samples_color)
-    order = np.lexsort((-depth, pixel))  # per pixel, nearest sample first
-    pixel, color = pixel[order], color[order]
-    first = np.flatnonzero(np.concatenate([[True], pixel[1:] != pixel[:-1]]))
+    # A depth buffer: each pixel keeps its nearest sample. An unbuffered minimum per pixel is linear in
+    # the samples, where sorting them took most of the preview's time (60 ms for 160k samples).
+    nearest = np.full(size * size, np.inf, np.float32)
+    np.minimum.at(nearest, pixel, away)
+    front = away == nearest[pixel]
     image = background.reshape(-1, 3)
-    image[pixel[first]] = color[first] * 255.0
+    image[pixel[front]] = color[sample[front]] * 255.0
     return np.clip(image.reshape(size, size, 3), 0, 255).astype(np.uint8)
