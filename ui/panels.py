@@ -235,7 +235,10 @@ class KILN_PT_generate(_KilnPanel, bpy.types.Panel):
         if problem is not None and not offline:  # offline already says it above, where the backend is
             wrapped_label(layout, context, problem, icon="ERROR")
         elif prompt is not None:
-            wrapped_label(layout, context, f"Generate: {prompt[:1].lower()}{prompt[1:]}", icon="INFO")
+            # Mid-sentence after "Generate:", unless it begins with a name ("Stability Fast 3D makes …").
+            named = any(prompt.startswith(entry.label) for entry in registry.BACKENDS)
+            wrapped_label(layout, context, f"Generate: {prompt if named else prompt[:1].lower() + prompt[1:]}",
+                          icon="INFO")
         if context.scene is not None and context.scene.camera is None:
             wrapped_label(layout, context, "Generate from Camera: the scene has no active camera", icon="INFO")
 
