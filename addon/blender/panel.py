@@ -252,16 +252,25 @@ def reference_view(obj: bpy.types.Object) -> str | None:
 
 
 def image_file(image: bpy.types.Image) -> Path:
-    """The file behind an image data-block; packed or generated images are saved to a temp file first."""
+    """The file behind an image data-block; packed or generated images are written to a file first."""
     if image.filepath and not image.packed_file:
         path = Path(bpy.path.abspath(image.filepath))
         if path.is_file():
             return path
-    size: Any = image.size
-    if not image.has_data and int(size[0]) == 0:
-        raise InputError(f"Image '{image.name}' has no pixels and no file")
     folder = runtime.inputs_folder() / "from_blend"
     folder.mkdir(parents=True, exist_ok=True)
+    packed = image.packed_file
+    if packed is not None:
+        # The file as it was packed, written out as it is: the pre-flight reads its header (type, size)
+        # before anything decodes it, as for a file on disk. Asking Blender for its size would decode
+        # it first, and a packed decompression bomb would take all the memory.
+        original = Path(bpy.path.basename(image.filepath) or image.name)
+        path = folder / f"{bpy.path.clean_name(original.stem)}{original.suffix.lower() or '.png'}"
+        path.write_bytes(bytes(packed.data))
+        return path
+    size: Any = image.size  # a generated or painted image: its pixels are already in memory
+    if not image.has_data and int(size[0]) == 0:
+        raise InputError(f"Image '{image.name}' has no pixels and no file")
     path = folder / f"{bpy.path.clean_name(image.name)}.png"
     copy = image.copy()
     if copy is None:

@@ -65,6 +65,11 @@ try:
     bpy.ops.kiln.batch_images()
 except RuntimeError as exc:
     seen["reference"] = str(exc)
+image.pack()  # packed into the .blend: the same bytes, with no file on disk behind them
+try:
+    bpy.ops.kiln.batch_images()
+except RuntimeError as exc:
+    seen["packed reference"] = str(exc)
 seen["queued"] = len(runtime.scheduler().views())
 seen["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print("RESULT " + json.dumps(seen))
@@ -95,6 +100,7 @@ def test_a_png_bomb_is_refused_everywhere_before_blender_decodes_it(tmp_path: Pa
     expected = "'bomb.png' is 20000 x 20000 px: larger than Kiln's 64 MP limit for reference images; downscale it first"
     assert expected in seen["file browser"], seen
     assert expected in seen["reference"], seen
+    assert expected in seen["packed reference"], seen
     assert seen["queued"] == 0, "nothing queued, nothing spent"
     assert seen["peak_rss"] < PEAK_RSS_LIMIT and peak < PEAK_RSS_LIMIT, f"peak memory {peak / 2**20:.0f} MB"
     print(f"bomb refused in the add-on: peak RSS {peak / 2**20:.0f} MB")
