@@ -147,6 +147,16 @@ def unwrap(obj: bpy.types.Object, method: str) -> dict[str, Any]:
     return {"uv": method, "uv_islands": uv_islands(obj)}
 
 
+def node_tree(material: bpy.types.Material) -> bpy.types.ShaderNodeTree:
+    """The material's shader nodes. Blender 5.0 gives every material nodes (`use_nodes` is deprecated
+    there and warns); 4.x makes them on request."""
+    if bpy.app.version < (5, 0, 0):
+        material.use_nodes = True
+    tree = material.node_tree
+    assert tree is not None
+    return tree
+
+
 def bake_colour(source: bpy.types.Object, target: bpy.types.Object, size: int) -> dict[str, Any]:
     """Bake the source's base colour onto the target's UVs with Cycles on the CPU (one sample: colour
     only needs no light transport) and give the target a material using the baked image."""
@@ -156,9 +166,7 @@ def bake_colour(source: bpy.types.Object, target: bpy.types.Object, size: int) -
     assert scene is not None
     image = bpy.data.images.new(f"{target.name}_basecolor", size, size, alpha=False)
     material = bpy.data.materials.new(f"{target.name}_baked")
-    material.use_nodes = True
-    tree = material.node_tree
-    assert tree is not None
+    tree = node_tree(material)
     texture_node = tree.nodes.new("ShaderNodeTexImage")
     texture_node.image = image  # type: ignore[attr-defined]
     bsdf: Any = tree.nodes.get("Principled BSDF")
@@ -298,9 +306,7 @@ def theme_material(batch: str, tint: tuple[float, float, float], roughness: floa
     """One shared material for a whole batch: a base-colour tint, roughness and optional noise."""
     name = f"theme_{batch}"
     material = bpy.data.materials.get(name) or bpy.data.materials.new(name)
-    material.use_nodes = True
-    tree = material.node_tree
-    assert tree is not None
+    tree = node_tree(material)
     bsdf: Any = tree.nodes.get("Principled BSDF")
     if bsdf is not None:
         bsdf.inputs["Base Color"].default_value = (*tint, 1.0)
