@@ -26,6 +26,7 @@ from .jobs import PREVIEW_TASK_ID, TITLE, BatchSpec, JobKind, JobSpec, Mode, Pri
 from .modes import PREPARED_IMAGES, REFINE_PROMOTES, VIEWS, mode_params, target_params, theme_params
 from .naming import asset_name, draft_name, next_batch_name, slug
 from .presets import PRESETS, FinishPreset, Theme
+from .validation import joined_prompt
 
 SEED_RANGE = 2**31 - 1
 """Seeds are integers in 0..2^31-1: they live in Blender's 32-bit int properties. A backend with a smaller
@@ -220,7 +221,7 @@ def prompt_batch_request(panel: PanelRequest, base: str, variations: Sequence[st
         labels = names.asset(batch.name, index, options)
         for option, (seed, label) in enumerate(zip(_seeds(panel, options), labels, strict=True)):
             specs.append(JobSpec(kind=JobKind.TEXT, backend=panel.backend, mode=panel.mode,
-                                 prompt=f"{base} {variation}".strip(), negative_prompt=panel.negative_prompt,
+                                 prompt=joined_prompt(base, variation), negative_prompt=panel.negative_prompt,
                                  params=params, batch=batch.name, index=index, seed=seed, option=option,
                                  name=label))
     return Request(batch, specs)
@@ -321,7 +322,7 @@ def _parts_specs(prefix: str, parts: Sequence[str], *, mode: Mode, backend: str,
                  index: int, params: dict[str, Any]) -> list[JobSpec]:
     group = asset_name(batch, index)
     return [
-        JobSpec(kind=JobKind.TEXT, backend=backend, mode=mode, prompt=f"{prefix} {part}".strip(), batch=batch,
+        JobSpec(kind=JobKind.TEXT, backend=backend, mode=mode, prompt=joined_prompt(prefix, part), batch=batch,
                 index=index, seed=clamp_seed(seed + number),
                 params=JobSpec.make_params({**params, "part_name": slug(part, 24), "part_index": number}),
                 name=f"{group}_{slug(part, 24)}")

@@ -14,6 +14,12 @@ class InputError(ValueError):
     """Bad input from the artist: shown as is, and nothing was queued."""
 
 
+def joined_prompt(*texts: str) -> str:
+    """The texts as one prompt, their words single-spaced on one line: how a base prompt and a
+    variation or a part are sent, shown and checked, from the panel and from a manifest alike."""
+    return " ".join(" ".join(texts).split())
+
+
 def clean_prompt(prompt: str, limit: int = MAX_PROMPT_CHARS) -> str:
     """The prompt on one line; `limit` is the chosen backend's (`InputLimits.prompt_max_chars`) where
     one is chosen. The pre-flight (`addon/preflight.py`) says the same before the click."""

@@ -36,6 +36,7 @@ from ..addon.blender.panel import (
 )
 from ..addon.blender.results import result_of
 from ..addon.requests import Request, estimate, named_batch, text_request
+from ..addon.validation import joined_prompt
 from .layout import labelled, prop_with_placeholder, text_field, wrapped_label
 from .preferences import refresh_engine_settings
 
@@ -123,7 +124,7 @@ def _findings(layout: Any, context: bpy.types.Context, findings: Any) -> None:
 def _list_warning(layout: Any, context: bpy.types.Context, settings: Any, base: str, items: Any) -> None:
     """The first pre-flight warning among the prompts a list sends (each prompt's check is cached)."""
     for item in items:
-        prompt = " ".join(f"{base} {item.text}".split())
+        prompt = joined_prompt(base, item.text)
         found = preflight.warnings(prompt_findings(prompt, str(settings.negative_prompt), str(settings.backend),
                                                    str(settings.mode).lower(), str(settings.target).lower()))
         if found:
@@ -167,7 +168,7 @@ def _start_text(hours: float) -> str:
 
 def _sends(base: str, items: Any) -> str:
     """What the first line of a list sends: the base prompt and the line, as the operators join them."""
-    lines = [" ".join(f"{base} {item.text}".split()) for item in items if item.text.strip()]
+    lines = [joined_prompt(base, item.text) for item in items if item.text.strip()]
     if not lines:
         return ""
     more = f" and {len(lines) - 1} more" if len(lines) > 1 else ""

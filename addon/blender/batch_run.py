@@ -46,7 +46,7 @@ from ..locks import LOCK_NAME, FolderLock, FolderLocked
 from ..naming import asset_name
 from ..requests import PreparedInput, manifest_asset_specs, manifest_batch
 from ..scheduling import SchedulerConfig
-from ..validation import InputError
+from ..validation import InputError, joined_prompt
 from . import runtime
 from .contact_sheet import render_contact_sheet
 from .exporter import ExportError, export
@@ -130,7 +130,7 @@ def prepare(manifest: Manifest, assets: list[PlannedAsset], options: BatchOption
 def prompt_preflight(manifest: Manifest, asset: PlannedAsset, limits: InputLimits, label: str
                      ) -> list[preflight.Finding]:
     """The pre-flight of every prompt an asset sends; its first hard error raises InputError."""
-    prompts = [" ".join(f"{asset.prompt} {part}".split()) for part in asset.parts] if asset.parts else \
+    prompts = [joined_prompt(asset.prompt, part) for part in asset.parts] if asset.parts else \
         [asset.prompt] if asset.prompt else []
     found: dict[str, preflight.Finding] = {}
     for prompt in prompts:
