@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests/tools"))
 
 import numpy as np  # noqa: E402
-from bench_common import percentiles, write_result  # noqa: E402
+from bench_common import import_ready, percentiles, write_result  # noqa: E402
 from test_images import draw  # noqa: E402
 
 from addon.backends.rodin import DEFAULT_POLL_INTERVAL_S, RodinBackend  # noqa: E402
@@ -39,15 +39,6 @@ from sandbox.rodin import RodinSandbox, RodinState  # noqa: E402
 from sandbox.stability import StabilitySandbox, StabilityState  # noqa: E402
 
 RODIN_SLOTS = 3
-
-
-def drain(scheduler: Scheduler, until: Any) -> None:
-    while not until():
-        job = scheduler.take_ready()
-        if job is None:
-            time.sleep(0.002)
-        else:
-            scheduler.mark_imported(job)
 
 
 def ready_wall(job: Job, offset: float) -> float:
@@ -71,7 +62,7 @@ def stability_drafts(folder: Path, count: int) -> dict[str, Any]:
             for index in range(count + 1):  # the first makes the sandbox's cached model: not counted
                 queued = time.time()
                 job = scheduler.add(JobSpec(**{**spec.__dict__, "index": index}))
-                drain(scheduler, lambda job=job: job.state in (JobState.FINISHED, JobState.FAILED))  # type: ignore[misc]
+                import_ready(scheduler, lambda job=job: job.state in (JobState.FINISHED, JobState.FAILED))  # type: ignore[misc]
                 received, answered = sandbox.state.served[-1]
                 if index:
                     total = ready_wall(job, offset) - queued
@@ -103,7 +94,7 @@ def rodin_batch(folder: Path, n: int, scale: float) -> dict[str, Any]:
         jobs = scheduler.add_many(JobSpec(kind=JobKind.TEXT, backend="rodin", mode=Mode.PRODUCTION, prompt="rock",
                                           batch="bench", index=i, seed=i + 1) for i in range(n))
         try:
-            drain(scheduler, scheduler.is_idle)
+            import_ready(scheduler, scheduler.is_idle)
         finally:
             scheduler.shutdown()
         makespan = time.monotonic() - started

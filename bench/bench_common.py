@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +49,15 @@ def print_table(rows: Sequence[Sequence[str]]) -> None:
                         for i, (cell, width) in enumerate(zip(row, widths, strict=True))))
         if number == 0:
             print("  ".join("-" * width for width in widths))
+
+
+def import_ready(scheduler: Any, until: Callable[[], bool] | None = None) -> None:
+    """What the add-on's pump does, for a benchmark without Blender: take each downloaded result and call
+    it imported, until `until()` (by default, until the engine is idle)."""
+    done = until or scheduler.is_idle
+    while not done():
+        job = scheduler.take_ready()
+        if job is None:
+            time.sleep(0.002)
+        else:
+            scheduler.mark_imported(job)

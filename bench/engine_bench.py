@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
 
-from bench_common import write_result  # noqa: E402
+from bench_common import import_ready, write_result  # noqa: E402
 
 from addon.jobs import BatchSpec, JobKind, JobSpec, JobState, Mode  # noqa: E402
 from addon.journal import Journal  # noqa: E402
@@ -48,21 +48,12 @@ def make_scheduler(work: Path, reserved: int) -> tuple[Scheduler, FakeBackend]:
     return scheduler, fake
 
 
-def drain_all(scheduler: Scheduler) -> None:
-    while not scheduler.is_idle():
-        job = scheduler.take_ready()
-        if job is None:
-            time.sleep(0.001)
-        else:
-            scheduler.mark_imported(job)
-
-
 def batch_efficiency(reserved: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as work:
         scheduler, fake = make_scheduler(Path(work), reserved)
         started = time.monotonic()
         scheduler.add_many(spec(i) for i in range(N))
-        drain_all(scheduler)
+        import_ready(scheduler)
         makespan = time.monotonic() - started
         threads = scheduler.threads_peak
         scheduler.shutdown()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
-from bench_common import write_result  # noqa: E402
+from bench_common import import_ready, write_result  # noqa: E402
 
 from addon.backends.hunyuan import HunyuanBackend  # noqa: E402
 from addon.imaging.png import encode_png  # noqa: E402
@@ -63,12 +63,7 @@ def batch(folder: Path, n: int, latency: float, kill_at_s: float | None) -> dict
         jobs = scheduler.add_many(
             JobSpec(kind=JobKind.IMAGE, backend="hunyuan", mode=Mode.DRAFT, image_paths=(str(image),), seed=i + 1,
                     index=i, batch="bench") for i in range(n))
-        while not scheduler.is_idle():
-            job = scheduler.take_ready()
-            if job is None:
-                time.sleep(0.002)
-            else:
-                scheduler.mark_imported(job)
+        import_ready(scheduler)
         makespan = time.monotonic() - started
         scheduler.shutdown()
         if killer is not None:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
 
 import tripo_bench  # noqa: E402
-from bench_common import percentiles, write_result  # noqa: E402
+from bench_common import import_ready, percentiles, write_result  # noqa: E402
 
 from addon.backends.meshy import MeshyBackend, meshy_id  # noqa: E402
 from addon.jobs import BatchSpec, Job, JobKind, JobSpec, JobState, Mode  # noqa: E402
@@ -65,12 +65,7 @@ class Kiln:
         return (job.state_times[JobState.READY.value] + self.offset - finished) * 1000
 
     def drain(self, until: Callable[[], bool]) -> None:
-        while not until():
-            job = self.scheduler.take_ready()
-            if job is None:
-                time.sleep(0.002)
-            else:
-                self.scheduler.mark_imported(job)
+        import_ready(self.scheduler, until)
 
     def close(self) -> None:
         self.scheduler.shutdown()

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
 
-from bench_common import percentiles, write_result  # noqa: E402
+from bench_common import import_ready, percentiles, write_result  # noqa: E402
 
 from addon.backends.tripo import DEFAULT_MODEL, TripoBackend  # noqa: E402
 from addon.jobs import BatchSpec, Job, JobKind, JobSpec, JobState, Mode  # noqa: E402
@@ -71,12 +71,7 @@ class Kiln:
         return (self.on_disk(job) - self.sandbox.state.tasks[job.task_id].completed) * 1000
 
     def drain(self, until: Callable[[], bool]) -> None:
-        while not until():
-            job = self.scheduler.take_ready()
-            if job is None:
-                time.sleep(0.002)
-            else:
-                self.scheduler.mark_imported(job)
+        import_ready(self.scheduler, until)
 
     def close(self) -> None:
         self.scheduler.shutdown()
