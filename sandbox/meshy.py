@@ -141,7 +141,7 @@ class MeshyState:
     """task_error type → probability a new task fails with it, e.g. {"timeout": 0.1}."""
     create_errors: list[int | tuple[int, str]] = field(default_factory=list)
     """HTTP errors the next creates answer with (nothing created or charged), consumed in order: a
-    status (402, 500, …) or (status, message)."""
+    status (402, 500, …) or (status, message); 0 lets that create through."""
     drop_streams: list[int] = field(default_factory=list)
     """The next SSE streams each close after this many events, with no terminal event (consumed in order)."""
     drop_every_stream_after: int = 0
@@ -684,8 +684,8 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
 
         def _create(self, family: str, request: dict[str, Any]) -> MeshyTask:
             """Check, charge and make the task (the lock held), or raise RequestError."""
-            if state.create_errors:
-                error = state.create_errors.pop(0)
+            error = state.create_errors.pop(0) if state.create_errors else 0
+            if error:  # 0: this create goes through
                 status, message = error if isinstance(error, tuple) else (error, f"sandbox error {error}")
                 raise RequestError(status, message)
             kind, source = self._validate(family, request)

@@ -1214,18 +1214,24 @@ class Scheduler:
                 self._record(job)
             self._changed()
 
-    def _later_step_ended(self, job: Job, backend: Backend, update: TaskUpdate) -> None:
-        """A chained job's later task failed or was cancelled on the provider (lock held). That task is
-        refunded, but the earlier steps' tasks succeeded and were paid: book those, and put the job back
-        at its last paid task, so Retry creates only the step that ended, never a paid one again."""
-        steps = backend.steps(job.spec)
-        ended, kept = steps[job.step], steps[job.step - 1]
-        paid = sum(float(c) for c in job.metadata.get(STEP_CREDITS, [])[: job.step])
-        del job.task_ids[job.step:]
+    def _book_paid_steps(self, job: Job, backend: Backend, steps_done: int) -> float:
+        """A chained job stops before its last step (lock held): its first `steps_done` tasks succeeded
+        and were paid. Count them as spent, once, and put the job back at the last of them, so Retry
+        watches that task and creates only the steps after it, never a paid one again. Returns the credits."""
+        paid = sum(float(c) for c in job.metadata.get(STEP_CREDITS, [])[:steps_done])
+        del job.task_ids[steps_done:]
         job.task_id = job.task_ids[-1]
         job.credits_spent = paid
         self._charged(backend, paid - float(job.metadata.get(BOOKED_CREDITS, 0.0)))
         job.metadata[BOOKED_CREDITS] = paid
+        return paid
+
+    def _later_step_ended(self, job: Job, backend: Backend, update: TaskUpdate) -> None:
+        """A chained job's later task failed or was cancelled on the provider (lock held). That task is
+        refunded, but the earlier steps' tasks were paid: booked, and kept for Retry."""
+        steps = backend.steps(job.spec)
+        ended, kept = steps[job.step], steps[job.step - 1]
+        paid = self._book_paid_steps(job, backend, job.step)
         spent = f"the {kept} is paid ({paid:g} credits) and kept"
         if update.status is TaskStatus.CANCELLED or job.cancel_requested:
             job.move_to(JobState.CANCELLED)
@@ -1321,9 +1327,12 @@ class Scheduler:
             key = self._slot_key(backend, job.spec)
             self._slots[key] = policy.released(self._slots[key])
             job.metadata.pop(PENDING_STEP, None)  # the message says what may be charged; Retry is the artist's call
-            step = backend.steps(job.spec)[job.step + 1]
-            job.fail(code, f"the {step} step failed: {message}; the first task is paid and kept: Retry continues "
-                     "from it" + (" (this step may have been charged: check the provider first)" if charged else ""))
+            steps = backend.steps(job.spec)
+            step, kept = steps[job.step + 1], steps[job.step]
+            paid = self._book_paid_steps(job, backend, job.step + 1)
+            job.fail(code, f"the {step} step failed: {message}; the {kept} is paid ({paid:g} credits) and kept: "
+                     "Retry continues from it" + (" (this step may have been charged: check the provider first)"
+                                                  if charged else ""))
             self._record(job)
             self._changed()
 

@@ -209,16 +209,22 @@ def test_a_failed_task_spends_nothing_and_http_errors_read_clearly(scheduler: Sc
     assert short.state is JobState.FAILED and bad.state is JobState.FAILED and len(sandbox.state.tasks) == 1
 
 
+@pytest.mark.parametrize("refine_fails", ["as a task", "at its create"])
 def test_a_failed_refine_books_the_paid_preview_and_retry_pays_only_the_refine(sandbox: MeshySandbox,
-                                                                                 tmp_path: Path) -> None:
+                                                                                 tmp_path: Path, refine_fails: str) -> None:
     scheduler = make_scheduler(sandbox, tmp_path)
-    sandbox.state.task_failures = [{}, {"type": "server_error", "message": "GPU lost"}]  # preview ok, refine fails
+    if refine_fails == "as a task":  # the preview succeeds; the refine task fails on Meshy (refunded)
+        sandbox.state.task_failures = [{}, {"type": "server_error", "message": "GPU lost"}]
+        failure = "the refine step failed: Meshy had a server error: GPU lost (not charged)"
+    else:  # the preview succeeds; Meshy refuses the refine's create (nothing created)
+        sandbox.state.create_errors = [0, (422, "preview task not ready")]
+        failure = "the refine step failed: Meshy could not process this input: preview task not ready"
     job = scheduler.add(text(Mode.PRODUCTION))
     drain(scheduler)
     assert job.state is JobState.FAILED and job.error is not None
-    assert job.error.message.startswith("the refine step failed: Meshy had a server error: GPU lost (not charged)")
+    assert job.error.message.startswith(failure), job.error.message
     assert "the preview is paid (20 credits) and kept: Retry continues from it" in job.error.message
-    assert sandbox.state.balance == 1000 - 20, "Meshy kept the preview's 20 credits and refunded the refine"
+    assert sandbox.state.balance == 1000 - 20, "Meshy kept the preview's 20 credits and nothing else"
     assert job.credits_spent == 20 and scheduler.session_spent == 20, "what was paid is booked"
 
     # Blender is restarted before the artist presses Retry: the journal carries the paid preview.
@@ -230,7 +236,7 @@ def test_a_failed_refine_books_the_paid_preview_and_retry_pays_only_the_refine(s
     drain(scheduler)
     scheduler.shutdown()
     assert retry.state is JobState.FINISHED
-    assert len(sandbox.state.tasks) == 3, "preview, the failed refine, one new refine: no second preview"
+    assert len(sandbox.state.tasks) == (3 if refine_fails == "as a task" else 2), "no second preview"
     assert created(sandbox, retry, 0)["mode"] == "preview" and created(sandbox, retry, 1)["mode"] == "refine"
     assert created(sandbox, retry, 1)["preview_task_id"] == meshy_id(job.task_ids[0])
     assert sandbox.state.balance == 1000 - 30
