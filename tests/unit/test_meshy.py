@@ -210,8 +210,8 @@ def test_a_failed_task_spends_nothing_and_http_errors_read_clearly(scheduler: Sc
 
 
 @pytest.mark.parametrize("refine_fails", ["as a task", "at its create"])
-def test_a_failed_refine_books_the_paid_preview_and_retry_pays_only_the_refine(sandbox: MeshySandbox,
-                                                                                 tmp_path: Path, refine_fails: str) -> None:
+def test_a_failed_refine_books_the_paid_preview_and_retry_pays_only_the_refine(
+        sandbox: MeshySandbox, tmp_path: Path, refine_fails: str) -> None:
     scheduler = make_scheduler(sandbox, tmp_path)
     if refine_fails == "as a task":  # the preview succeeds; the refine task fails on Meshy (refunded)
         sandbox.state.task_failures = [{}, {"type": "server_error", "message": "GPU lost"}]
