@@ -55,6 +55,26 @@ class SseEvent:
     data: str
 
 
+def sse_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of an event stream as its bytes arrive. The SSE spec ends a line with CRLF, LF or CR
+    alone; a CRLF split across two reads is one line end. (requests' `iter_lines` makes an empty line of
+    that split "\n", and an empty line ends an event: with CRLF framing an `error` event became a
+    `message` and multi-line data fell apart.) An unterminated last line is dropped, as the spec says."""
+    line = bytearray()
+    after_cr = False
+    for chunk in chunks:
+        for byte in chunk:
+            if after_cr and byte == 0x0A:  # the LF of a CRLF
+                after_cr = False
+                continue
+            after_cr = byte == 0x0D
+            if byte in (0x0A, 0x0D):
+                yield line.decode("utf-8", "replace")
+                line = bytearray()
+            else:
+                line.append(byte)
+
+
 def parse_sse(lines: Iterable[str]) -> Iterator[SseEvent]:
     """text/event-stream framing (WHATWG HTML, "Server-sent events"): `field: value` lines, one leading
     space stripped from the value, `:` comment lines ignored, an event dispatched at each blank line
@@ -246,8 +266,8 @@ class HttpClient:
         try:
             if response.status_code != 200:
                 raise error(response)
-            lines = response.iter_lines(chunk_size=1, decode_unicode=False)
-            yield from parse_sse(line.decode("utf-8", "replace") for line in lines)
+            # Byte by byte: a status stream is a few small events, and none may wait for a fuller buffer.
+            yield from parse_sse(sse_lines(response.iter_content(chunk_size=1)))
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 AttributeError, OSError, ValueError):
             # AttributeError / ValueError: urllib3 reading a response that `close` shut from another thread.

@@ -142,6 +142,8 @@ class MeshyState:
     create_errors: list[int | tuple[int, str]] = field(default_factory=list)
     """HTTP errors the next creates answer with (nothing created or charged), consumed in order: a
     status (402, 500, …) or (status, message); 0 lets that create through."""
+    sse_line_end: str = "\n"
+    """How the event stream ends its lines: the spec allows "\n", "\r\n" and "\r"."""
     drop_streams: list[int] = field(default_factory=list)
     """The next SSE streams each close after this many events, with no terminal event (consumed in order)."""
     drop_every_stream_after: int = 0
@@ -626,7 +628,8 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
                 state.changed.wait(None if following is None else max(0.0, following - time.time()))
 
         def _event(self, name: str, data: dict[str, Any]) -> None:
-            frame = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+            end = state.sse_line_end
+            frame = f"event: {name}{end}data: {json.dumps(data)}{end}{end}".encode()
             self.wfile.write(f"{len(frame):x}\r\n".encode() + frame + b"\r\n")
             self.wfile.flush()
             with state.lock:

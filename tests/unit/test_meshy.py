@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from helpers import drain
 
+from addon.backends.base import TaskStatus
 from addon.backends.meshy import MeshyBackend, meshy_id
-from addon.http import SseEvent, parse_sse
+from addon.http import SseEvent, parse_sse, sse_lines
 from addon.imaging.glb import read_glb_json
 from addon.imaging.png import encode_png
 from addon.jobs import THEME_PROMPT, BatchSpec, Job, JobKind, JobSpec, JobState, Mode
@@ -266,6 +267,35 @@ def test_the_key_is_redacted_and_never_reaches_the_asset_host(sandbox: MeshySand
         wrong.balance()
     assert "msy_wrong" not in str(raised.value)
     assert MeshyBackend(KEY, sandbox.url).balance() == 1000 - 5
+
+
+@pytest.mark.parametrize("line_end", ["\r\n", "\r"], ids=["crlf", "cr"])
+def test_status_streams_framed_with_crlf_or_cr_read_as_with_lf(line_end: str, tmp_path: Path) -> None:
+    """The SSE spec lets a server end lines with CRLF or CR: the finish still arrives pushed (no poll),
+    and an `error` event for an unknown task is still an error (MISSING), not a status message."""
+    with MeshySandbox(MeshyState(latency_s=dict(FAST), sse_line_end=line_end)) as server:
+        scheduler = make_scheduler(server, tmp_path)
+        try:
+            job = scheduler.add(text())
+            drain(scheduler)
+        finally:
+            scheduler.shutdown()
+        assert job.state is JobState.FINISHED and polls(server) == 0
+        backend = MeshyBackend(KEY, server.url, timeout_s=5)
+        try:
+            updates = list(backend.stream("text-to-3d:no-such-task"))
+        finally:
+            backend.close()
+        assert [u.status for u in updates] == [TaskStatus.MISSING]
+
+
+def test_sse_lines_end_at_crlf_lf_or_cr_even_split_across_reads() -> None:
+    stream = b"event: error\r\ndata: {}\r\n\r\ndata: a\rdata: b\r\rdata: c\n\n: tail without end"
+    for size in (1, 2, 3, 7, len(stream)):
+        chunks = [stream[i:i + size] for i in range(0, len(stream), size)]
+        assert list(sse_lines(chunks)) == ["event: error", "data: {}", "", "data: a", "data: b", "", "data: c", ""]
+        assert list(parse_sse(sse_lines(chunks))) == [SseEvent("error", "{}"), SseEvent("message", "a\nb"),
+                                                      SseEvent("message", "c")]
 
 
 def test_sse_framing() -> None:
