@@ -42,7 +42,8 @@ class _JobAction(_OnJob):
 
 
 class KILN_OT_select_job(_OnJob, bpy.types.Operator):
-    """Select this job's result in the scene, make it active and frame it"""
+    """Select this job's result in the scene, make it active and frame it; a finished result missing
+    from this file is brought in again from Kiln's cache (no new generation)"""
 
     bl_idname = "kiln.select_job"
     bl_label = "Select Result"
@@ -55,12 +56,18 @@ class KILN_OT_select_job(_OnJob, bpy.types.Operator):
         if job is None:
             return "This job is no longer in the queue"
         paused = runtime.scheduler().production_paused
-        return f"{job_tooltip(job, paused=paused)}\n\nClick to select and frame its result"
+        return (f"{job_tooltip(job, paused=paused)}\n\nClick to select and frame its result (if it is not in this "
+                "file, it is brought in again from Kiln's cache, without a new generation)")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         job = runtime.scheduler().view(self.job_id)
         # Every object the job imported (a segmented asset's parts each carry the id), in the scene's order.
         objects = [o for o in bpy.data.objects if o.get(JOB_ID) == self.job_id]
+        if not objects and job is not None and context.mode == "OBJECT" and runtime.bring_back(self.job_id):
+            # Not in this file (opened from before it landed, or lost in a crash before a save): the paid
+            # result came back from the cache (never mid-edit: an import would drop the artist's mode).
+            self.report({"INFO"}, f"Kiln: brought '{job.label}' in again from the cache (no new generation)")
+            objects = [o for o in bpy.data.objects if o.get(JOB_ID) == self.job_id]
         if not objects:
             state = job.state.value if job is not None else "no longer in the queue"
             name = f"'{job.label}'" if job is not None else "This job"

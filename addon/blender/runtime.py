@@ -378,6 +378,26 @@ def reimport(job: Job) -> None:
         _runtime.finish(job, batch)
 
 
+def bring_back(job_id: str) -> bool:
+    """Import again the cached result of a finished (or imported, not yet finished) job that is not in
+    the open file: the file is from before it landed, or a crash lost it before a save. No new
+    generation; it is finished as its batch asks. False when there is no such cached result."""
+    from .importer import find_result
+
+    if _runtime is None:
+        raise RuntimeError("Kiln is not running: enable the add-on first")
+    scheduler = _runtime.scheduler
+    job = scheduler.jobs.get(job_id)
+    if job is None or job.state not in (JobState.FINISHED, JobState.IMPORTED) or find_result(job_id) is not None:
+        return False
+    if not job.files or not all(Path(path).is_file() for path in job.files.values()):
+        return False
+    reimport(job)
+    if job.state is JobState.IMPORTED and not scheduler.read_only:
+        scheduler.mark_finished(job)
+    return True
+
+
 def is_running() -> bool:
     return _runtime is not None
 

@@ -124,3 +124,35 @@ def test_a_restart_from_a_preferences_edit_finishes_what_was_waiting_to_be_finis
         assert view.metadata["finish"]["preset"] == "game"
     roots = sorted(o.name for o in bpy.data.objects if o.get("kiln_lod_group") and o.name.startswith("prefs_fin_01"))
     assert roots == ["prefs_fin_01_001", "prefs_fin_01_002", "prefs_fin_01_003"], roots
+
+
+def test_a_finished_result_missing_from_the_open_file_is_brought_back_from_the_cache(runtime: ModuleType) -> None:
+    """The artist opens a file saved before a result landed (or a crash lost it before a save): clicking
+    its row brings the paid result in again from the cache, finished as its batch asks, with no new
+    generation; a second click only selects it."""
+    import bpy
+
+    jobs, presets, requests = engine("jobs"), engine("presets"), engine("requests")
+    scheduler = runtime.start(ADDON_MODULE, journal_dir=runtime.scheduler().journal.folder, finish_workers=0)
+    batch = jobs.BatchSpec("back_01", finish=presets.PRESETS["game"], target="game")
+    scheduler.add_batch(batch)
+    scheduler.add_many(requests.manifest_asset_specs(batch, kind="text", index=0, name="back_01_0", base_seed=5,
+                                                     prompt="wooden barrel"))
+    assert runtime.run_until_done(timeout=120)
+    (landed,) = scheduler.views()
+    model = Path(landed.files["model"])
+    written = model.stat().st_mtime_ns
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert not [o for o in bpy.data.objects if o.get("kiln_job_id")]
+    assert bpy.ops.kiln.select_job(job_id=landed.job_id) == {"FINISHED"}
+    assert finished_lods("back_01_") == ["back_01_001_LOD0", "back_01_001_LOD1", "back_01_001_LOD2"]
+    assert bpy.data.objects["back_01_001_LOD0"]["kiln_finished"] == "game"
+    assert bpy.context.view_layer.objects.active.name == "back_01_001_LOD0", "and selected"
+    (view,) = scheduler.views()
+    assert (view.job_id, view.task_id, view.state.value) == (landed.job_id, landed.task_id, "finished")
+    assert model.stat().st_mtime_ns == written, "the cached result, not a new generation"
+
+    assert bpy.ops.kiln.select_job(job_id=landed.job_id) == {"FINISHED"}
+    assert finished_lods("back_01_") == ["back_01_001_LOD0", "back_01_001_LOD1", "back_01_001_LOD2"], \
+        "not imported twice"
