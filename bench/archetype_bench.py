@@ -32,6 +32,12 @@ from addon.backends.local.text import build, plan  # noqa: E402
 from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
 
 
+def planned_name(prompt: str) -> str | None:
+    """The archetype the offline engine plans for `prompt`, or None for a miss."""
+    archetype = plan(prompt, False).archetype
+    return archetype.name if archetype else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/archetypes.json")
@@ -40,8 +46,7 @@ def main() -> None:
     table = rows()
     misses = [(prompt, expected) for prompt, expected, _ in table if plan(prompt, False).archetype is None]
     unexpected = [prompt for prompt, expected in misses if expected is not None]
-    wrong = [prompt for prompt, expected, _ in table
-             if (plan(prompt, False).archetype.name if plan(prompt, False).archetype else None) != expected]
+    wrong = [prompt for prompt, expected, _ in table if planned_name(prompt) != expected]
     prompts = [a.words[0] for a in ARCHETYPES] + [p for p, _, _ in table]
     output: dict[str, object] = {
         "benchmark": "local_archetypes",

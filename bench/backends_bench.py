@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests/tools"))
 
 import numpy as np  # noqa: E402
-from bench_common import import_ready, percentiles, write_result  # noqa: E402
+from bench_common import import_ready, percentiles, reached, write_result  # noqa: E402
 from test_images import draw  # noqa: E402
 
 from addon.backends.rodin import DEFAULT_POLL_INTERVAL_S, RodinBackend  # noqa: E402
@@ -62,7 +62,7 @@ def stability_drafts(folder: Path, count: int) -> dict[str, Any]:
             for index in range(count + 1):  # the first makes the sandbox's cached model: not counted
                 queued = time.time()
                 job = scheduler.add(JobSpec(**{**spec.__dict__, "index": index}))
-                import_ready(scheduler, lambda job=job: job.state in (JobState.FINISHED, JobState.FAILED))  # type: ignore[misc]
+                import_ready(scheduler, reached(job, JobState.FINISHED, JobState.FAILED))
                 received, answered = sandbox.state.served[-1]
                 if index:
                     total = ready_wall(job, offset) - queued

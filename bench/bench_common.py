@@ -7,7 +7,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 def percentiles(values: list[float], digits: int = 2) -> dict[str, float]:
@@ -49,6 +49,17 @@ def print_table(rows: Sequence[Sequence[str]]) -> None:
                         for i, (cell, width) in enumerate(zip(row, widths, strict=True))))
         if number == 0:
             print("  ".join("-" * width for width in widths))
+
+
+class _HasState(Protocol):
+    @property
+    def state(self) -> object: ...
+
+
+def reached(job: _HasState, *states: object) -> Callable[[], bool]:
+    """A wait condition: `job` is in one of `states`. A function rather than a lambda in the loop, so the
+    condition holds this job (not the loop's last) and keeps its type."""
+    return lambda: job.state in states
 
 
 def import_ready(scheduler: Any, until: Callable[[], bool] | None = None) -> None:

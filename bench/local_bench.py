@@ -14,7 +14,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,7 +25,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests/tools")]
 from bench_common import percentiles, write_result  # noqa: E402
 from test_images import draw, multiview_pair  # noqa: E402
 
-from addon.backends.local import generate_image, generate_multiview, generate_text  # noqa: E402
+from addon.backends.local import LocalResult, generate_image, generate_multiview, generate_text  # noqa: E402
 from addon.backends.local.text import ARCHETYPES  # noqa: E402
 from addon.jobs import JobKind, JobSpec, Mode  # noqa: E402
 
@@ -38,7 +40,7 @@ def summary(results: list[dict[str, float]]) -> dict[str, object]:
     }
 
 
-def timed(function, *args) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def timed(function: Callable[..., LocalResult], *args: Any) -> dict[str, float]:
     started = time.perf_counter()
     result = function(*args)
     elapsed = (time.perf_counter() - started) * 1000

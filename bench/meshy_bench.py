@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
 
 import tripo_bench  # noqa: E402
-from bench_common import import_ready, percentiles, write_result  # noqa: E402
+from bench_common import import_ready, percentiles, reached, write_result  # noqa: E402
 
 from addon.backends.meshy import MeshyBackend, meshy_id  # noqa: E402
 from addon.jobs import BatchSpec, Job, JobKind, JobSpec, JobState, Mode  # noqa: E402
@@ -82,7 +82,7 @@ def meshy_drafts(sandbox: MeshySandbox, folder: Path, count: int) -> dict[str, A
     overheads = []
     for index in range(count):
         job = kiln.scheduler.add(spec(Mode.DRAFT, index))
-        kiln.drain(lambda job=job: job.state in (JobState.FINISHED, JobState.FAILED))  # type: ignore[misc]
+        kiln.drain(reached(job, JobState.FINISHED, JobState.FAILED))
         overheads.append(kiln.overhead_ms(job))
     drops = kiln.scheduler.stream_drops
     kiln.close()

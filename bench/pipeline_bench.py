@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,12 +27,15 @@ sys.path[:0] = [str(REPO / "scripts"), str(REPO / "tests/tools")]
 import kiln_loader  # noqa: E402
 from bench_common import write_result  # noqa: E402
 
+if TYPE_CHECKING:  # the loaded extension's classes, as mypy reads them from this checkout
+    from addon.jobs import Job
+
 kiln_loader.isolate_user_resources()
 bpy = importlib.import_module("bpy")
 KILN = kiln_loader.load_kiln().__name__
 
 
-def engine(name: str):  # type: ignore[no-untyped-def]
+def engine(name: str) -> ModuleType:
     return importlib.import_module(f"{KILN}.addon.{name}")
 
 
@@ -43,11 +48,11 @@ def current_rss_mb() -> float:
         return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def make_job(model: Path, preview: Path | None, index: int):  # type: ignore[no-untyped-def]
+def make_job(model: Path, preview: Path | None, index: int) -> Job:
     jobs = engine("jobs")
     spec = jobs.JobSpec(kind=jobs.JobKind.IMAGE, backend="local", mode=jobs.Mode.PRODUCTION, batch="bench_01",
                         index=index, image_paths=("character.png",))
-    job = jobs.Job(spec=spec)
+    job: Job = jobs.Job(spec=spec)
     job.files = {"model": str(model), **({"preview": str(preview)} if preview else {})}
     return job
 

@@ -14,9 +14,11 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,7 +33,7 @@ from addon.backends.tripo import TripoBackend  # noqa: E402
 SIZE = 2048
 
 
-def reference(busy: bool) -> np.ndarray:
+def reference(busy: bool) -> npt.NDArray[np.uint8]:
     """A 2048² subject on a plain studio backdrop, or on a textured, noisy one (a street photo)."""
     rows, cols = np.mgrid[:SIZE, :SIZE]
     image = np.full((SIZE, SIZE, 4), 255, np.uint8)
@@ -45,12 +47,12 @@ def reference(busy: bool) -> np.ndarray:
     return image
 
 
-def timed(function: object, runs: int, clock: object = time.perf_counter) -> list[float]:
+def timed(function: Callable[[], object], runs: int, clock: Callable[[], float] = time.perf_counter) -> list[float]:
     times = []
     for _ in range(runs):
-        start = clock()  # type: ignore[operator]
-        function()  # type: ignore[operator]
-        times.append((clock() - start) * 1000.0)  # type: ignore[operator]
+        start = clock()
+        function()
+        times.append((clock() - start) * 1000.0)
     return times
 
 

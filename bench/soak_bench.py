@@ -130,7 +130,7 @@ def counting_submits(backend: Backend) -> collections.Counter[str]:
             counts[client_ref] += 1
         return submit(spec, client_ref)
 
-    backend.submit = counted  # type: ignore[method-assign]
+    backend.submit = counted  # type: ignore[method-assign]  # patching this one instance on purpose
     return counts
 
 
@@ -332,7 +332,7 @@ class Faults:
         faults = self
         handler: Any = sandbox.server.RequestHandlerClass
 
-        class Tallied(handler):  # type: ignore[misc]
+        class Tallied(handler):  # type: ignore[misc]  # the sandbox builds its handler class per server
             def _error(self, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> None:
                 with faults._lock:
                     faults.answered[f"code_{code}"] += 1

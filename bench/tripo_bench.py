@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
 
-from bench_common import import_ready, percentiles, write_result  # noqa: E402
+from bench_common import import_ready, percentiles, reached, write_result  # noqa: E402
 
 from addon.backends.tripo import DEFAULT_MODEL, TripoBackend  # noqa: E402
 from addon.jobs import BatchSpec, Job, JobKind, JobSpec, JobState, Mode  # noqa: E402
@@ -108,7 +108,7 @@ def kiln_drafts(sandbox: TripoSandbox, folder: Path, count: int) -> dict[str, An
     overheads = []
     for index in range(count):
         job = kiln.scheduler.add(spec(Mode.DRAFT, index))
-        kiln.drain(lambda job=job: job.state in (JobState.FINISHED, JobState.FAILED))  # type: ignore[misc]
+        kiln.drain(reached(job, JobState.FINISHED, JobState.FAILED))
         overheads.append(kiln.overhead_ms(job))
     kiln.close()
     after = counters(sandbox.state)

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
+from typing import cast
 
 REPO = Path(__file__).resolve().parents[1]
 REPO_MODULE = "kiln_dev"
@@ -65,7 +66,10 @@ def enabled_kiln() -> ModuleType | None:
     """An already-enabled Kiln extension (whatever repository it came from)."""
     import bpy
 
-    for addon in bpy.context.preferences.addons:
+    preferences = bpy.context.preferences
+    if preferences is None:  # no preferences yet (typed Optional): nothing can be enabled
+        return None
+    for addon in preferences.addons:
         if addon.module.startswith("bl_ext.") and addon.module.endswith(".kiln"):
             return sys.modules.get(addon.module)
     return None
@@ -89,7 +93,8 @@ def load_kiln(scratch: Path | None = None) -> ModuleType:
                   source="USER")
     addon_utils.extensions_refresh(ensure_wheels=True, addon_modules_pending=[ADDON_MODULE])
     errors: list[BaseException] = []
-    module = addon_utils.enable(ADDON_MODULE, default_set=True, handle_error=errors.append)
+    # fake-bpy-module types `enable` as returning None; Blender returns the enabled module, or None on failure.
+    module = cast("ModuleType | None", addon_utils.enable(ADDON_MODULE, default_set=True, handle_error=errors.append))
     if errors or module is None:
         raise RuntimeError(f"enabling Kiln failed: {errors!r}")
     return module

@@ -372,7 +372,8 @@ def main(argv: list[str]) -> int:
     try:
         if shards is None:  # as many shards as the cluster runs at once
             connect(ray, args.address)
-            shards = max(1, int(ray.cluster_resources().get("CPU", 1) // args.cpus_per_shard))
+            resources = ray.cluster_resources()  # type: ignore[no-untyped-call]  # Ray leaves it unannotated
+            shards = max(1, int(resources.get("CPU", 1) // args.cpus_per_shard))
         summary = run(args.manifest, args.out, shards=shards, address=args.address, blender=args.blender,
                       cpus_per_shard=args.cpus_per_shard, gpus_per_shard=args.gpus_per_shard,
                       max_retries=args.max_retries, resume=args.resume, extra=args.extra)
