@@ -137,7 +137,7 @@ def sdk_run(sandbox: TripoSandbox, folder: Path, n: int, texture: bool, sequenti
     on_disk: dict[str, float] = {}
     refused = 0
 
-    async def one(client: Any, index: int) -> None:
+    async def one(client: tripo3d.TripoClient, index: int) -> None:
         nonlocal refused
         while True:
             try:

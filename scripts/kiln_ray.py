@@ -38,7 +38,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 KILN_BATCH = Path(__file__).resolve().parent / "kiln_batch.py"
 RAY_FOLDER = ".kiln-ray"
@@ -229,7 +229,7 @@ class Terminal:
     """The driver's progress: a live line on a terminal, a line per change otherwise (logs, CI)."""
 
     count: int
-    stream: Any = field(default_factory=lambda: sys.stderr)
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
     started: float = field(default_factory=time.monotonic)
     _last: str = ""
 
@@ -273,7 +273,7 @@ def _remote_functions(ray: Any) -> tuple[Any, Any, Any]:
 
 def run(manifest: Path, out: Path, *, shards: int = 2, address: str | None = None, blender: str | None = None,
         cpus_per_shard: float = 1.0, gpus_per_shard: float = 0.0, max_retries: int = 2, resume: bool = False,
-        extra: tuple[str, ...] = (), run_id: str | None = None, stream: Any = None) -> dict[str, Any]:
+        extra: tuple[str, ...] = (), run_id: str | None = None, stream: TextIO | None = None) -> dict[str, Any]:
     """Run the shards on Ray and merge them; returns the summary (exit code, shards, merge). Joins a
     running Ray (ray.init already called, or `address`), else starts a local one for the run."""
     import ray
