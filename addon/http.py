@@ -331,8 +331,8 @@ def retry_after(response: requests.Response) -> float | None:
         until, sent = _http_date(value), _http_date(str(response.headers.get("Date") or ""))
         if until is None:
             return None
-        seconds = until - (sent if sent is not None else time.time())
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+        return max(0.0, until - (sent if sent is not None else time.time()))  # a date past: now
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None  # a negative delay is no delay asked
 
 
 def _http_date(value: str) -> float | None:
