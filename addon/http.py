@@ -18,7 +18,10 @@ the API key kept where it belongs.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import email.utils
 import logging
+import math
 import os
 import socket
 import threading
@@ -40,6 +43,9 @@ from .retry import backoff_delay
 _log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 502, 503, 504}
+BROKEN_BODY = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+"""An answer whose body broke off (fewer bytes than its Content-Length, a cut chunked stream) or cannot be
+decoded: requests raises these, not ConnectionError, while it reads the body of a non-streamed answer."""
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 """Image files every provider's upload accepts as they are (by suffix)."""
 DOWNLOAD_CHUNK = 1 << 16
@@ -179,6 +185,15 @@ class HttpClient:
             try:
                 response = self.session.request(method, url, json=json, files=files, headers=self._auth(url),
                                                 timeout=self.timeout_s, allow_redirects=False)
+            except BROKEN_BODY:
+                if retry and attempt < self.max_read_retries:
+                    attempt += 1
+                    time.sleep(backoff_delay(attempt, base_s=0.2))
+                    continue
+                # The server had the whole request and began to answer: a create may have been made (and
+                # charged), so this is never `nothing_created`.
+                raise BackendError("answer_broken", f"the answer from {self.api_host} broke off before its end",
+                                   retryable=True) from None
             except requests.ConnectionError as exc:
                 if retry and attempt < self.max_read_retries:
                     attempt += 1
@@ -228,10 +243,13 @@ class HttpClient:
                             raise BackendError("download_too_large",
                                                f"the result is over the {max_bytes / 2**20:.0f} MB cap")
                         handle.write(chunk)
-                if announced and received != announced:
+                # Content-Length counts the bytes on the wire: with a Content-Encoding (gzip, which requests
+                # asks for) they are fewer than the decoded bytes written, so compare the wire's count.
+                wire = response.raw.tell() if response.headers.get("Content-Encoding") else received
+                if announced and wire != announced:
                     raise BackendError("download_truncated",
-                                       f"the download stopped after {received} of {announced} bytes", retryable=True)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                                       f"the download stopped after {wire} of {announced} bytes", retryable=True)
+        except (requests.ConnectionError, requests.Timeout, *BROKEN_BODY) as exc:
             tmp.unlink(missing_ok=True)
             raise BackendError("download_truncated", f"the download was interrupted ({type(exc).__name__})",
                                retryable=True) from None
@@ -301,11 +319,29 @@ def _shut(response: requests.Response) -> None:
 
 
 def retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value else None
-    except ValueError:
+    """The answer's Retry-After in seconds, or None. HTTP lets it be delay-seconds or an HTTP-date (RFC 9110
+    §10.2.3; no provider in backends.md narrows that): a date is counted from the answer's own `Date`
+    (clock skew between Kiln and the server cancels out), else from now."""
+    value = str(response.headers.get("Retry-After") or "").strip()
+    if not value:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        until, sent = _http_date(value), _http_date(str(response.headers.get("Date") or ""))
+        if until is None:
+            return None
+        return max(0.0, until - (sent if sent is not None else time.time()))  # a date past: now
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None  # a negative delay is no delay asked
+
+
+def _http_date(value: str) -> float | None:
+    """Epoch seconds of an HTTP-date (IMF-fixdate, or the obsolete RFC 850 / asctime forms), or None."""
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC).timestamp()
 
 
 def image_part(path: str, *, limit_bytes: int, provider: str) -> tuple[bytes, str, str]:

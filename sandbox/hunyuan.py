@@ -16,7 +16,8 @@ them:
 - 2.1 finishes only textured jobs: a `texture: false` job stays at `texturing` forever. Upstream's
   texturing answer carries no model; `initial_in_texturing` serves it there (as a patched server does);
 - 2.1 validates its fields (422), 2.0 does not;
-- `no_send`: a server with only `/generate`.
+- `no_send`: a server with only `/generate`;
+- `partial_reads`: status answers that read a model file still being written (cut in half).
 `kill()` stops the server as a dead process would (connections dropped, unfinished jobs lost: `lost`), and
 `restart()` brings it back on the same port with a new worker id and an empty memory (finished results
 stay, as files on its disk do). Counters (`sends`, `generates`, `started`, `finished`, `finished_seeds`)
@@ -63,6 +64,12 @@ def initial_model() -> bytes:
 
 
 INITIAL = initial_model()
+
+
+def half(model: bytes) -> bytes:
+    """The first half of a file (what a reader sees while its writer is halfway through)."""
+    return model[: len(model) // 2]
+
 TEXTURED = retextured(INITIAL, "hunyuan paint")
 
 
@@ -96,6 +103,9 @@ class HunyuanState:
     error_answers: int = 0
     """The next N `/send` or `/generate` answer the 404 quirk instead of working."""
     no_send: bool = False
+    partial_reads: int = 0
+    """The next N status answers that serve a model carry only its first half: upstream answers `completed`
+    (or 2.1's initial model) as soon as the file exists, and may read it while the worker still writes it."""
     initial_in_texturing: bool = True
     """2.1: the `texturing` answer carries `model_base64_initial` (False: upstream, which never serves it)."""
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
@@ -176,6 +186,10 @@ class HunyuanState:
         if uid in self.finished_files:
             answer = self.finished_files[uid]
             if any(key.startswith("model_base64") for key in answer):
+                if self.partial_reads > 0:
+                    self.partial_reads -= 1
+                    return 200, {key: base64.b64encode(half(base64.b64decode(value))).decode()
+                                 if key.startswith("model_base64") else value for key, value in answer.items()}
                 self._delivered(uid)
             return 200, answer
         job = self.jobs.get(uid)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import gzip
 import hashlib
 import json
 import logging
@@ -156,6 +157,12 @@ class MeshyState:
     never sends the key with a download (requests there are recorded in `asset_requests` too)."""
     drop_downloads: int = 0
     """The next N asset downloads announce the full length, send half and close."""
+    asset_encoding: str = ""
+    """"gzip": the asset host compresses what it serves to a client that accepts gzip (as a CDN may; HTTP's
+    Content-Length is then the compressed size, RFC 9110 §8.6). "": plain bytes."""
+    retry_after: str = ""
+    """Retry-After of the 429 answers: "" none, delay-seconds ("30") or an HTTP-date, both of which HTTP
+    allows (RFC 9110 §10.2.3); Meshy's docs do not say which it sends."""
     make_results: bool = True
     """False: no result is ever made, so tasks stay IN_PROGRESS at 99 (for tests that read only requests)."""
     reuse_results: bool = True
@@ -172,6 +179,8 @@ class MeshyState:
     """Task id → GETs of its task object (the list route not included)."""
     refusals: Counter[str] = field(default_factory=Counter)
     """"NoMoreConcurrentTasks" / "RateLimitExceeded" → 429s answered."""
+    assets_compressed: int = 0
+    """Asset answers sent gzip-encoded (`asset_encoding`)."""
     streams_opened: int = 0
     open_streams: int = 0
     peak_open_streams: int = 0
@@ -483,7 +492,19 @@ def serve_asset(handler: QuietHandler, state: MeshyState, route: str) -> None:
     if data is None:
         handler.send_empty(404)
         return
-    handler.send_file(data, "model/gltf-binary" if name.endswith(".glb") else "image/png", cut=cut)
+    content_type = "model/gltf-binary" if name.endswith(".glb") else "image/png"
+    if state.asset_encoding == "gzip" and "gzip" in handler.headers.get("Accept-Encoding", "") and not cut:
+        packed = gzip.compress(data)
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(packed)))
+        handler.end_headers()
+        handler.wfile.write(packed)
+        with state.lock:
+            state.assets_compressed += 1
+        return
+    handler.send_file(data, content_type, cut=cut)
 
 
 def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseHTTPRequestHandler]:
@@ -496,7 +517,8 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
             return self.base + state.asset_route if state.asset_route else asset_base() + ASSET_ROUTE
 
         def _error(self, status: int, message: str) -> None:
-            self.send_json(status, {"message": message})
+            wait = {"Retry-After": state.retry_after} if status == 429 and state.retry_after else None
+            self.send_json(status, {"message": message}, wait)
 
         def _route(self, method: str) -> tuple[str, str, str]:
             """(family or route, task id or "", suffix "" | "stream"), and the request counted by route."""

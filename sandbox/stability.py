@@ -6,7 +6,8 @@ shape, and `GET /v1/user/balance`. Standard library only.
 
 prints its base URL. Point Kiln at it with KILN_STABILITY_BASE_URL=<url> and any key starting with sk-.
 Knobs (attributes of `StabilityState` in tests): the simulated model time, errors the next calls answer
-with (`next_errors`: "content_moderation", or an HTTP status), starting balance. `served` records when
+with (`next_errors`: "content_moderation", or an HTTP status), answers cut off mid-GLB (`cut_answers`),
+starting balance. `served` records when
 each call arrived and was answered, so a benchmark can tell Kiln's overhead from the server's time;
 `calls` records each call's form fields.
 """
@@ -45,6 +46,9 @@ class StabilityState:
     """Extra seconds each call spends on top of making the model (a real GPU's 0.5 s, when wanted)."""
     next_errors: list[str | int] = field(default_factory=list)
     balance: float = 1000.0
+    cut_answers: int = 0
+    """The next N calls that succeed (and are charged) announce the whole GLB, send half of it and close,
+    as a connection lost mid-answer does."""
     valid_keys: set[str] | None = None
     calls: list[dict[str, str]] = field(default_factory=list)
     served: list[tuple[float, float]] = field(default_factory=list)
@@ -149,7 +153,9 @@ def make_handler(state: StabilityState) -> type[QuietHandler]:
                 time.sleep(state.model_time_s)
             with state.lock:
                 state.balance -= CREDITS
-            self.send_file(model, "model/gltf-binary")
+                cut = state.cut_answers > 0
+                state.cut_answers -= int(cut)
+            self.send_file(model, "model/gltf-binary", cut=cut)
             with state.lock:
                 state.served.append((received, time.time()))
 

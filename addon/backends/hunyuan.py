@@ -13,7 +13,10 @@ The servers' known faults, tolerated here:
 - 2.1 only counts `{uid}_textured.glb` as done, so a job sent with `texture: false` stays at `texturing`:
   when texturing was not asked for, the initial model is the result, accepted as soon as the server
   serves it (`model_base64_initial` / `initial_model_base64`); a server that never does fails the job
-  after `stuck_after_s`, saying why.
+  after `stuck_after_s`, saying why;
+- both report a job done as soon as its `.glb` exists (backends.md §4: "only `.glb` outputs are detected"),
+  so a status asked while the worker is still writing the file carries a cut-off model: a model shorter
+  than its own GLB header says is not the result yet, and is asked for again.
 
 The pool. Each server runs `slots_per_server` jobs at once, and the backend declares the sum as its
 concurrency, so the scheduler sees one backend. A create goes to the least-loaded healthy server; a
@@ -431,12 +434,17 @@ class HunyuanBackend(Backend):
             error = self._server_error(server, response)
             return TaskUpdate(task_id, TaskStatus.UNKNOWN, error_message=error.message if error else "")
         initial = body.get("model_base64_initial") or body.get("initial_model_base64")
+        served: Any = None
         if status == "completed":
-            return self._result(task_id, body.get("model_base64") if task.texture else
-                                initial or body.get("model_base64"))
-        if status == "texturing" and not task.texture and initial:
-            return self._result(task_id, initial)  # 2.1 never completes a job without texture
-        if status not in ("processing", "texturing"):
+            served = body.get("model_base64") if task.texture else initial or body.get("model_base64")
+        elif status == "texturing" and not task.texture and initial:
+            served = initial  # 2.1 never completes a job without texture
+        if served is not None or status == "completed":
+            update = self._result(task_id, served)
+            if update is not None:
+                return update
+            status = "writing"  # the file was read while the worker was still writing it: ask again
+        elif status not in ("processing", "texturing"):
             return TaskUpdate(task_id, TaskStatus.UNKNOWN, error_message=f"it reports status {status or body!r}")
         if status != task.stuck_state:
             task.stuck_state, task.started = status, time.monotonic()
@@ -444,9 +452,10 @@ class HunyuanBackend(Backend):
         if waited > self.stuck_after_s:
             return TaskUpdate(task_id, TaskStatus.FAILED, error_code="stuck", error_message=_stuck_message(
                 server.host, status, waited, task.texture))
-        return TaskUpdate(task_id, TaskStatus.RUNNING, 0.5 if status == "texturing" else 0.0)
+        return TaskUpdate(task_id, TaskStatus.RUNNING, {"texturing": 0.5, "writing": 0.9}.get(status, 0.0))
 
-    def _result(self, task_id: str, data: Any) -> TaskUpdate:
+    def _result(self, task_id: str, data: Any) -> TaskUpdate | None:
+        """The finished job with its model kept, a failure, or None: a GLB still being written."""
         if not isinstance(data, str) or len(data) * 3 // 4 > MAX_RESULT_BYTES:
             return TaskUpdate(task_id, TaskStatus.FAILED, error_code="no_model",
                               error_message="the Hunyuan3D server reported the job done without a usable model")
@@ -455,6 +464,11 @@ class HunyuanBackend(Backend):
         except (binascii.Error, ValueError):
             return TaskUpdate(task_id, TaskStatus.FAILED, error_code="no_model",
                               error_message="the Hunyuan3D server sent a model Kiln cannot decode")
+        if len(model) >= 4 and not model.startswith(b"glTF"):
+            return TaskUpdate(task_id, TaskStatus.FAILED, error_code="no_model",
+                              error_message="the Hunyuan3D server sent a model that is not a GLB")
+        if len(model) < 12 or int.from_bytes(model[8:12], "little") != len(model):
+            return None  # fewer bytes than its header's total length: the rest is not written yet
         with self._lock:
             self._results[task_id] = model
         return TaskUpdate(task_id, TaskStatus.SUCCESS, 1.0)
@@ -494,6 +508,9 @@ def _detail(body: dict[str, Any]) -> str:
 
 
 def _stuck_message(host: str, status: str, waited: float, texture: bool) -> str:
+    if status == "writing":
+        return (f"the Hunyuan3D server at {host} reported the job done but served an incomplete model for "
+                f"{waited:.0f} s (its file on the server is cut off: see its log and disk)")
     if status == "texturing" and not texture:
         return (f"the Hunyuan3D server at {host} made the model but never served it ({waited:.0f} s at "
                 "'texturing': a 2.1 server only finishes textured jobs): turn texture on, or update the server")

@@ -24,7 +24,7 @@ from addon.jobs import BatchSpec, Job, JobKind, JobSpec, JobState, Mode
 from addon.journal import Journal
 from addon.scheduling import Scheduler, SchedulerConfig
 from addon.scheduling.engine import MOVED_FROM
-from sandbox.hunyuan import HunyuanSandbox, HunyuanState
+from sandbox.hunyuan import INITIAL, TEXTURED, HunyuanSandbox, HunyuanState
 
 
 @pytest.fixture
@@ -257,3 +257,19 @@ def test_the_sandbox_runs_from_the_command_line_and_prints_its_url() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("version", ["2.0", "2.1"])
+def test_a_model_read_while_the_server_still_writes_it_is_asked_for_again(version: str, image: str,
+                                                                         tmp_path: Path) -> None:
+    """api_server.py answers `completed` as soon as the job's .glb exists (backends.md §4), so a status read
+    mid-write carries a cut-off model. That used to finish the job with half a GLB (and never ask again);
+    the model is asked for again until it is whole."""
+    for sandbox in servers(HunyuanState(version=version, latency_s=0.2, texture_latency_s=0.1, partial_reads=2)):
+        draft, production = run(HunyuanBackend([sandbox[0].url], slots_per_server=2),
+                                [spec(image), spec(image, Mode.PRODUCTION, seed=8)], tmp_path)
+        state = sandbox[0].state
+    assert draft.state is production.state is JobState.FINISHED
+    assert Path(draft.files["model"]).read_bytes() == INITIAL
+    assert Path(production.files["model"]).read_bytes() == TEXTURED
+    assert state.partial_reads == 0 and sorted(state.delivered_seeds) == [7, 8]

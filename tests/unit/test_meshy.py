@@ -4,7 +4,9 @@ preview → refine chain and Promote, refunds, and where the key goes."""
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 from helpers import drain
 
-from addon.backends.base import TaskStatus
+from addon.backends.base import ConcurrencyRefused, TaskStatus
 from addon.backends.meshy import MeshyBackend, meshy_id
 from addon.http import SseEvent, parse_sse, sse_lines
 from addon.imaging.glb import read_glb_json
@@ -303,3 +305,39 @@ def test_sse_framing() -> None:
              "event: error", "data: {}", ""]
     assert list(parse_sse(lines)) == [SseEvent("message", "{\"a\":\n1}"), SseEvent("message", "x"),
                                       SseEvent("error", "{}")]
+
+
+def test_gzip_encoded_result_links_download_whole(tmp_path: Path) -> None:
+    """Kiln's requests ask for gzip (Accept-Encoding), so a CDN may send the GLB compressed, its
+    Content-Length then counting the compressed bytes (RFC 9110 §8.6). The decoded file is the result:
+    comparing its size with that length used to call every such download truncated, until Kiln gave up."""
+    with MeshySandbox(MeshyState(latency_s=dict(FAST), asset_encoding="gzip")) as server:
+        scheduler = make_scheduler(server, tmp_path)
+        try:
+            job = scheduler.add(text())
+            drain(scheduler)
+        finally:
+            scheduler.shutdown()
+        assert job.state is JobState.FINISHED and job.error is None
+        task = server.state.tasks[meshy_id(job.task_ids[0])]
+        assert Path(job.files["model"]).read_bytes() == server.state.files[task.assets["glb"]]
+        assert server.state.assets_compressed >= 1, "the asset host did compress"
+        assert server.state.asset_auth_headers == []
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_retry_after_as_seconds_or_an_http_date_is_honoured(sandbox: MeshySandbox, form: str) -> None:
+    """HTTP lets Retry-After be delay-seconds or an HTTP-date (RFC 9110 §10.2.3); Meshy's docs say neither
+    (backends.md §2 names only the 429 messages). A date used to be ignored: Kiln came back at once and was
+    refused again. It is counted from the answer's own Date, so clock skew does not matter."""
+    sandbox.state.queue_limit = 0
+    sandbox.state.retry_after = "90" if form == "seconds" else \
+        email.utils.formatdate(time.time() + 90, usegmt=True)
+    backend = MeshyBackend(KEY, sandbox.url, timeout_s=5)
+    try:
+        with pytest.raises(ConcurrencyRefused) as raised:
+            backend.submit(text(), "ref")
+    finally:
+        backend.close()
+    assert raised.value.retry_after_s is not None and 80 <= raised.value.retry_after_s <= 91
+    assert sandbox.state.refusals["NoMoreConcurrentTasks"] == 1 and not sandbox.state.tasks

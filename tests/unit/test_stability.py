@@ -154,3 +154,25 @@ def test_the_registry_builds_stability_from_the_environment(sandbox: StabilitySa
     assert isinstance(built, StabilityBackend) and built.balance() == 1000
     assert registry.resolve("stability", environ={}).base_url == "https://api.stability.ai"
     assert registry.capabilities("stability").input_kinds == frozenset({"image"})
+
+
+def test_an_answer_cut_off_mid_glb_is_uncertain_not_a_crash(sandbox: StabilitySandbox, scheduler: Scheduler,
+                                                             picture: str, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """The GLB comes in the 200 itself (backends.md §4): a connection lost mid-answer leaves a call that was
+    made and charged. It reads as a broken answer that may have cost money (never sent again on its own),
+    not as a backend crash (requests' ChunkedEncodingError used to escape as 'failed unexpectedly')."""
+    sandbox.state.cut_answers = 1
+    with pytest.raises(BackendError) as raised:
+        backend(sandbox, tmp_path / "own").submit(image_spec(picture), "x")
+    assert raised.value.code == "answer_broken" and not raised.value.nothing_created
+    assert sandbox.state.balance == 1000 - 10, "Stability charged the call"
+
+    sandbox.state.cut_answers = 1
+    caplog.set_level(logging.ERROR)
+    job = scheduler.add(image_spec(picture))
+    drain(scheduler)
+    assert job.state is JobState.UNCERTAIN and job.error is not None
+    assert "broke off" in job.error.message and "unexpectedly" not in job.error.message
+    assert len(sandbox.state.calls) == 2, "the uncertain call was not sent again"
+    assert "crashed" not in caplog.text
