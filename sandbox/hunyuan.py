@@ -185,13 +185,11 @@ class HunyuanState:
         self.advance(now)
         if uid in self.finished_files:
             answer = self.finished_files[uid]
-            if any(key.startswith("model_base64") for key in answer):
-                if self.partial_reads > 0:
-                    self.partial_reads -= 1
-                    return 200, {key: base64.b64encode(half(base64.b64decode(value))).decode()
-                                 if key.startswith("model_base64") else value for key, value in answer.items()}
-                self._delivered(uid)
-            return 200, answer
+            if self.partial_reads > 0 and any(key.startswith("model_base64") for key in answer):
+                self.partial_reads -= 1
+                return 200, {key: base64.b64encode(half(base64.b64decode(value))).decode()
+                             if key.startswith("model_base64") else value for key, value in answer.items()}
+            return 200, answer  # counted as delivered by the handler once written (`_delivered`)
         job = self.jobs.get(uid)
         if job is not None and job.state == "crashed" and self.version == "2.1":
             return 500, {"status": "error", "message": "Failed to read generated file"}
@@ -249,7 +247,14 @@ def make_handler(state: HunyuanState) -> type[BaseHTTPRequestHandler]:
                     self.send_json(200, {"status": "healthy", "worker_id": state.worker_id})
                 elif path.startswith("/status/"):
                     state.status_requests += 1
-                    self.send_json(*state.status(path.removeprefix("/status/"), time.time()))
+                    uid = path.removeprefix("/status/")
+                    code, answer = state.status(uid, time.time())
+                    self.send_json(code, answer)
+                    self.wfile.flush()
+                    # Delivered only once the whole model went out: an answer a kill cut off was not, and
+                    # the job moved to the other server is then fetched there for the first time.
+                    if answer is state.finished_files.get(uid) and any(k.startswith("model_base64") for k in answer):
+                        state._delivered(uid)
                 else:
                     self._not_found()
 
