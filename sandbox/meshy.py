@@ -143,6 +143,8 @@ class MeshyState:
     create_errors: list[int | tuple[int, str]] = field(default_factory=list)
     """HTTP errors the next creates answer with (nothing created or charged), consumed in order: a
     status (402, 500, …) or (status, message); 0 lets that create through."""
+    status_errors: dict[str, int] = field(default_factory=dict)
+    """Meshy task id → the HTTP error its `GET /:id` answers with (its stream and other tasks are unaffected)."""
     sse_line_end: str = "\n"
     """How the event stream ends its lines: the spec allows "\n", "\r\n" and "\r"."""
     drop_streams: list[int] = field(default_factory=list)
@@ -560,6 +562,8 @@ def make_handler(state: MeshyState, asset_base: Callable[[], str]) -> type[BaseH
                 self._error(404, "Not found")
             elif suffix == "stream":
                 self._stream(family, task_id)
+            elif task_id and task_id in state.status_errors:
+                self._error(state.status_errors[task_id], "Invalid task id")
             elif task_id:
                 with state.lock:
                     state.advance()

@@ -98,6 +98,11 @@ DRAFT_MODEL = "meshy-5"
 PRODUCTION_MODEL = "latest"
 
 
+ONE_TASK_ERRORS = frozenset({"400", "422", "bad_response"})
+"""Answers to one task's status request that say nothing about the other tasks: a request Meshy calls
+malformed for that id, or a body Kiln cannot read."""
+
+
 def meshy_id(task_id: str) -> str:
     """Meshy's own id from Kiln's `<family>:<id>` (an id without a family is taken as it is)."""
     return task_id.split(":", 1)[1] if ":" in task_id else task_id
@@ -368,9 +373,14 @@ class MeshyBackend(Backend):
             try:
                 updates.append(self.task_update(task_id, self._call("GET", _family_route(task_id))))
             except BackendError as exc:
-                if exc.code not in ("404", "unknown_task"):
-                    raise
-                updates.append(TaskUpdate(task_id, TaskStatus.MISSING))
+                if exc.code in ("404", "unknown_task"):
+                    updates.append(TaskUpdate(task_id, TaskStatus.MISSING))
+                elif exc.code in ONE_TASK_ERRORS:
+                    # One odd task never makes the round raise (the Backend.watch contract): the others'
+                    # finishes are still heard, and this one is unreadable for now.
+                    updates.append(TaskUpdate(task_id, TaskStatus.UNKNOWN, error_message=exc.message))
+                else:
+                    raise  # the provider could not be asked at all (key, rate limit, outage)
         return updates
 
     def stream(self, task_id: str) -> Iterator[TaskUpdate]:

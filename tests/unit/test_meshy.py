@@ -291,6 +291,27 @@ def test_status_streams_framed_with_crlf_or_cr_read_as_with_lf(line_end: str, tm
         assert [u.status for u in updates] == [TaskStatus.MISSING]
 
 
+def test_one_task_answering_400_does_not_hide_the_others_finishes(sandbox: MeshySandbox, tmp_path: Path) -> None:
+    """The poll asks about each task in turn: an odd answer for one (here a 400) is that task's UNKNOWN,
+    not an error for the whole round, so the other tasks' finishes are still heard."""
+    scheduler = make_scheduler(sandbox, tmp_path)
+    try:
+        done, odd = scheduler.add(text()), scheduler.add(text(index=1))
+        drain(scheduler)
+    finally:
+        scheduler.shutdown()
+    assert done.task_id is not None and odd.task_id is not None
+    sandbox.state.status_errors[meshy_id(odd.task_id)] = 400
+    backend = MeshyBackend(KEY, sandbox.url, timeout_s=5)
+    try:
+        updates = backend.watch([odd.task_id, done.task_id], timeout_s=1.0)
+    finally:
+        backend.close()
+    assert [(u.task_id, u.status) for u in updates] == [(odd.task_id, TaskStatus.UNKNOWN),
+                                                        (done.task_id, TaskStatus.SUCCESS)]
+    assert "Invalid task id" in (updates[0].error_message or "")
+
+
 def test_sse_lines_end_at_crlf_lf_or_cr_even_split_across_reads() -> None:
     stream = b"event: error\r\ndata: {}\r\n\r\ndata: a\rdata: b\r\rdata: c\n\n: tail without end"
     for size in (1, 2, 3, 7, len(stream)):
