@@ -185,36 +185,31 @@ class HttpClient:
             try:
                 response = self.session.request(method, url, json=json, files=files, headers=self._auth(url),
                                                 timeout=self.timeout_s, allow_redirects=False)
-            except BROKEN_BODY:
+            except (*BROKEN_BODY, requests.ConnectionError, requests.Timeout) as exc:
                 if retry and attempt < self.max_read_retries:
                     attempt += 1
                     time.sleep(backoff_delay(attempt, base_s=0.2))
                     continue
-                # The server had the whole request and began to answer: a create may have been made (and
-                # charged), so this is never `nothing_created`.
-                raise BackendError("answer_broken", f"the answer from {self.api_host} broke off before its end",
-                                   retryable=True) from None
-            except requests.ConnectionError as exc:
-                if retry and attempt < self.max_read_retries:
-                    attempt += 1
-                    time.sleep(backoff_delay(attempt, base_s=0.2))
-                    continue
-                # Before any byte was sent (refused), nothing can have been created.
-                refused = "refused" in str(exc).lower()
-                raise BackendError("connection_failed", f"could not reach {self.api_host}", retryable=True,
-                                   nothing_created=refused) from None
-            except requests.Timeout:
-                if retry and attempt < self.max_read_retries:
-                    attempt += 1
-                    time.sleep(backoff_delay(attempt, base_s=0.2))
-                    continue
-                raise BackendError("timeout", f"{self.api_host} did not answer within {self.timeout_s:g}s",
-                                   retryable=True) from None
+                raise self._no_answer(exc) from None
             if retry and response.status_code in RETRY_STATUSES and attempt < self.max_read_retries:
                 attempt += 1
                 time.sleep(backoff_delay(attempt, base_s=0.2, retry_after_s=retry_after(response)))
                 continue
             return response
+
+    def _no_answer(self, exc: Exception) -> BackendError:
+        """What a request that got no usable answer means, above all whether a create can have been made."""
+        if isinstance(exc, BROKEN_BODY):
+            # The server had the whole request and began to answer: a create may have been made (and
+            # charged), so this is never `nothing_created`.
+            return BackendError("answer_broken", f"the answer from {self.api_host} broke off before its end",
+                                retryable=True)
+        if isinstance(exc, requests.ConnectionError):  # first: a connect timeout is both kinds
+            # Before any byte was sent (refused), nothing can have been created.
+            refused = "refused" in str(exc).lower()
+            return BackendError("connection_failed", f"could not reach {self.api_host}", retryable=True,
+                                nothing_created=refused)
+        return BackendError("timeout", f"{self.api_host} did not answer within {self.timeout_s:g}s", retryable=True)
 
     def download(self, url: str, dest: Path, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD) -> int:
         """Stream `url` to `dest` via a temp file with a size cap; rename atomically. Never with the API
