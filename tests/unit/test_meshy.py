@@ -45,6 +45,17 @@ def make_scheduler(server: MeshySandbox, tmp_path: Path, **config: int) -> Sched
     return scheduler
 
 
+def run_to_the_end(server: MeshySandbox, tmp_path: Path, *specs: JobSpec) -> list[Job]:
+    """Run these jobs (one draft if none are given) through a fresh engine to their end, then stop it."""
+    scheduler = make_scheduler(server, tmp_path)
+    try:
+        jobs = [scheduler.add(spec) for spec in specs or (text(),)]
+        drain(scheduler)
+    finally:
+        scheduler.shutdown()
+    return jobs
+
+
 @pytest.fixture
 def scheduler(sandbox: MeshySandbox, tmp_path: Path) -> Iterator[Scheduler]:
     scheduler = make_scheduler(sandbox, tmp_path)
@@ -276,12 +287,7 @@ def test_status_streams_framed_with_crlf_or_cr_read_as_with_lf(line_end: str, tm
     """The SSE spec lets a server end lines with CRLF or CR: the finish still arrives pushed (no poll),
     and an `error` event for an unknown task is still an error (MISSING), not a status message."""
     with MeshySandbox(MeshyState(latency_s=dict(FAST), sse_line_end=line_end)) as server:
-        scheduler = make_scheduler(server, tmp_path)
-        try:
-            job = scheduler.add(text())
-            drain(scheduler)
-        finally:
-            scheduler.shutdown()
+        (job,) = run_to_the_end(server, tmp_path)
         assert job.state is JobState.FINISHED and polls(server) == 0
         backend = MeshyBackend(KEY, server.url, timeout_s=5)
         try:
@@ -294,12 +300,7 @@ def test_status_streams_framed_with_crlf_or_cr_read_as_with_lf(line_end: str, tm
 def test_one_task_answering_400_does_not_hide_the_others_finishes(sandbox: MeshySandbox, tmp_path: Path) -> None:
     """The poll asks about each task in turn: an odd answer for one (here a 400) is that task's UNKNOWN,
     not an error for the whole round, so the other tasks' finishes are still heard."""
-    scheduler = make_scheduler(sandbox, tmp_path)
-    try:
-        done, odd = scheduler.add(text()), scheduler.add(text(index=1))
-        drain(scheduler)
-    finally:
-        scheduler.shutdown()
+    done, odd = run_to_the_end(sandbox, tmp_path, text(), text(index=1))
     assert done.task_id is not None and odd.task_id is not None
     sandbox.state.status_errors[meshy_id(odd.task_id)] = 400
     backend = MeshyBackend(KEY, sandbox.url, timeout_s=5)
@@ -333,12 +334,7 @@ def test_gzip_encoded_result_links_download_whole(tmp_path: Path) -> None:
     Content-Length then counting the compressed bytes (RFC 9110 §8.6). The decoded file is the result:
     comparing its size with that length used to call every such download truncated, until Kiln gave up."""
     with MeshySandbox(MeshyState(latency_s=dict(FAST), asset_encoding="gzip")) as server:
-        scheduler = make_scheduler(server, tmp_path)
-        try:
-            job = scheduler.add(text())
-            drain(scheduler)
-        finally:
-            scheduler.shutdown()
+        (job,) = run_to_the_end(server, tmp_path)
         assert job.state is JobState.FINISHED and job.error is None
         task = server.state.tasks[meshy_id(job.task_ids[0])]
         assert Path(job.files["model"]).read_bytes() == server.state.files[task.assets["glb"]]
